@@ -1,0 +1,119 @@
+"""Configuration records: what a model is (`ModelConfig`) and how it is trained (`TrainConfig`).
+
+Field names equal the CLI flags with `_` for `-` (`--seq-len` is `seq_len`); the model file stores
+`ModelConfig` and `TrainConfig` under these names. `validate()` raises `UsageError` naming the flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from rnn_cli.errors import UsageError
+
+LEVELS = ("char", "word")
+CELLS = ("rnn",)
+ACTIVATIONS = ("tanh", "relu")
+OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop")
+CLIP_MODES = ("norm", "value")
+TOKENIZERS = ("words", "space")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _positive(obj, *names):
+    for name in names:
+        value = getattr(obj, name)
+        if value is None or value < 1:
+            raise UsageError(f"{_flag(name)} must be a positive integer (got {value})",
+                             hint=f"pass {_flag(name)} 1 or more")
+
+
+def _finite(obj, name, low=0.0, low_open=True, high=math.inf):
+    value = getattr(obj, name)
+    bad = not math.isfinite(value) or value < low or (low_open and value == low) or value > high
+    if bad:
+        rng = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
+        raise UsageError(f"{_flag(name)} must be a finite number in {rng} (got {value})",
+                         hint=f"pass a value such as {_flag(name)} {getattr(type(obj)(), name)}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture; fixed for the life of a model file."""
+
+    level: str = "char"  # char: Unicode code points; word: words and punctuation, <EOS> per line
+    cell: str = "rnn"  # the seed's cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a)
+    activation: str = "tanh"  # g
+    hidden: int = 256  # H, units per layer
+    layers: int = 1  # L, stacked cells; layer l > 0 reads a<t> of layer l-1
+    vocab_size: int = 0  # V, filled in from the vocabulary
+
+    def validate(self) -> "ModelConfig":
+        for name, choices in (("level", LEVELS), ("cell", CELLS), ("activation", ACTIVATIONS)):
+            if getattr(self, name) not in choices:
+                raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}"
+                                 f" (got {getattr(self, name)!r})")
+        _positive(self, "hidden", "layers")
+        return self
+
+    @property
+    def gates(self) -> int:
+        return 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: data split, batching, optimiser, stopping, reporting."""
+
+    batch_size: int = 32  # B parallel streams
+    seq_len: int = 64  # T steps of truncated backpropagation through time
+    lr: float = 2e-3
+    optim: str = "adam"
+    clip: float = 5.0  # 0 disables clipping
+    clip_mode: str = "norm"  # norm: global L2 norm; value: elementwise, as in the seed
+    steps: int = 0  # 0: no limit by steps
+    epochs: float = 0.0  # 0: no limit by epochs
+    max_seconds: float = 0.0  # 0: no time limit
+    val_frac: float = 0.1
+    eval_every: int = 200
+    sample_every: int = 0
+    seed: int = 1234
+    vocab_max: int = 10000  # --vocab-size of the CLI at word level (and char level, when set)
+    min_count: int = 1
+    lower: bool = False
+    tokenizer: str = "words"
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> "TrainConfig":
+        _positive(self, "batch_size", "seq_len", "eval_every", "min_count")
+        _finite(self, "lr", 0.0, low_open=True, high=1e3)
+        _finite(self, "clip", 0.0, low_open=False)
+        _finite(self, "val_frac", 0.0, low_open=False, high=0.5)
+        _finite(self, "epochs", 0.0, low_open=False)
+        _finite(self, "max_seconds", 0.0, low_open=False)
+        if self.steps < 0:
+            raise UsageError(f"--steps must be 0 (no limit) or positive (got {self.steps})")
+        if self.sample_every < 0:
+            raise UsageError(f"--sample-every must be 0 (off) or positive (got {self.sample_every})")
+        if self.vocab_max < 2:
+            raise UsageError(f"--vocab-size must be at least 2 (got {self.vocab_max})",
+                             hint="a language model needs at least two symbols to choose between")
+        for name, choices in (("optim", OPTIMIZERS), ("clip_mode", CLIP_MODES),
+                              ("tokenizer", TOKENIZERS)):
+            if getattr(self, name) not in choices:
+                raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}")
+        return self
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, d: dict):
+    """Build a config from a stored dict, ignoring unknown keys from newer minor versions."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,46 @@
+"""The one njit decorator of rnn-cli, and thread helpers.
+
+Every compiled CPU kernel in the project is decorated with `njit` or `njit_parallel` from here, so
+the compile options live in one place (stumpy `config.py` habit; a test greps that no other file
+sets `fastmath=`):
+
+- `cache=True`: the second run loads machine code from `__pycache__` instead of compiling.
+- fastmath: every LLVM flag except `nnan`/`ninf` (`fastmath=True` would let LLVM assume no NaN,
+  and the trainer relies on seeing NaN/inf to stop a diverging run).
+- `nogil=True`, `error_model="numpy"`: division by zero gives inf/nan instead of raising.
+
+The same Python function may be compiled twice, serial and parallel (umap `layouts.py`): `prange`
+is a plain `range` in the serial build.
+"""
+
+from __future__ import annotations
+
+import numba
+
+FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+_OPTIONS = dict(cache=True, fastmath=set(FASTMATH_FLAGS), nogil=True, error_model="numpy")
+
+
+def njit(func):
+    """Compile `func` serially with the project's options."""
+    return numba.njit(**_OPTIONS)(func)
+
+
+def njit_parallel(func):
+    """Compile `func` with `parallel=True` (its `prange` loops run on numba's thread pool)."""
+    return numba.njit(parallel=True, **_OPTIONS)(func)
+
+
+prange = numba.prange
+
+
+def set_threads(n: int) -> int:
+    """Use `n` threads for parallel kernels (clamped to numba's pool size); returns the count used."""
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
+
+
+def get_threads() -> int:
+    return numba.get_num_threads()

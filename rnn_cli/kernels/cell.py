@@ -1,0 +1,137 @@
+"""The seed's recurrent cell, forward and backward through time, for a window of B streams.
+
+    a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a),   g = tanh or ReLU
+
+The input term `W_ax x<t> + b_a` is computed before the time loop for the whole window (a column
+gather of W_ax for one-hot inputs, see `gather_input_forward`; a matrix product for upper layers),
+so the loops here carry only the recurrence: B*H*H multiply-adds per step. The B streams are
+independent within a window, so the parallel builds split the batch across threads with no shared
+writes (no reduction needed: dW_aa is formed afterwards from the stored dz as one matrix product).
+
+Layouts (all C-contiguous float32 unless stated):
+    a      (T+1, B, H)  a[0] is the state carried in from the previous window, a[t] = a<t>
+    xa     (T, B, H)    W_ax x<t> + b_a for t = 1..T (row t-1)
+    W_aa   (H, H)
+    da     (T, B, H)    dLoss/da<t> arriving from above (output layer or next layer)
+    dz     (T, B, H)    dLoss/d(pre-activation), written by the backward pass
+    dnext  (B, H)       scratch: dLoss/da<t-1> through the recurrence
+"""
+
+from __future__ import annotations
+
+import math
+
+from rnn_cli.kernels._jit import njit, njit_parallel, prange
+
+TANH = 0
+RELU = 1
+
+
+def _rnn_forward(a, xa, W_aa, act):
+    """Run the recurrence over one window; writes a[1:].
+
+    a (T+1,B,H) in/out, xa (T,B,H), W_aa (H,H), act TANH|RELU.
+    a<t>[i] = g(xa<t>[i] + sum_j W_aa[i,j] a<t-1>[j])
+    """
+    T = xa.shape[0]
+    B = xa.shape[1]
+    H = xa.shape[2]
+    for b in prange(B):
+        for t in range(T):
+            prev = a[t, b]
+            out = a[t + 1, b]
+            pre = xa[t, b]
+            for i in range(H):
+                s = pre[i]
+                row = W_aa[i]
+                for j in range(H):
+                    s += row[j] * prev[j]
+                if act == TANH:
+                    out[i] = math.tanh(s)
+                else:
+                    out[i] = s if s > 0.0 else 0.0
+
+
+def _rnn_backward(dz, dnext, da, a, W_aa, act):
+    """Backpropagate through time over one window (truncated at the window start).
+
+    dz (T,B,H) out, dnext (B,H) scratch, da (T,B,H) in, a (T+1,B,H) from forward, W_aa (H,H).
+    dz<t> = (da<t> + W_aa^T dz<t+1>) * g'(a<t>);  g' from the stored output: 1 - a^2 or [a > 0].
+    """
+    T = da.shape[0]
+    B = da.shape[1]
+    H = da.shape[2]
+    for b in prange(B):
+        nxt = dnext[b]
+        for i in range(H):
+            nxt[i] = 0.0
+        for t in range(T - 1, -1, -1):
+            out = a[t + 1, b]
+            d = dz[t, b]
+            up = da[t, b]
+            for i in range(H):
+                g = up[i] + nxt[i]
+                if act == TANH:
+                    d[i] = g * (1.0 - out[i] * out[i])
+                else:
+                    d[i] = g if out[i] > 0.0 else 0.0
+            if t == 0:
+                break
+            # nxt = W_aa^T d, accumulated row by row so the inner loop runs over contiguous memory
+            for j in range(H):
+                nxt[j] = 0.0
+            for i in range(H):
+                di = d[i]
+                row = W_aa[i]
+                for j in range(H):
+                    nxt[j] += di * row[j]
+
+
+rnn_forward = njit_parallel(_rnn_forward)
+rnn_backward = njit_parallel(_rnn_backward)
+rnn_forward_serial = njit(_rnn_forward)
+rnn_backward_serial = njit(_rnn_backward)
+
+
+def _gather_input_forward(xa, W_ax, b_a, x):
+    """One-hot input as a column gather: xa<t> = W_ax[:, x<t>] + b_a (x < 0 means the zero vector).
+
+    xa (T,B,GH) out, W_ax (GH,V), b_a (GH,), x (T,B) int32.
+    """
+    T = x.shape[0]
+    B = x.shape[1]
+    GH = b_a.shape[0]
+    for t in prange(T):
+        for b in range(B):
+            k = x[t, b]
+            out = xa[t, b]
+            if k < 0:
+                for i in range(GH):
+                    out[i] = b_a[i]
+            else:
+                for i in range(GH):
+                    out[i] = W_ax[i, k] + b_a[i]
+
+
+def _gather_input_backward(dW_ax, db_a, dz, x):
+    """Scatter-add the gradient of the column gather: dW_ax[:, x<t>] += dz<t>; db_a += dz<t>.
+
+    dW_ax (GH,V) accumulated, db_a (GH,) accumulated, dz (T,B,GH), x (T,B) int32. Serial: two
+    positions may hold the same token, so the writes would race.
+    """
+    T = x.shape[0]
+    B = x.shape[1]
+    GH = db_a.shape[0]
+    for t in range(T):
+        for b in range(B):
+            k = x[t, b]
+            d = dz[t, b]
+            for i in range(GH):
+                db_a[i] += d[i]
+            if k >= 0:
+                for i in range(GH):
+                    dW_ax[i, k] += d[i]
+
+
+gather_input_forward = njit_parallel(_gather_input_forward)
+gather_input_backward = njit(_gather_input_backward)

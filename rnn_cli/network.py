@@ -1,0 +1,132 @@
+"""One window of the network, forward and backward, with every buffer allocated once.
+
+The sequential part (the recurrence through time) runs in the compiled kernels of `kernels.cell`;
+the products that do not depend on the previous time step (upper layers' input terms, the output
+layer and its gradients) are done once per window as large matrix products by numpy's BLAS, where
+they run at the machine's GEMM speed. Shape letters as in `kernels/__init__.py`; R = T*B.
+
+    forward:  xa = W_ax x + b_a (gather) -> a<t> = g(xa<t> + W_aa a<t-1>) -> logits = a W_ya^T + b_y
+    backward: dlogits = (y_hat - y)/R -> dW_ya, db_y, da -> dz through time -> dW_aa, dW_ax, db_a
+
+`backward` overwrites the gradient buffers (one window per optimizer step).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnn_cli.kernels import cell, output
+from rnn_cli.params import Params
+
+ACTIVATIONS = {"tanh": cell.TANH, "relu": cell.RELU}
+
+
+class Network:
+    """Buffers and passes for windows of up to `steps` x `batch` tokens."""
+
+    def __init__(self, params: Params, batch: int, steps: int, parallel: bool = True):
+        cfg = params.cfg
+        self.params, self.cfg, self.B, self.T = params, cfg, batch, steps
+        L, H, V, GH = cfg.layers, cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden
+        dt = params.flat.dtype  # float32 in use; float64 for gradient checks
+        R = steps * batch
+        self.act = ACTIVATIONS[cfg.activation]
+        self.a = [np.zeros((steps + 1, batch, H), dt) for _ in range(L)]  # (T+1, B, H)
+        self.xa = np.zeros((steps, batch, GH), dt)  # (T, B, GH) input terms of one layer
+        self.dz = np.zeros((steps, batch, GH), dt)  # (T, B, GH)
+        self.da = np.zeros((steps, batch, H), dt)  # (T, B, H) gradient arriving at a layer
+        self.dnext = np.zeros((batch, H), dt)  # (B, H)
+        self.logits = np.zeros((R, V), dt)  # (R, V), overwritten by dlogits in backward
+        self.nll = np.zeros(R, np.float64)  # (R,) -log y_hat[y] per position
+        self.lse = np.zeros(R, np.float64)  # (R,) log-sum-exp per row
+        self.state = np.zeros((L, batch, H), dt)  # carried between windows
+        self.x_buf = np.zeros((steps, batch), np.int32)
+        self.y_buf = np.zeros((steps, batch), np.int32)
+        if parallel:
+            self._fwd, self._bwd = cell.rnn_forward, cell.rnn_backward
+        else:
+            self._fwd, self._bwd = cell.rnn_forward_serial, cell.rnn_backward_serial
+        self._T = 0
+
+    def reset_state(self) -> None:
+        self.state[...] = 0.0
+
+    def forward(self, x: np.ndarray, y: np.ndarray | None = None) -> float:
+        """Run a window x (T, B) int32 from the carried state; returns the summed nll (0 without y).
+
+        The carried state moves on to the window's last hidden state. Per-position nll is left in
+        `self.nll[:T*B]` (row t*B + b) and the logits in `self.logits`.
+        """
+        p, T = self.params, x.shape[0]
+        R, H, GH = T * self.B, self.cfg.hidden, self.cfg.gates * self.cfg.hidden
+        self._T = T
+        xa = self.xa[:T]
+        below = None
+        for layer in range(self.cfg.layers):
+            a = self.a[layer][:T + 1]
+            a[0] = self.state[layer]
+            if layer == 0:
+                cell.gather_input_forward(xa, p.W_ax, p.b_a[0], x)
+            else:
+                np.matmul(below[1:].reshape(R, H), p.W_ax_up[layer - 1].T, out=xa.reshape(R, GH))
+                xa += p.b_a[layer]
+            self._fwd(a, xa, p.W_aa[layer], self.act)
+            self.state[layer] = a[T]
+            below = a
+        logits = self.logits[:R]
+        np.matmul(below[1:].reshape(R, H), p.W_ya.T, out=logits)
+        logits += p.b_y
+        if y is None:
+            return 0.0
+        return output.softmax_xent_forward(self.nll[:R], self.lse[:R], logits, y.reshape(R))
+
+    def backward(self, grads: Params, x: np.ndarray, y: np.ndarray, scale: float) -> None:
+        """Gradients of `scale * sum(nll)` of the last forward window, written into `grads`."""
+        p, T = self.params, self._T
+        R, H, GH = T * self.B, self.cfg.hidden, self.cfg.gates * self.cfg.hidden
+        dlogits = self.logits[:R]
+        output.softmax_xent_backward(dlogits, dlogits, self.lse[:R], y.reshape(R), scale)
+        top = self.a[-1][1:T + 1].reshape(R, H)
+        np.matmul(dlogits.T, top, out=grads.W_ya)
+        np.sum(dlogits, axis=0, out=grads.b_y)
+        da, dz = self.da[:T], self.dz[:T]
+        np.matmul(dlogits, p.W_ya, out=da.reshape(R, H))
+        for layer in range(self.cfg.layers - 1, -1, -1):
+            a = self.a[layer][:T + 1]
+            self._bwd(dz, self.dnext, da, a, p.W_aa[layer], self.act)
+            dz2 = dz.reshape(R, GH)
+            np.matmul(dz2.T, a[:T].reshape(R, H), out=grads.W_aa[layer])
+            if layer == 0:
+                grads.W_ax[...] = 0.0
+                grads.b_a[0] = 0.0
+                cell.gather_input_backward(grads.W_ax, grads.b_a[0], dz, x)
+            else:
+                below = self.a[layer - 1][1:T + 1].reshape(R, H)
+                np.sum(dz2, axis=0, out=grads.b_a[layer])
+                np.matmul(dz2.T, below, out=grads.W_ax_up[layer - 1])
+                np.matmul(dz2, p.W_ax_up[layer - 1], out=da.reshape(R, H))
+
+
+def sequence_nll(net: Network, ids: np.ndarray, start_id: int, out: np.ndarray | None = None,
+                 reset: bool = True) -> float:
+    """Sum over i of -log P(ids[i] | start, ids[:i]) for one stream (net.B must be 1).
+
+    The first input is `start_id` (the end-of-line symbol, or -1 for the zero vector), then the ids
+    themselves; windows of `net.T` with the state carried, so the result does not depend on T.
+    `out` (len(ids),) float64 receives the per-token nll. This is the validation loss, and `score`.
+    """
+    if reset:
+        net.reset_state()
+    n, pos, total, prev = ids.shape[0], 0, 0.0, start_id
+    while pos < n:
+        T = min(net.T, n - pos)
+        x, y = net.x_buf[:T], net.y_buf[:T]
+        x[0, 0] = prev
+        x[1:, 0] = ids[pos:pos + T - 1]
+        y[:, 0] = ids[pos:pos + T]
+        total += net.forward(x, y)
+        if out is not None:
+            out[pos:pos + T] = net.nll[:T]
+        prev = ids[pos + T - 1]
+        pos += T
+    return total
