@@ -1,0 +1,144 @@
+"""The `rnn-cli` command line: argparse tree, flags -> configs, exit codes, pipes and Ctrl-C.
+
+This module and its command handlers (`cli_train.py`, `cli_sample.py`) are the only code that
+touches the terminal; only `main()` decides the exit status. numpy and numba are imported inside
+the handlers, so `rnn-cli --help` and `--version` answer without loading them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rnn_cli import __version__
+from rnn_cli.errors import ExitStatus, RnnCliError
+
+try:  # coloured, grouped --help; plain argparse help if the package is missing
+    from rich_argparse import RawDescriptionRichHelpFormatter as _Formatter
+except ImportError:  # pragma: no cover
+    _Formatter = argparse.RawDescriptionHelpFormatter
+
+EPILOG = """examples:
+  rnn-cli train corpus.txt                        char model, saved to the model store
+  rnn-cli train --level word corpus.txt -o words.npz
+  cat corpus.txt | rnn-cli train -                '-' reads standard input
+  rnn-cli sample --level char -n 500              stream 500 characters
+  rnn-cli sample -m words.npz --lines 5           five sentences
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _finite_float(low: float = 0.0, low_open: bool = True, high: float = float("inf")):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < low or (low_open and value == low) or value > high:
+            lo = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"must be in {lo}{low:g}, {high:g}], got {value:g}")
+        return value
+    return parse
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output and system")
+    g.add_argument("-q", "--quiet", action="count", default=0,
+                   help="less on stderr: -q keeps warnings and errors, -qq errors only")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
+    g.add_argument("--no-color", action="store_true", help="no colour on stderr")
+    g.add_argument("--traceback", action="store_true",
+                   help="show the Python traceback of an error instead of one line")
+    g.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for kernels and BLAS (default: all cores)")
+    g.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="where kernels run (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=None,
+                   help="random seed; the same seed gives the same result (train default 1234)")
+
+
+def _model_choice(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("-m", "--model", metavar="PATH",
+                   help="model file (default: the stored model of --level)")
+    g.add_argument("--level", choices=("char", "word"), default=None,
+                   help="pick the stored model of this level (default: char)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnn-cli", formatter_class=_Formatter, epilog=EPILOG,
+        description="Train recurrent-network language models on a text file (character or "
+                    "word level) and stream novel text from them.")
+    parser.add_argument("--version", action="version", version=f"rnn-cli {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from rnn_cli import cli_sample, cli_train
+
+    cli_train.add_parser(sub, _Formatter, _common)
+    cli_sample.add_parser(sub, _Formatter, _common, _model_choice)
+    return parser
+
+
+def _set_thread_env(threads: int | None) -> None:
+    """BLAS thread pools read their size at import: set it before numpy is imported."""
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _set_thread_env(getattr(args, "threads", None))
+    from rnn_cli.console import UI
+
+    ui = UI(quiet=args.quiet, verbose=args.verbose, no_color=args.no_color)
+    try:
+        return int(args.handler(args, ui))
+    except RnnCliError as e:
+        if args.traceback:
+            raise
+        ui.error(e.message, e.hint)
+        return int(e.exit_code)
+    except BrokenPipeError:
+        # stdout was closed early (`rnn-cli sample | head`): quietly stop (CPython's SIGPIPE note)
+        _silence_stdout()
+        return int(ExitStatus.ERROR)
+    except KeyboardInterrupt:
+        if args.traceback:
+            raise
+        ui.error("interrupted")
+        return int(ExitStatus.INTERRUPTED)
+    except MemoryError:
+        ui.error("out of memory", hint="use a smaller --hidden, --batch-size or --vocab-size")
+        return int(ExitStatus.ERROR)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

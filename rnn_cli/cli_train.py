@@ -1,0 +1,314 @@
+"""`rnn-cli train`: flags -> configs, the progress display, saving, Ctrl-C and --resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+from rnn_cli.config import ModelConfig, TrainConfig
+from rnn_cli.errors import RnnCliError, UsageError
+
+ARCH = ("level", "cell", "activation", "hidden", "layers")
+VOCAB_FLAGS = {"vocab_size": "vocab_max", "min_count": "min_count", "lower": "lower",
+               "tokenizer": "tokenizer"}
+TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optim", "clip", "clip_mode", "steps", "epochs",
+               "max_seconds", "val_frac", "eval_every", "sample_every", "seed")
+DEFAULT_EPOCHS = 10  # when no stopping rule is given
+
+
+def add_parser(sub, formatter, common) -> None:
+    from rnn_cli.cli import _finite_float, _nonneg_int, _positive_int
+
+    m, t = ModelConfig(), TrainConfig()
+    p = sub.add_parser("train", formatter_class=formatter, help="train a model on a text file",
+                       description="Train a character- or word-level RNN language model on a "
+                                   "plain text file and save it (atomically) as one .npz file.")
+    p.set_defaults(handler=run)
+    p.add_argument("corpus", metavar="CORPUS", help="UTF-8 text file, or - for standard input")
+    g = p.add_argument_group("input and output")
+    g.add_argument("-o", "--out", metavar="PATH",
+                   help="model file to write (default: the model store, $RNN_CLI_HOME/LEVEL.npz)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue training the model at --out (steps, optimizer, data position)")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of CORPUS (default: utf-8)")
+    g.add_argument("--errors", choices=("strict", "replace", "ignore"), default="strict",
+                   help="what to do with undecodable bytes (default: strict)")
+    g.add_argument("--json", action="store_true",
+                   help="print a JSON summary line on stdout at the end")
+    g = p.add_argument_group("model")
+    g.add_argument("--level", choices=("char", "word"), help=f"tokens (default: {m.level})")
+    g.add_argument("--cell", choices=("rnn",), help=f"recurrent cell (default: {m.cell})")
+    g.add_argument("--activation", choices=("tanh", "relu"),
+                   help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
+                        f"(default: {m.activation})")
+    g.add_argument("--hidden", type=_positive_int, help=f"H, hidden units (default: {m.hidden})")
+    g.add_argument("--layers", type=_positive_int, help=f"stacked layers (default: {m.layers})")
+    g.add_argument("--vocab-size", type=_positive_int,
+                   help="keep the m most frequent tokens, the rest become <UNK> "
+                        f"(default: {t.vocab_max} at word level, all characters at char level)")
+    g.add_argument("--min-count", type=_positive_int,
+                   help="drop tokens seen fewer times (default: 1)")
+    g.add_argument("--lower", action="store_true", default=None, help="lower-case the text")
+    g.add_argument("--tokenizer", choices=("words", "space"),
+                   help="word level: 'words' splits punctuation off words; 'space' splits on "
+                        "whitespace only, for pre-tokenized text such as Penn Treebank "
+                        "(default: words)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--batch-size", type=_positive_int,
+                   help=f"B, parallel streams (default: {t.batch_size})")
+    g.add_argument("--seq-len", type=_positive_int,
+                   help=f"T, steps of backpropagation through time (default: {t.seq_len})")
+    g.add_argument("--lr", type=_finite_float(0.0, True, 1e3),
+                   help=f"learning rate (default: {t.lr:g})")
+    g.add_argument("--optim", choices=("adam", "sgd", "adagrad", "rmsprop"),
+                   help=f"update rule (default: {t.optim})")
+    g.add_argument("--clip", type=_finite_float(0.0, False),
+                   help=f"gradient clipping threshold, 0 = off (default: {t.clip:g})")
+    g.add_argument("--clip-mode", choices=("norm", "value"),
+                   help="norm: global L2 norm; value: each element, as in the course notes "
+                        "(default: norm)")
+    g = p.add_argument_group("stopping and reporting")
+    g.add_argument("--steps", type=_positive_int, help="stop after this many optimizer steps "
+                   "in total (with --resume: counting the earlier ones)")
+    g.add_argument("--epochs", type=_finite_float(0.0, True),
+                   help=f"stop after this many passes over the text (default: {DEFAULT_EPOCHS} "
+                        "when neither --steps nor --max-seconds is given)")
+    g.add_argument("--max-seconds", type=_finite_float(0.0, True),
+                   help="stop after this many seconds of this run")
+    g.add_argument("--val-frac", type=_finite_float(0.0, False, 0.5),
+                   help=f"fraction at the end of the text held out for validation "
+                        f"(default: {t.val_frac:g})")
+    g.add_argument("--eval-every", type=_positive_int,
+                   help=f"validate (and save) every N steps (default: {t.eval_every})")
+    g.add_argument("--sample-every", type=_nonneg_int,
+                   help="show a short sample on stderr every N steps (default: off)")
+    common(p)
+
+
+def _configs(args, resumed):
+    """ModelConfig and TrainConfig from flags, over the resumed model's values, over defaults."""
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    if resumed is not None:
+        for name in ARCH:
+            if name in given and given[name] != getattr(resumed.cfg, name):
+                raise UsageError(f"--{name.replace('_', '-')} {given[name]} conflicts with the "
+                                 f"resumed model ({getattr(resumed.cfg, name)})",
+                                 hint="drop the flag to keep the model's architecture, or train "
+                                      "a new model without --resume")
+        for flag, field in list(VOCAB_FLAGS.items()) + [("optim", "optim")]:
+            if flag in given and given[flag] != getattr(resumed.train_cfg, field):
+                raise UsageError(f"--{flag.replace('_', '-')} conflicts with the resumed model",
+                                 hint="drop the flag when resuming")
+        base_m, base_t = vars(resumed.cfg), vars(resumed.train_cfg)
+    else:
+        base_m, base_t = vars(ModelConfig()), vars(TrainConfig())
+    mvals = {k: given.get(k, base_m[k]) for k in ARCH}
+    tvals = {k: given.get(k, base_t[k]) for k in TRAIN_FLAGS}
+    for flag, field in VOCAB_FLAGS.items():
+        tvals[field] = given.get(flag, base_t[field])
+    if resumed is None and "vocab_size" not in given and mvals["level"] == "char":
+        tvals["vocab_max"] = TrainConfig().vocab_max  # char level keeps every character
+    if not any(k in given for k in ("steps", "epochs", "max_seconds")) and resumed is None:
+        tvals["epochs"] = DEFAULT_EPOCHS
+    mvals["vocab_size"] = base_m.get("vocab_size", 0)
+    tvals = {k: (0 if v is None else v) for k, v in tvals.items()}
+    return ModelConfig(**mvals).validate(), TrainConfig(**tvals).validate(), given
+
+
+def run(args, ui) -> int:
+    import numpy as np
+
+    from rnn_cli import checkpoint, corpus, vocab as vocab_mod
+    from rnn_cli.kernels import _jit
+    from rnn_cli.params import Params
+    from rnn_cli.train import Trainer, warm_up
+
+    if args.device == "cuda":
+        raise RnnCliError("--device cuda is not available in this build",
+                          hint="use --device cpu (or auto)")
+    if args.threads:
+        n = _jit.set_threads(args.threads)
+        if n < args.threads:
+            ui.warn(f"--threads {args.threads} is more than the {n} cores here; using {n}")
+    level_hint = args.level or "char"
+    out = args.out or checkpoint.store_path(level_hint)
+    resumed = checkpoint.load(out, args.level) if args.resume else None
+    mcfg, tcfg, given = _configs(args, resumed)
+    if args.out is None and resumed is None:
+        out = checkpoint.store_path(mcfg.level)
+    text, info = corpus.read_text(args.corpus, args.encoding, args.errors)
+    if resumed is not None:
+        vocab = resumed.vocab
+        old = resumed.state.get("corpus", {})
+        if old.get("sha256") not in (None, info["sha256"]):
+            raise UsageError(f"{info['name']} is not the text this model was trained on "
+                             f"({old.get('name')})", hint="resume with the same corpus")
+    else:
+        vsize = tcfg.vocab_max if mcfg.level == "word" or "vocab_size" in given else None
+        vocab = vocab_mod.build_vocab(text, mcfg.level, vsize, tcfg.min_count, tcfg.lower,
+                                      tcfg.tokenizer)
+    ids, unknown = vocab.encode(text)
+    del text
+    train_ids, val_ids = corpus.split_train_val(ids, tcfg.val_frac)
+    B, T, adjusted = corpus.fit_batch_shape(len(train_ids), tcfg.batch_size, tcfg.seq_len)
+    if adjusted:
+        if resumed is not None:
+            raise UsageError("the corpus no longer fits the resumed batch shape")
+        ui.warn(f"the text is short: using --batch-size {B} --seq-len {T} "
+                f"(asked {tcfg.batch_size} x {tcfg.seq_len})")
+        tcfg = TrainConfig(**{**vars(tcfg), "batch_size": B, "seq_len": T})
+    mcfg = ModelConfig(**{**vars(mcfg), "vocab_size": len(vocab)})
+    rng = np.random.default_rng(tcfg.seed)
+    if resumed is not None:
+        model = resumed
+        model.train_cfg = tcfg
+        if resumed.rng_state:
+            rng.bit_generator.state = resumed.rng_state
+    else:
+        params = Params(mcfg).init(rng)
+        model = checkpoint.Model(mcfg, vocab, params, tcfg,
+                                 {"corpus": info, "unknown_tokens": int(unknown),
+                                  "train_tokens": int(len(train_ids)),
+                                  "val_tokens": int(len(val_ids))})
+    ui.info(f"{info['name']}: {info['bytes']:,} bytes, {len(ids):,} {mcfg.level} tokens "
+            f"({len(train_ids):,} train, {len(val_ids):,} validation), V = {len(vocab):,}"
+            + (f", {unknown:,} mapped to <UNK>" if unknown else ""))
+    with ui.err.status("compiling kernels (cached after the first run)…") if ui.interactive \
+            else _null():
+        secs = warm_up(mcfg)
+    ui.debug(f"kernels ready in {secs:.2f} s")
+    trainer = Trainer(model, tcfg, train_ids, val_ids, rng)
+    return _train_loop(args, ui, trainer, out)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag the trainer polls between steps; a second one aborts at once."""
+
+    def __init__(self):
+        self.signum = 0
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+    def __call__(self) -> bool:
+        return bool(self.signum)
+
+
+def _fmt(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+
+def _train_loop(args, ui, trainer, out) -> int:
+    from rnn_cli import checkpoint
+    from rnn_cli.errors import ExitStatus, TrainingDiverged
+
+    tcfg = trainer.tcfg
+    total = tcfg.steps or None
+    preview = _Preview(trainer, ui, tcfg.sample_every)
+    progress = ui.progress() if ui.interactive else None
+    task, last = None, {"val": "-"}
+    t_start = time.perf_counter()
+
+    def frac(info):
+        f = []
+        if tcfg.steps:
+            f.append(info["step"] / tcfg.steps)
+        if tcfg.epochs:
+            f.append(info["epoch"] / tcfg.epochs)
+        if tcfg.max_seconds:
+            f.append(info["elapsed"] / tcfg.max_seconds)
+        return min(1.0, max(f)) if f else 0.0
+
+    def on_event(kind, info):
+        if kind == "eval":
+            checkpoint.save(trainer.to_model(), out)
+            last["val"] = _fmt(info["val_loss"])
+            line = (f"step {info['step']:>7}  epoch {info['epoch']:.2f}  train {_fmt(info['train_loss'])}"
+                    f"  val {last['val']}{'  *' if info['best'] else ''}")
+            if progress is None:
+                ui.info(line)
+            else:
+                progress.console.print(line, style="dim", highlight=False)
+            return
+        if progress is not None and (info["step"] % 5 == 0 or info["step"] == 1):
+            progress.update(task, completed=frac(info) * 1000, step=info["step"],
+                            loss=_fmt(info["loss"]), val=last["val"],
+                            rate=f"{info['tok_s'] / 1000:.0f}k tok/s")
+        preview(info["step"])
+
+    stop = _StopFlag()
+    try:
+        with stop, (progress or _null()):
+            if progress is not None:
+                task = progress.add_task("train", total=1000, step=trainer.step, loss="-",
+                                         val="-", rate="")
+            summary = trainer.run(on_event, stop)
+    except TrainingDiverged:
+        checkpoint.save(trainer.to_model(with_resume=False), out) if not os.path.exists(out) \
+            else None
+        raise
+    except KeyboardInterrupt:
+        summary = None
+    checkpoint.save(trainer.to_model(), out)
+    if summary is None or summary["reason"] == "interrupted":
+        ui.error(f"interrupted at step {trainer.step}; the model is saved in {out}",
+                 hint=f"continue with `rnn-cli train {args.corpus} --resume -o {out}`")
+        return int(ExitStatus.INTERRUPTED)
+    summary.update(model=out, best_val_loss=trainer.best_val,
+                   wall_seconds=round(time.perf_counter() - t_start, 3))
+    ui.info(f"saved {out}: {summary['steps']} steps, {summary['tokens_per_sec']:,.0f} tok/s, "
+            f"train {_fmt(summary['train_loss'])}, val {_fmt(summary['val_loss'])} nats/token "
+            f"(best {_fmt(trainer.best_val)})")
+    if args.json:
+        sys.stdout.write(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                     for k, v in summary.items()}) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+class _Preview:
+    """A short dim sample on stderr every N steps (karpathy/char-rnn habit)."""
+
+    def __init__(self, trainer, ui, every: int):
+        self.trainer, self.ui, self.every = trainer, ui, every
+
+    def __call__(self, step: int) -> None:
+        if not self.every or step % self.every:
+            return
+        import numpy as np
+
+        from rnn_cli.checkpoint import Model
+        from rnn_cli.sample import SampleConfig, Sampler
+
+        m = self.trainer.model
+        live = Model(m.cfg, m.vocab, self.trainer.params)
+        s = Sampler(live)
+        x0, _ = s.prime("")
+        n = 200 if m.cfg.level == "char" else 40
+        text = "".join(s.generate(SampleConfig(length=n), np.random.default_rng(step), x0))
+        self.ui.sample_preview(text.rstrip("\n"))

@@ -1,0 +1,220 @@
+"""Trainer: the Python loop over optimizer steps around the compiled kernels. Never prints.
+
+One step = one window of B streams x T tokens: forward, backward through time, gradient clipping,
+update. The hidden state is carried from window to window (truncated BPTT) and reset at each
+epoch start. Progress is reported through an `on_event(kind, info)` callback (minGPT's trainer
+callbacks), so the CLI decides what the user sees; `should_stop()` lets it stop cleanly (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from rnn_cli.checkpoint import Model
+from rnn_cli.config import ModelConfig, TrainConfig
+from rnn_cli.corpus import Batches
+from rnn_cli.errors import TrainingDiverged
+from rnn_cli.kernels import _jit, optim, output
+from rnn_cli.network import Network, sequence_nll
+from rnn_cli.params import Params
+
+EVAL_WINDOW = 256  # window length of evaluation / scoring (results do not depend on it)
+
+
+def start_id(vocab) -> int:
+    """First input of a scored sequence: the end-of-line symbol (else the seed's zero vector)."""
+    return vocab.eos_id if vocab.eos_id is not None else -1
+
+
+class Optimizer:
+    """Update rules on flat buffers; moments live in `self.state` (saved in the model file)."""
+
+    def __init__(self, cfg: TrainConfig, n: int, state: dict | None = None, step: int = 0):
+        self.cfg, self.t = cfg, step
+        names = {"adam": ("m", "v"), "adagrad": ("h",), "rmsprop": ("h",), "sgd": ()}[cfg.optim]
+        self.state = {k: np.zeros(n, np.float32) for k in names}
+        for k, v in (state or {}).items():
+            if k in self.state:
+                self.state[k][:] = v
+
+    def update(self, p: np.ndarray, g: np.ndarray) -> None:
+        cfg, s = self.cfg, self.state
+        self.t += 1
+        if cfg.optim == "adam":
+            b1, b2, eps = 0.9, 0.999, 1e-8
+            c1, c2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
+            optim.adam_update(p, g, s["m"], s["v"], cfg.lr * math.sqrt(c2) / c1, b1, b2,
+                              eps * math.sqrt(c2))
+        elif cfg.optim == "adagrad":
+            optim.adagrad_update(p, g, s["h"], cfg.lr, 1e-8)
+        elif cfg.optim == "rmsprop":
+            optim.rmsprop_update(p, g, s["h"], cfg.lr, 0.99, 1e-8)
+        else:
+            optim.sgd_update(p, g, cfg.lr)
+
+
+def clip_gradients(g: np.ndarray, clip: float, mode: str) -> float:
+    """Clip in place; returns the global L2 norm before clipping."""
+    norm = math.sqrt(output.sum_squares(g))
+    if clip > 0:
+        if mode == "norm" and norm > clip:
+            output.scale_inplace(g, clip / norm)
+        elif mode == "value":
+            output.clip_values(g, clip)
+    return norm
+
+
+def warm_up(cfg: ModelConfig) -> float:
+    """Compile (or load from cache) every kernel a run uses, on a tiny network; returns seconds."""
+    t0 = time.perf_counter()
+    tiny = ModelConfig(**{**vars(cfg), "hidden": 2, "vocab_size": 3})
+    p = Params(tiny).init(np.random.default_rng(0))
+    g = p.zeros_like()
+    net = Network(p, 1, 2, parallel=True)
+    x = np.zeros((2, 1), np.int32)
+    net.forward(x, x)
+    net.backward(g, x, x, 1.0)
+    clip_gradients(g.flat, 1.0, "norm")
+    clip_gradients(g.flat, 1.0, "value")
+    for name in ("adam", "sgd", "adagrad", "rmsprop"):
+        Optimizer(TrainConfig(optim=name), len(p)).update(p.flat.copy(), g.flat)
+    sequence_nll(Network(p, 1, 2, parallel=False), np.zeros(3, np.int32), 0)
+    return time.perf_counter() - t0
+
+
+class Trainer:
+    """Trains `model` (params, vocab, config) on train ids, validating on val ids."""
+
+    def __init__(self, model: Model, tcfg: TrainConfig, train_ids: np.ndarray,
+                 val_ids: np.ndarray, rng: np.random.Generator):
+        self.model, self.tcfg, self.rng = model, tcfg, rng
+        self.params = model.params if model.resume_flat is None else _with_flat(model)
+        self.grads = self.params.zeros_like()
+        st = model.state
+        self.step, self.tokens = int(st.get("step", 0)), int(st.get("tokens", 0))
+        self.seconds = float(st.get("seconds", 0.0))
+        self.best_val = float(st.get("best_val", math.inf))
+        self.opt = Optimizer(tcfg, len(self.params), model.opt, step=self.step)
+        self.batches = Batches(train_ids, tcfg.batch_size, tcfg.seq_len)
+        if "batches" in st:
+            self.batches.load_state_dict(st["batches"])
+        self.net = Network(self.params, tcfg.batch_size, tcfg.seq_len)
+        if "carry" in st:  # the hidden state carried into the next window
+            self.net.state[...] = np.asarray(st["carry"], np.float32).reshape(self.net.state.shape)
+        self.val_ids = val_ids
+        self.eval_net = Network(self.params, 1, EVAL_WINDOW, parallel=False)
+        self.history = [list(r) for r in model.history]
+        self.best_flat = model.params.flat.copy()
+
+    def evaluate(self) -> float:
+        """Mean nats per token on the validation ids (nan when there are none)."""
+        if self.val_ids.shape[0] == 0:
+            return math.nan
+        start = start_id(self.model.vocab)
+        return sequence_nll(self.eval_net, self.val_ids, start) / self.val_ids.shape[0]
+
+    def train_step(self) -> float:
+        """One optimizer step on the next window; returns its mean nats per token."""
+        tcfg, b = self.tcfg, self.batches
+        x, y, reset = b.next_window()
+        if reset:
+            self.net.reset_state()
+        R = x.shape[0] * x.shape[1]
+        loss = self.net.forward(x, y) / R
+        self.net.backward(self.grads, x, y, 1.0 / R)
+        clip_gradients(self.grads.flat, tcfg.clip, tcfg.clip_mode)
+        self.opt.update(self.params.flat, self.grads.flat)
+        self.step += 1
+        self.tokens += R
+        return loss
+
+    def run(self, on_event=lambda kind, info: None, should_stop=lambda: False) -> dict:
+        """Train until --steps, --epochs or --max-seconds (the first reached) or `should_stop()`.
+
+        Events: ("step", info) after every step, ("eval", info) after each evaluation. Raises
+        TrainingDiverged when the loss stops being finite (the best parameters are kept).
+        """
+        tcfg = self.tcfg
+        if not (tcfg.steps or tcfg.epochs or tcfg.max_seconds):
+            raise ValueError("no stopping rule")  # the CLI always sets one
+        n_train = self.batches.tokens_per_epoch
+        wall0, step_time, step_tokens = time.perf_counter(), 0.0, 0
+        recent, reason, first_step = [], "", self.step
+        while True:
+            if tcfg.steps and self.step >= tcfg.steps:
+                reason = "steps"
+            elif tcfg.epochs and self.tokens >= tcfg.epochs * n_train:
+                reason = "epochs"
+            elif tcfg.max_seconds and time.perf_counter() - wall0 >= tcfg.max_seconds:
+                reason = "max-seconds"
+            elif should_stop():
+                reason = "interrupted"
+            if reason:
+                break
+            t0 = time.perf_counter()
+            loss = self.train_step()
+            dt = time.perf_counter() - t0
+            step_time += dt
+            step_tokens += self.batches.batch_size * self.batches.seq_len
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the training loss became {loss} at step {self.step}",
+                    hint="lower --lr (e.g. by 10x) or clip harder (--clip 1); the best model so "
+                         "far was kept")
+            recent.append(loss)
+            info = {"step": self.step, "loss": loss, "tok_s": step_tokens / max(step_time, 1e-9),
+                    "elapsed": time.perf_counter() - wall0, "epoch": self.tokens / n_train}
+            on_event("step", info)
+            if self.step % tcfg.eval_every == 0:
+                self._eval_event(on_event, recent, wall0)
+                recent = []
+        if recent or self.step == first_step or not self.history:
+            self._eval_event(on_event, recent, wall0)
+        self.seconds += time.perf_counter() - wall0
+        last = self.history[-1]
+        return {"reason": reason, "steps": self.step, "tokens": self.tokens,
+                "seconds": round(time.perf_counter() - wall0, 3),
+                "tokens_per_sec": round(step_tokens / step_time, 1) if step_time else 0.0,
+                "train_loss": last[1], "val_loss": last[2], "best_val_loss": self.best_val,
+                "V": self.model.cfg.vocab_size, "H": self.model.cfg.hidden,
+                "L": self.model.cfg.layers, "B": self.batches.batch_size, "T": self.batches.seq_len,
+                "threads": _jit.get_threads()}
+
+    def _eval_event(self, on_event, recent, wall0):
+        train_loss = float(np.mean(recent)) if recent else math.nan
+        val = self.evaluate()
+        improved = math.isnan(val) or val < self.best_val
+        if improved:
+            self.best_val = val if not math.isnan(val) else self.best_val
+            self.best_flat[:] = self.params.flat
+        elapsed = self.seconds + time.perf_counter() - wall0
+        self.history.append([self.step, train_loss, val, elapsed])
+        on_event("eval", {"step": self.step, "train_loss": train_loss, "val_loss": val,
+                          "best": improved, "epoch": self.tokens / self.batches.tokens_per_epoch})
+
+    def to_model(self, *, with_resume: bool = True) -> Model:
+        """The model file's content now: best parameters, and what a resume needs."""
+        best = Params(self.model.cfg)
+        best.flat[:] = self.best_flat
+        same = np.array_equal(best.flat, self.params.flat)
+        state = dict(self.model.state)
+        state.update(step=self.step, tokens=self.tokens, best_val=self.best_val,
+                     seconds=self.seconds, batches=self.batches.state_dict(),
+                     carry=self.net.state.ravel().tolist())
+        if not with_resume:
+            state.pop("batches", None)
+            state.pop("carry", None)
+        return Model(self.model.cfg, self.model.vocab, best, self.tcfg, state,
+                     np.asarray(self.history, np.float64).reshape(-1, 4),
+                     self.rng.bit_generator.state,
+                     None if (same or not with_resume) else self.params.flat.copy(),
+                     dict(self.opt.state) if with_resume else {})
+
+
+def _with_flat(model: Model) -> Params:
+    p = model.params.copy()
+    p.flat[:] = model.resume_flat
+    return p
