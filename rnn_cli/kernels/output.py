@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
 
 
@@ -67,7 +69,8 @@ def sum_squares(g):
     """Sum of squares of a flat float32 buffer, accumulated in float64 (for the global norm)."""
     s = 0.0
     for i in range(g.shape[0]):
-        s += float(g[i]) * float(g[i])
+        v = np.float64(g[i])
+        s += v * v
     return s
 
 

@@ -15,16 +15,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from rnn_cli.kernels._jit import njit
-from rnn_cli.kernels.cell import TANH
+from rnn_cli.kernels.cell import activate
 
 
 @njit
-def kth_largest(values, k, scratch):
-    """The k-th largest of `values` (k >= 1), by quickselect on a copy in `scratch` (no allocation)."""
+def kth_largest(values, k, scratch, exclude=-1):
+    """The k-th largest of `values` (k >= 1) leaving out index `exclude`, by quickselect on a copy
+    in `scratch` (no allocation)."""
     n = values.shape[0]
     for i in range(n):
         scratch[i] = values[i]
+    if exclude >= 0:
+        scratch[exclude] = -np.inf
     lo = 0
     hi = n - 1
     want = k - 1  # index in descending order
@@ -69,7 +74,7 @@ def draw_token(probs, logits, temperature, top_k, greedy, ban_id, u, scratch):
         return best
     cut = -math.inf
     if 0 < top_k < V:
-        cut = kth_largest(logits, top_k, scratch)
+        cut = kth_largest(logits, top_k, scratch, ban_id)
     m = logits[best]
     total = 0.0
     for k in range(V):
@@ -108,10 +113,8 @@ def rnn_step(a, x, W_ax0, W_ax_up, W_aa, b_a, act, h_tmp):
             r = W_aa[l, i]
             for j in range(H):
                 s += r[j] * a[l, j]
-            if act == TANH:
-                h_tmp[i] = math.tanh(s)
-            else:
-                h_tmp[i] = s if s > 0.0 else 0.0
+            h_tmp[i] = s
+        activate(h_tmp[:H], act)
         for i in range(H):
             a[l, i] = h_tmp[i]
 
