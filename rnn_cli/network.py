@@ -13,18 +13,31 @@ they run at the machine's GEMM speed. Shape letters as in `kernels/__init__.py`;
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from rnn_cli.kernels import cell, output
+from rnn_cli.kernels import _jit, blas, cell, output
 from rnn_cli.params import Params
 
 ACTIVATIONS = {"tanh": cell.TANH, "relu": cell.RELU}
+RECURRENCES = ("gemm", "loops")
+
+
+def pick_recurrence(batch: int, hidden: int) -> str:
+    """gemm: one BLAS product per step and thread (fast from H ~ 32 up when numpy's OpenBLAS is
+    there); loops: compiled dot products. RNN_CLI_RECURRENCE=gemm|loops overrides (benchmarks)."""
+    forced = os.environ.get("RNN_CLI_RECURRENCE")
+    if forced in RECURRENCES:
+        return forced
+    return "gemm" if blas.BACKEND.startswith("openblas") and hidden >= 32 else "loops"
 
 
 class Network:
     """Buffers and passes for windows of up to `steps` x `batch` tokens."""
 
-    def __init__(self, params: Params, batch: int, steps: int, parallel: bool = True):
+    def __init__(self, params: Params, batch: int, steps: int, parallel: bool = True,
+                 recurrence: str | None = None):
         cfg = params.cfg
         self.params, self.cfg, self.B, self.T = params, cfg, batch, steps
         L, H, V, GH = cfg.layers, cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden
@@ -42,11 +55,30 @@ class Network:
         self.state = np.zeros((L, batch, H), dt)  # carried between windows
         self.x_buf = np.zeros((steps, batch), np.int32)
         self.y_buf = np.zeros((steps, batch), np.int32)
+        self.threads = _jit.get_threads() if parallel else 1
+        self.recurrence = recurrence or pick_recurrence(batch, H)
+        gemm_path = self.recurrence == "gemm"
         if parallel:
-            self._fwd, self._bwd = cell.rnn_forward, cell.rnn_backward
+            fwd, bwd = (cell.rnn_forward_gemm, cell.rnn_backward_gemm) if gemm_path else \
+                (cell.rnn_forward, cell.rnn_backward)
+            self._mm = cell.pgemm
         else:
-            self._fwd, self._bwd = cell.rnn_forward_serial, cell.rnn_backward_serial
+            fwd, bwd = (cell.rnn_forward_gemm_serial, cell.rnn_backward_gemm_serial) if gemm_path \
+                else (cell.rnn_forward_serial, cell.rnn_backward_serial)
+            self._mm = cell.pgemm_serial
+        chunks = min(self.threads, batch)
+        if gemm_path:
+            self._fwd = lambda a, xa, W: fwd(a, xa, W, self.act, chunks)
+            self._bwd = lambda dz, dn, da, a, W: bwd(dz, dn, da, a, W, self.act, chunks)
+        else:
+            self._fwd = lambda a, xa, W: fwd(a, xa, W, self.act)
+            self._bwd = lambda dz, dn, da, a, W: bwd(dz, dn, da, a, W, self.act)
         self._T = 0
+
+    def _matmul(self, C, A, B, trans_a=False, trans_b=False, beta=0.0) -> None:
+        """C = op(A) op(B) + beta C with the rows of C split over the threads."""
+        chunks = max(1, min(self.threads, C.shape[0] // 16))
+        self._mm(C, A, B, trans_a, trans_b, 1.0, beta, chunks)
 
     def reset_state(self) -> None:
         self.state[...] = 0.0
@@ -68,14 +100,15 @@ class Network:
             if layer == 0:
                 cell.gather_input_forward(xa, p.W_ax, p.b_a[0], x)
             else:
-                np.matmul(below[1:].reshape(R, H), p.W_ax_up[layer - 1].T, out=xa.reshape(R, GH))
-                xa += p.b_a[layer]
-            self._fwd(a, xa, p.W_aa[layer], self.act)
+                xa[...] = p.b_a[layer]
+                self._matmul(xa.reshape(R, GH), below[1:].reshape(R, H), p.W_ax_up[layer - 1],
+                             trans_b=True, beta=1.0)
+            self._fwd(a, xa, p.W_aa[layer])
             self.state[layer] = a[T]
             below = a
         logits = self.logits[:R]
-        np.matmul(below[1:].reshape(R, H), p.W_ya.T, out=logits)
-        logits += p.b_y
+        logits[...] = p.b_y
+        self._matmul(logits, below[1:].reshape(R, H), p.W_ya, trans_b=True, beta=1.0)
         if y is None:
             return 0.0
         return output.softmax_xent_forward(self.nll[:R], self.lse[:R], logits, y.reshape(R))
@@ -87,15 +120,15 @@ class Network:
         dlogits = self.logits[:R]
         output.softmax_xent_backward(dlogits, dlogits, self.lse[:R], y.reshape(R), scale)
         top = self.a[-1][1:T + 1].reshape(R, H)
-        np.matmul(dlogits.T, top, out=grads.W_ya)
+        self._matmul(grads.W_ya, dlogits, top, trans_a=True)
         np.sum(dlogits, axis=0, out=grads.b_y)
         da, dz = self.da[:T], self.dz[:T]
-        np.matmul(dlogits, p.W_ya, out=da.reshape(R, H))
+        self._matmul(da.reshape(R, H), dlogits, p.W_ya)
         for layer in range(self.cfg.layers - 1, -1, -1):
             a = self.a[layer][:T + 1]
-            self._bwd(dz, self.dnext, da, a, p.W_aa[layer], self.act)
+            self._bwd(dz, self.dnext, da, a, p.W_aa[layer])
             dz2 = dz.reshape(R, GH)
-            np.matmul(dz2.T, a[:T].reshape(R, H), out=grads.W_aa[layer])
+            self._matmul(grads.W_aa[layer], dz2, a[:T].reshape(R, H), trans_a=True)
             if layer == 0:
                 grads.W_ax[...] = 0.0
                 grads.b_a[0] = 0.0
@@ -103,8 +136,8 @@ class Network:
             else:
                 below = self.a[layer - 1][1:T + 1].reshape(R, H)
                 np.sum(dz2, axis=0, out=grads.b_a[layer])
-                np.matmul(dz2.T, below, out=grads.W_ax_up[layer - 1])
-                np.matmul(dz2, p.W_ax_up[layer - 1], out=da.reshape(R, H))
+                self._matmul(grads.W_ax_up[layer - 1], dz2, below, trans_a=True)
+                self._matmul(da.reshape(R, H), dz2, p.W_ax_up[layer - 1])
 
 
 def sequence_nll(net: Network, ids: np.ndarray, start_id: int, out: np.ndarray | None = None,

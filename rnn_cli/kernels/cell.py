@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
+from rnn_cli.kernels.blas import gemm
 
 TANH = 0
 RELU = 1
@@ -171,3 +172,88 @@ def _gather_input_backward(dW_ax, db_a, dz, x):
 
 gather_input_forward = njit_parallel(_gather_input_forward)
 gather_input_backward = njit(_gather_input_backward)
+
+
+# ------------------------------------------------------------------------------------------------
+# The same recurrence with each step's (B x H) @ (H x H) product done by BLAS (kernels/blas.py).
+# The batch is cut into `nchunks` contiguous slices, one per thread; each thread runs the whole
+# time loop for its slice, so threads never wait for each other inside a window.
+
+def _chunk(B, nchunks, c):
+    size = (B + nchunks - 1) // nchunks
+    b0 = c * size
+    return b0, min(B, b0 + size)
+
+
+def _rnn_forward_gemm(a, xa, W_aa, act, nchunks):
+    """As `rnn_forward`; a<t> = g(xa<t> + a<t-1> W_aa^T) with one gemm per step and slice."""
+    T, B, H = xa.shape[0], xa.shape[1], xa.shape[2]
+    single, isz = a.itemsize == 4, a.itemsize
+    base, w = a.ctypes.data, W_aa.ctypes.data
+    for c in prange(nchunks):
+        b0, b1 = _chunk_bounds(B, nchunks, c)
+        if b1 > b0:
+            for t in range(T):
+                for b in range(b0, b1):
+                    out = a[t + 1, b]
+                    pre = xa[t, b]
+                    for i in range(H):
+                        out[i] = pre[i]
+                gemm(single, False, True, b1 - b0, H, H, 1.0, base + (t * B + b0) * H * isz, H,
+                     w, H, 1.0, base + ((t + 1) * B + b0) * H * isz, H)
+                for b in range(b0, b1):
+                    activate(a[t + 1, b], act)
+
+
+def _rnn_backward_gemm(dz, dnext, da, a, W_aa, act, nchunks):
+    """As `rnn_backward`; dnext = dz<t> W_aa with one gemm per step and slice."""
+    T, B, H = da.shape[0], da.shape[1], da.shape[2]
+    single, isz = a.itemsize == 4, a.itemsize
+    zp, np_, w = dz.ctypes.data, dnext.ctypes.data, W_aa.ctypes.data
+    for c in prange(nchunks):
+        b0, b1 = _chunk_bounds(B, nchunks, c)
+        if b1 > b0:
+            for b in range(b0, b1):
+                for i in range(H):
+                    dnext[b, i] = 0.0
+            for t in range(T - 1, -1, -1):
+                for b in range(b0, b1):
+                    out = a[t + 1, b]
+                    d = dz[t, b]
+                    up = da[t, b]
+                    nxt = dnext[b]
+                    if act == TANH:
+                        for i in range(H):
+                            d[i] = (up[i] + nxt[i]) * (1.0 - out[i] * out[i])
+                    else:
+                        for i in range(H):
+                            d[i] = up[i] + nxt[i] if out[i] > 0.0 else 0.0
+                if t > 0:
+                    gemm(single, False, False, b1 - b0, H, H, 1.0, zp + (t * B + b0) * H * isz,
+                         H, w, H, 0.0, np_ + b0 * H * isz, H)
+
+
+def _pgemm(C, A, B, trans_a, trans_b, alpha, beta, nchunks):
+    """C = alpha op(A) op(B) + beta C for C-contiguous 2-D arrays, rows of C split over threads.
+
+    op(A) is (M, K): A itself is (M, K), or (K, M) with trans_a; op(B) is (K, N) likewise.
+    """
+    M, N = C.shape[0], C.shape[1]
+    K = A.shape[0] if trans_a else A.shape[1]
+    lda, ldb, isz = A.shape[1], B.shape[1], C.itemsize
+    single = C.itemsize == 4
+    for c in prange(nchunks):
+        m0, m1 = _chunk_bounds(M, nchunks, c)
+        if m1 > m0:
+            offset = m0 if trans_a else m0 * lda
+            gemm(single, trans_a, trans_b, m1 - m0, N, K, alpha, A.ctypes.data + offset * isz,
+                 lda, B.ctypes.data, ldb, beta, C.ctypes.data + m0 * N * isz, N)
+
+
+_chunk_bounds = njit(_chunk)
+rnn_forward_gemm = njit_parallel(_rnn_forward_gemm)
+rnn_backward_gemm = njit_parallel(_rnn_backward_gemm)
+rnn_forward_gemm_serial = njit(_rnn_forward_gemm)
+rnn_backward_gemm_serial = njit(_rnn_backward_gemm)
+pgemm = njit_parallel(_pgemm)
+pgemm_serial = njit(_pgemm)
