@@ -11,11 +11,32 @@ sets `fastmath=`):
 
 The same Python function may be compiled twice, serial and parallel (umap `layouts.py`): `prange`
 is a plain `range` in the serial build.
+
+Cache location: numba notices edits to a kernel's own file but not to the njit functions it calls
+from other files. So, unless NUMBA_CACHE_DIR is set, the cache lives in a user cache folder named
+after a hash of every kernel source and the numba version: any edit, upgrade or reinstall starts a
+fresh cache instead of loading stale machine code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 import numba
+
+
+def _cache_dir() -> str:
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "rnn-cli", "numba-" + digest.hexdigest()[:16])
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    numba.config.CACHE_DIR = _cache_dir()
 
 FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
