@@ -34,6 +34,18 @@ test-slow: venv
 ## clean-cache: drop numba's compiled-kernel cache (after a numba upgrade or cross-module edits)
 clean-cache:
 	find rnn_cli -name '*.nbi' -delete -o -name '*.nbc' -delete
+	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/rnn-cli"
 
 clean: clean-cache
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+
+## bench: rnn-cli next to the PyTorch and NumPy peers of ../shared/bench (writes bench/RESULTS.md)
+##        make bench BENCH_ARGS=--quick is a 3-second smoke test; see bench/README.md
+BENCH_VENV ?= .venv-bench
+BENCH_ARGS ?=
+bench: venv
+	@$(BENCH_VENV)/bin/python -c "import torch, numpy" 2>/dev/null || \
+	  { echo "bench: creating $(BENCH_VENV) with torch==2.13.0 numpy (the peers' venv)" >&2 && \
+	    $(PYTHON) -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install -q torch==2.13.0 numpy; } || \
+	  echo "bench: could not set up $(BENCH_VENV); the peer rows will say so and be skipped" >&2
+	$(PY) bench/speed.py --peer-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
