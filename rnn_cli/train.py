@@ -8,6 +8,7 @@ callbacks), so the CLI decides what the user sees; `should_stop()` lets it stop 
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 
@@ -143,6 +144,7 @@ class Trainer:
         n_train = self.batches.tokens_per_epoch
         wall0, step_time, step_tokens = time.perf_counter(), 0.0, 0
         recent, reason, first_step = [], "", self.step
+        tail = collections.deque(maxlen=50)  # the summary's train loss: mean of the last 50 steps
         while True:
             if tcfg.steps and self.step >= tcfg.steps:
                 reason = "steps"
@@ -165,6 +167,7 @@ class Trainer:
                     hint="lower --lr (e.g. by 10x) or clip harder (--clip 1); the best model so "
                          "far was kept")
             recent.append(loss)
+            tail.append(loss)
             info = {"step": self.step, "loss": loss, "tok_s": step_tokens / max(step_time, 1e-9),
                     "elapsed": time.perf_counter() - wall0, "epoch": self.tokens / n_train}
             on_event("step", info)
@@ -178,7 +181,8 @@ class Trainer:
         return {"reason": reason, "steps": self.step, "tokens": self.tokens,
                 "seconds": round(time.perf_counter() - wall0, 3),
                 "tokens_per_sec": round(step_tokens / step_time, 1) if step_time else 0.0,
-                "train_loss": last[1], "val_loss": last[2], "best_val_loss": self.best_val,
+                "train_loss": float(np.mean(tail)) if tail else last[1], "val_loss": last[2],
+                "best_val_loss": self.best_val,
                 "V": self.model.cfg.vocab_size, "H": self.model.cfg.hidden,
                 "L": self.model.cfg.layers, "B": self.batches.batch_size, "T": self.batches.seq_len,
                 "threads": _jit.get_threads()}
