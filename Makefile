@@ -37,3 +37,16 @@ clean-cache:
 
 clean: clean-cache
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+
+## test-cudasim: the CUDA kernels under numba's simulator, no GPU needed (.ci/run runs it after
+## `test`); it adds the `cuda` extra (numba-cuda, ~17 MB of wheels) to the same venv
+$(VENV)/.installed-cuda: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,cuda]'
+	touch $@
+
+test-cudasim: $(VENV)/.installed-cuda
+	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q -m cuda tests/test_cuda.py
+
+## test-gpu: the same tests on a real GPU (skipped cleanly without one: pytest's 5 = none collected)
+test-gpu: $(VENV)/.installed-cuda
+	$(PY) -m pytest -q -m cuda tests/test_cuda.py || test $$? -eq 5

@@ -31,7 +31,7 @@ from rnn_cli.cuda import sampling as cs  # noqa: E402
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams  # noqa: E402
 from rnn_cli.cuda.train import CudaTrainer, DeviceOptimizer  # noqa: E402
 from rnn_cli.kernels import cell, optim, output, sampling  # noqa: E402
-from rnn_cli.network import Network  # noqa: E402
+from rnn_cli.network import Network, sequence_nll  # noqa: E402
 from rnn_cli.params import Params  # noqa: E402
 from rnn_cli.sample import SampleConfig, Sampler  # noqa: E402
 from rnn_cli.train import Optimizer, Trainer, clip_gradients  # noqa: E402
@@ -260,6 +260,18 @@ def test_window_logits_loss_and_every_gradient_match_cpu(act, layers):
                             atol=NETWORK["atol"] * scale, err_msg=f"{name}, window {window}")
 
 
+def test_sequence_nll_runs_unchanged_on_the_device_network():
+    """What validation and `score` use: one stream, windows of 3 with the state carried."""
+    cfg = ModelConfig(hidden=H, layers=2, vocab_size=V)
+    p = Params(cfg).init(np.random.default_rng(12))
+    ids = np.random.default_rng(13).integers(0, V, 10).astype(np.int32)  # a ragged last window
+    want, got = np.zeros(10), np.zeros(10)
+    total = sequence_nll(Network(p, 1, 3, parallel=False), ids, 0, want)
+    assert_allclose(sequence_nll(CudaNetwork(DeviceParams.from_host(p), 1, 3), ids, 0, got),
+                    total, **NETWORK)
+    assert_allclose(got, want, **NETWORK)
+
+
 def _model(cfg_kw=None, tcfg_kw=None):
     vocab = build_vocab(TEXT, "char")
     ids, _ = vocab.encode(TEXT)
@@ -314,9 +326,17 @@ def test_train_on_device_then_sample_on_cpu_and_device(tmp_path, capsys):
                  *common]) == 0
     assert main(["train", str(corpus), "-o", str(tmp_path / "c.npz"), "--device", "cpu",
                  *common]) == 0
+    for device, out in (("cuda", "c.npz"), ("cpu", "g.npz")):  # resume each on the other device
+        assert main(["train", str(corpus), "-o", str(tmp_path / out), "--device", device,
+                     "--resume", *common[:2], "--steps", "6", "-q"]) == 0
     g, c = checkpoint.load(str(tmp_path / "g.npz")), checkpoint.load(str(tmp_path / "c.npz"))
     assert_allclose(g.params.flat, c.params.flat, **NETWORK)  # the same file, up to float32
-    assert g.state["step"] == c.state["step"] == 4
+    assert (g.resume_flat is None) == (c.resume_flat is None)
+    if c.resume_flat is not None:
+        assert_allclose(g.resume_flat, c.resume_flat, **NETWORK)
+    for k in c.opt:
+        assert_allclose(g.opt[k], c.opt[k], rtol=1e-3, atol=1e-7, err_msg=k)
+    assert g.state["step"] == c.state["step"] == 6
     capsys.readouterr()
     texts = []
     for device in ("cpu", "cuda", "auto"):

@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterator
 
 import numpy as np
-from numba import cuda
+from numba import cuda, int32
 
 from rnn_cli.kernels.cell import TANH
 from rnn_cli.sample import SampleConfig, Sampler
@@ -103,7 +103,7 @@ def _generate_kernel(nthreads: int):
         """Twin of rnn_generate, launched as ONE block: out (N,) int32 out, count (1,) int32 out
         (tokens drawn), uniforms (N,) f64, a (L,H) state in/out, logits (V,) f32, probs (V,) f64,
         scratch (V,) f32, h_tmp (H,) f32."""
-        shared = cuda.shared.array(2, np.int32)  # [0]: the next input token, [1]: stop flag
+        shared = cuda.shared.array(2, int32)  # [0]: the next input token, [1]: stop flag
         tid = cuda.threadIdx.x
         L = a.shape[0]
         H = a.shape[1]
