@@ -67,8 +67,11 @@ def run(args, ui) -> int:
                       top_k=args.top_k or 0, greedy=args.argmax, allow_unk=args.allow_unk,
                       prime=prime)
     if device == "cuda":
-        from rnn_cli.cuda.sampling import CudaSampler as Sampler  # noqa: F811
-    sampler = Sampler(model)
+        from rnn_cli.cuda.sampling import CudaSampler
+
+        sampler = CudaSampler(model)
+    else:
+        sampler = Sampler(model)
     x0, unknown = sampler.prime(prime)
     if unknown:
         ui.warn(f"{unknown} token(s) of --prime are not in the vocabulary and were read as <UNK>")

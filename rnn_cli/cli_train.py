@@ -10,7 +10,7 @@ import sys
 import time
 
 from rnn_cli.config import ModelConfig, TrainConfig
-from rnn_cli.errors import RnnCliError, UsageError
+from rnn_cli.errors import UsageError
 
 ARCH = ("level", "cell", "activation", "hidden", "layers")
 VOCAB_FLAGS = {"vocab_size": "vocab_max", "min_count": "min_count", "lower": "lower",

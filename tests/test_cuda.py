@@ -27,6 +27,7 @@ from numba import cuda  # noqa: E402
 from rnn_cli import checkpoint  # noqa: E402
 from rnn_cli.config import ModelConfig, TrainConfig  # noqa: E402
 from rnn_cli.cuda import kernels as ck  # noqa: E402
+from rnn_cli.cuda import optim as co  # noqa: E402
 from rnn_cli.cuda import sampling as cs  # noqa: E402
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams  # noqa: E402
 from rnn_cli.cuda.train import CudaTrainer, DeviceOptimizer  # noqa: E402
@@ -157,7 +158,7 @@ def test_softmax_xent_forward_and_backward():
 def test_gradient_clipping(clip, mode):
     g = f32(np.random.default_rng(5), 101)  # several blocks, fewer partials than blocks
     d_g, sumsq, partials = dev(g), cuda.device_array(1, np.float64), cuda.device_array(2, np.float64)
-    ck.clip_gradients(d_g, clip, mode, sumsq, partials)
+    co.clip_gradients(d_g, clip, mode, sumsq, partials)
     exact = np.sqrt(np.sum(g.astype(np.float64) ** 2))
     norm = clip_gradients(g, clip, mode)
     # the device squares in float64; the CPU kernel's fastmath build squares in float32 (seen
@@ -194,7 +195,7 @@ def test_optimizer_updates_match_cpu(rule):
     for k in cpu.state:
         assert_allclose(gpu_host.state[k], cpu.state[k], **KERNEL)
     # the kernel twins directly
-    assert callable(getattr(optim, f"{rule}_update")) and callable(getattr(ck, f"{rule}_update"))
+    assert callable(getattr(optim, f"{rule}_update")) and callable(getattr(co, f"{rule}_update"))
 
 
 # ------------------------------------------------------------------------------------ sampling

@@ -4,8 +4,9 @@ Nothing here is imported unless `--device cuda|auto` asks for it, and importing 
 not import `numba.cuda`: `backend.is_available()` does, when called. Layout:
 
     backend.py   is_available(), the "no usable GPU" error with a hint, --device resolution
-    kernels.py   @cuda.jit kernels for training (gather, recurrence, matmul, softmax-xent, clip,
-                 optimizer updates) and host wrappers with the CPU kernels' names
+    kernels.py   @cuda.jit kernels for training (gather, recurrence, matmul, softmax-xent, sums)
+                 and host wrappers with the CPU kernels' names
+    optim.py     gradient clipping and the sgd / adagrad / rmsprop / adam updates
     sampling.py  the sampling kernel (one block per chunk of tokens) and CudaSampler
     network.py   DeviceParams (flat device buffer + named views) and CudaNetwork (one window)
     train.py     CudaTrainer: the Trainer with parameters, gradients and optimizer state on the device

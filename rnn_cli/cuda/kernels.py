@@ -3,12 +3,12 @@
 What lives here: the column-gather input and its scatter-add gradient, the recurrence forward and
 backward (one launch per time step over B*H threads: the step is the sequential dependency), a tiled
 shared-memory matmul for the products the CPU path hands to BLAS, softmax + cross-entropy forward and
-backward, deterministic sum reductions, gradient clipping and the optimizer updates. What does not:
-sampling (`sampling.py`), buffer management (`network.py`), the training loop (`train.py`).
+backward, and deterministic sum reductions. What does not: clipping and the optimizer updates
+(`optim.py`), sampling (`sampling.py`), buffer management (`network.py`), the loop (`train.py`).
 
 Every wrapper takes device arrays (or, under the simulator, anything numba.cuda accepts), launches
 and returns without synchronising; shapes and equations are those of the CPU twin named in each
-docstring (kernels/cell.py, kernels/output.py, kernels/optim.py). Randomness never enters here.
+docstring (kernels/cell.py, kernels/output.py). Randomness never enters here.
 
 Launch sizes are read from `THREADS` and `TILE` at call time (tests set them small for the
 simulator, stumpy's `config.STUMPY_THREADS_PER_BLOCK` habit); kernels whose shared-memory size
@@ -289,7 +289,7 @@ def softmax_xent_backward(dlogits, logits, lse, y, scale) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# reductions, clipping, updates (twins of output.sum_squares / clip helpers and kernels/optim.py)
+# deterministic sum reductions (twin of output.sum_squares); clipping and updates: optim.py
 
 
 @functools.lru_cache(maxsize=None)
@@ -336,87 +336,3 @@ def sum_into(out, x, partials) -> None:
 def sum_squares(out, g, partials) -> None:
     """Twin of output.sum_squares: out[0] = sum g^2 in float64; partials (PARTIALS,) float64."""
     _reduce(out, g, True, partials)
-
-
-@cuda.jit
-def scale_by_norm_kernel(g, sumsq, clip):
-    """g *= clip / ||g|| when ||g|| > clip; the norm is read on the device (no host round trip)."""
-    i = cuda.grid(1)
-    if i < g.shape[0]:
-        norm = math.sqrt(sumsq[0])
-        if norm > clip:
-            g[i] *= clip / norm
-
-
-@cuda.jit
-def clip_values_kernel(g, limit):
-    """Clip every element to [-limit, limit] (the seed's np.clip)."""
-    i = cuda.grid(1)
-    if i < g.shape[0]:
-        if g[i] > limit:
-            g[i] = limit
-        elif g[i] < -limit:
-            g[i] = -limit
-
-
-def clip_gradients(g, clip: float, mode: str, sumsq, partials) -> None:
-    """Twin of train.clip_gradients, in place on the device; the norm before clipping is left in
-    sumsq[0] (squared; read it with copy_to_host only when it is logged)."""
-    sum_squares(sumsq, g, partials)
-    if clip > 0:
-        if mode == "norm":
-            scale_by_norm_kernel[_blocks(g.shape[0]), THREADS](g, sumsq, clip)
-        elif mode == "value":
-            clip_values_kernel[_blocks(g.shape[0]), THREADS](g, clip)
-
-
-@cuda.jit
-def sgd_update_kernel(p, g, lr):
-    """p -= lr * g."""
-    i = cuda.grid(1)
-    if i < p.shape[0]:
-        p[i] -= lr * g[i]
-
-
-@cuda.jit
-def adagrad_update_kernel(p, g, h, lr, eps):
-    """h += g^2; p -= lr * g / (sqrt(h) + eps)."""
-    i = cuda.grid(1)
-    if i < p.shape[0]:
-        h[i] += g[i] * g[i]
-        p[i] -= lr * g[i] / (math.sqrt(h[i]) + eps)
-
-
-@cuda.jit
-def rmsprop_update_kernel(p, g, h, lr, decay, eps):
-    """h = decay*h + (1-decay)*g^2; p -= lr * g / (sqrt(h) + eps)."""
-    i = cuda.grid(1)
-    if i < p.shape[0]:
-        h[i] = decay * h[i] + (1.0 - decay) * g[i] * g[i]
-        p[i] -= lr * g[i] / (math.sqrt(h[i]) + eps)
-
-
-@cuda.jit
-def adam_update_kernel(p, g, m, v, lr_t, beta1, beta2, eps_t):
-    """Adam, as optim.adam_update: m, v moments; lr_t and eps_t bias-corrected by the caller."""
-    i = cuda.grid(1)
-    if i < p.shape[0]:
-        m[i] = beta1 * m[i] + (1.0 - beta1) * g[i]
-        v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i]
-        p[i] -= lr_t * m[i] / (math.sqrt(v[i]) + eps_t)
-
-
-def sgd_update(p, g, lr) -> None:
-    sgd_update_kernel[_blocks(p.shape[0]), THREADS](p, g, lr)
-
-
-def adagrad_update(p, g, h, lr, eps) -> None:
-    adagrad_update_kernel[_blocks(p.shape[0]), THREADS](p, g, h, lr, eps)
-
-
-def rmsprop_update(p, g, h, lr, decay, eps) -> None:
-    rmsprop_update_kernel[_blocks(p.shape[0]), THREADS](p, g, h, lr, decay, eps)
-
-
-def adam_update(p, g, m, v, lr_t, beta1, beta2, eps_t) -> None:
-    adam_update_kernel[_blocks(p.shape[0]), THREADS](p, g, m, v, lr_t, beta1, beta2, eps_t)

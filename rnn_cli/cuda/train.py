@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from rnn_cli.config import ModelConfig, TrainConfig
-from rnn_cli.cuda import kernels as ck
+from rnn_cli.cuda import optim as co
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams
 from rnn_cli.params import Params
 from rnn_cli.train import Optimizer, Trainer
@@ -43,14 +43,14 @@ class DeviceOptimizer:
         if cfg.optim == "adam":
             b1, b2, eps = ADAM_BETAS
             c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-            ck.adam_update(p, g, s["m"], s["v"], cfg.lr * math.sqrt(c2) / c1, b1, b2,
+            co.adam_update(p, g, s["m"], s["v"], cfg.lr * math.sqrt(c2) / c1, b1, b2,
                            eps * math.sqrt(c2))
         elif cfg.optim == "adagrad":
-            ck.adagrad_update(p, g, s["h"], cfg.lr, 1e-8)
+            co.adagrad_update(p, g, s["h"], cfg.lr, 1e-8)
         elif cfg.optim == "rmsprop":
-            ck.rmsprop_update(p, g, s["h"], cfg.lr, 0.99, 1e-8)
+            co.rmsprop_update(p, g, s["h"], cfg.lr, 0.99, 1e-8)
         else:
-            ck.sgd_update(p, g, cfg.lr)
+            co.sgd_update(p, g, cfg.lr)
 
     def download(self) -> None:
         for k, d in self.state.items():
@@ -90,7 +90,7 @@ class CudaTrainer(Trainer):
         R = x.shape[0] * x.shape[1]
         net.forward(x, y, sync=False)
         net.backward(self.dgrads, x, y, 1.0 / R)
-        ck.clip_gradients(self.dgrads.flat, tcfg.clip, tcfg.clip_mode, net.sumsq, net.partials)
+        co.clip_gradients(self.dgrads.flat, tcfg.clip, tcfg.clip_mode, net.sumsq, net.partials)
         self.dopt.update(self.dparams.flat, self.dgrads.flat)
         self._stale = True
         self.step += 1
@@ -120,7 +120,7 @@ def warm_up(cfg: ModelConfig) -> float:
     net.forward(x, x)
     net.backward(g, x, x, 1.0)
     for mode in ("norm", "value"):
-        ck.clip_gradients(g.flat, 1.0, mode, net.sumsq, net.partials)
+        co.clip_gradients(g.flat, 1.0, mode, net.sumsq, net.partials)
     for name in ("adam", "sgd", "adagrad", "rmsprop"):
         opt = DeviceOptimizer(Optimizer(TrainConfig(optim=name), len(p)))
         opt.update(p.flat, g.flat)
