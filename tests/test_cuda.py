@@ -71,6 +71,16 @@ def dev(a):
     return cuda.to_device(np.ascontiguousarray(a))
 
 
+def test_resolve_picks_the_device_and_silences_occupancy_warnings(monkeypatch):
+    from numba.cuda.core import config
+
+    monkeypatch.delenv("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", raising=False)
+    monkeypatch.setattr(config, "CUDA_LOW_OCCUPANCY_WARNINGS", 1)
+    assert backend.resolve("cuda") == backend.resolve("auto") == "cuda"
+    assert config.CUDA_LOW_OCCUPANCY_WARNINGS == 0
+    assert backend.resolve("cpu") == "cpu"
+
+
 # ------------------------------------------------------------------------------------- kernels
 
 

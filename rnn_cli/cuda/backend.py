@@ -65,12 +65,26 @@ def resolve(device: str, warn=None) -> str:
         return "cpu"
     ok, reason = probe()
     if ok:
+        _quiet_occupancy_warnings()
         return "cuda"
     if device == "cuda":
         raise RnnCliError(f"--device cuda: no usable GPU ({reason})", hint=INSTALL_HINT)
     if warn is not None:
         warn(f"--device auto: no usable GPU ({reason}); running on the CPU")
     return "cpu"
+
+
+def _quiet_occupancy_warnings() -> None:
+    """Switch off numba-cuda's "grid size will likely result in GPU under-utilization" warning
+    (unless NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS is set): the sampling kernel is one block by design
+    and a time step is B*H threads, so it would reach the user's stderr on every run."""
+    if "NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS" in os.environ:
+        return
+    try:
+        from numba.cuda.core import config
+    except ImportError:  # pragma: no cover - another numba-cuda layout
+        return
+    config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
 
 def describe() -> str:
