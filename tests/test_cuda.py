@@ -110,7 +110,7 @@ def test_rnn_forward_and_backward_match_cpu(act):
     xa, W = f32(rng, T, B, H), f32(rng, H, H, scale=0.5)
     d_a = dev(a)
     cell.rnn_forward_serial(a, xa, W, act)
-    ck.rnn_forward(d_a, dev(xa), dev(W), act)
+    ck.rnn_forward(d_a, dev(xa), dev(W), act, cuda.device_array((H, H), np.float32))
     assert_allclose(d_a.copy_to_host(), a, **KERNEL)
 
     da = f32(rng, T, B, H)

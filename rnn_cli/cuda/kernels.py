@@ -132,8 +132,21 @@ def gather_input_backward(dW_ax, db_a, dz, x) -> None:
 
 
 @cuda.jit
-def rnn_forward_step_kernel(a, xa, W_aa, t, act):
-    """a<t+1>[b, i] = g(xa<t>[b, i] + sum_j W_aa[i, j] a<t>[b, j]); one thread per (b, i)."""
+def transpose_kernel(out, A):
+    """out (N,M) = A (M,N) transposed; one thread per element."""
+    idx = cuda.grid(1)
+    N = A.shape[1]
+    if idx < A.shape[0] * N:
+        out[idx % N, idx // N] = A[idx // N, idx % N]
+
+
+@cuda.jit
+def rnn_forward_step_kernel(a, xa, W_aaT, t, act):
+    """a<t+1>[b, i] = g(xa<t>[b, i] + sum_j W_aa[i, j] a<t>[b, j]); one thread per (b, i).
+
+    W_aaT[j, i] = W_aa[i, j]: threads i of a warp read one row of it side by side (coalesced),
+    where W_aa itself would be read with a stride of H.
+    """
     idx = cuda.grid(1)
     H = a.shape[2]
     if idx < a.shape[1] * H:
@@ -141,18 +154,20 @@ def rnn_forward_step_kernel(a, xa, W_aa, t, act):
         i = idx % H
         s = xa[t, b, i]
         for j in range(H):
-            s += W_aa[i, j] * a[t, b, j]
+            s += W_aaT[j, i] * a[t, b, j]
         if act == TANH:
             a[t + 1, b, i] = math.tanh(s)
         else:
             a[t + 1, b, i] = s if s > 0.0 else 0.0
 
 
-def rnn_forward(a, xa, W_aa, act) -> None:
-    """Twin of cell.rnn_forward: a (T+1,B,H) in/out (a[0] given), xa (T,B,H), W_aa (H,H)."""
+def rnn_forward(a, xa, W_aa, act, W_aaT) -> None:
+    """Twin of cell.rnn_forward: a (T+1,B,H) in/out (a[0] given), xa (T,B,H), W_aa (H,H);
+    W_aaT (H,H) scratch receives W_aa transposed once per call (see the step kernel)."""
     T, B, H = xa.shape
+    transpose_kernel[_blocks(H * H), THREADS](W_aaT, W_aa)
     for t in range(T):  # the recurrence: each step needs the whole previous state
-        rnn_forward_step_kernel[_blocks(B * H), THREADS](a, xa, W_aa, t, act)
+        rnn_forward_step_kernel[_blocks(B * H), THREADS](a, xa, W_aaT, t, act)
 
 
 @cuda.jit

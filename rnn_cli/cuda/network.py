@@ -83,6 +83,7 @@ class CudaNetwork:
         self.xa = cuda.device_array((steps, batch, GH), f32)  # (T, B, GH)
         self.dz = cuda.device_array((steps, batch, GH), f32)  # (T, B, GH)
         self.da = cuda.device_array((steps, batch, H), f32)  # (T, B, H)
+        self.W_T = cuda.device_array((H, H), f32)  # (H, H) W_aa^T of the layer being run
         self.logits = cuda.device_array((R, V), f32)  # (R, V), overwritten by dlogits
         self._nll = cuda.device_array(R, np.float64)  # (R,)
         self.lse = cuda.device_array(R, np.float64)  # (R,)
@@ -131,7 +132,7 @@ class CudaNetwork:
                 xa2 = xa.reshape(R, H)
                 ck.matmul(xa2, below[1:].reshape(R, H), p.W_ax_up[layer - 1], trans_b=True)
                 ck.add_bias(xa2, p.b_a[layer])
-            ck.rnn_forward(a, xa, p.W_aa[layer], self.act)
+            ck.rnn_forward(a, xa, p.W_aa[layer], self.act, self.W_T)
             self.state[layer].copy_to_device(a[T])
             below = a
         logits = self.logits[:R]
