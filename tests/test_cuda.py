@@ -3,7 +3,7 @@
 Runs under numba's CUDA simulator (`make test-cudasim`, NUMBA_ENABLE_CUDASIM=1 before Python starts)
 or on a real GPU (`make test-gpu`); the module is skipped at collection otherwise, without importing
 numba.cuda, so the CPU suite pays nothing for it. Tiny shapes (STYLE §3.4: H=5, V=7, T=4, B=3) and
-tiny launches (32 threads per block, 4x4 matmul tiles) keep the simulator to a few blocks per launch.
+tiny launches (32 threads per block, 4x4 matmul tiles) keep the simulator to a few blocks a launch.
 The CPU kernels are the twins: float32 on both sides, compared within float32 tolerances.
 """
 
@@ -164,10 +164,12 @@ def test_softmax_xent_forward_and_backward():
     assert_allclose(d_logits.copy_to_host(), logits, **KERNEL)
 
 
-@pytest.mark.parametrize("clip,mode", [(0.5, "norm"), (50.0, "norm"), (0.3, "value"), (0.0, "norm")])
+@pytest.mark.parametrize("clip,mode",
+                         [(0.5, "norm"), (50.0, "norm"), (0.3, "value"), (0.0, "norm")])
 def test_gradient_clipping(clip, mode):
     g = f32(np.random.default_rng(5), 101)  # several blocks, fewer partials than blocks
-    d_g, sumsq, partials = dev(g), cuda.device_array(1, np.float64), cuda.device_array(2, np.float64)
+    d_g = dev(g)
+    sumsq, partials = cuda.device_array(1, np.float64), cuda.device_array(2, np.float64)
     co.clip_gradients(d_g, clip, mode, sumsq, partials)
     exact = np.sqrt(np.sum(g.astype(np.float64) ** 2))
     norm = clip_gradients(g, clip, mode)

@@ -9,7 +9,7 @@ not import `numba.cuda`: `backend.is_available()` does, when called. Layout:
     optim.py     gradient clipping and the sgd / adagrad / rmsprop / adam updates
     sampling.py  the sampling kernel (one block per chunk of tokens) and CudaSampler
     network.py   DeviceParams (flat device buffer + named views) and CudaNetwork (one window)
-    train.py     CudaTrainer: the Trainer with parameters, gradients and optimizer state on the device
+    train.py     CudaTrainer: the Trainer with parameters, gradients, optimizer state on the device
 
 Hooking a command in (train and sample do; score and predict, from another branch, would):
 `device = backend.resolve(args.device, ui.warn)` first (raises the one-line error for `cuda`

@@ -1,10 +1,11 @@
 """@cuda.jit twins of the CPU training kernels, and host wrappers that keep the CPU names.
 
 What lives here: the column-gather input and its scatter-add gradient, the recurrence forward and
-backward (one launch per time step over B*H threads: the step is the sequential dependency), a tiled
-shared-memory matmul for the products the CPU path hands to BLAS, softmax + cross-entropy forward and
-backward, and deterministic sum reductions. What does not: clipping and the optimizer updates
-(`optim.py`), sampling (`sampling.py`), buffer management (`network.py`), the loop (`train.py`).
+backward (one launch per time step over B*H threads: the step is the sequential dependency), a
+tiled shared-memory matmul for the products the CPU path hands to BLAS, softmax + cross-entropy
+forward and backward, and deterministic sum reductions. What does not: clipping and the optimizer
+updates (`optim.py`), sampling (`sampling.py`), buffer management (`network.py`), the loop
+(`train.py`).
 
 Every wrapper takes device arrays (or, under the simulator, anything numba.cuda accepts), launches
 and returns without synchronising; shapes and equations are those of the CPU twin named in each

@@ -6,7 +6,8 @@ activation buffer is allocated once; per window only x and y (T*B int32 each) go
 when asked, the loss (one float64) comes back.
 
     forward:  xa = W_ax x + b_a (gather) -> a<t> = g(xa<t> + W_aa a<t-1>) -> logits = a W_ya^T + b_y
-    backward: dlogits = (y_hat - y) * scale -> dW_ya, db_y, da -> dz through time -> dW_aa, dW_ax, db_a
+    backward: dlogits = (y_hat - y) * scale -> dW_ya, db_y, da -> dz through time -> dW_aa, dW_ax,
+              db_a
 
 `CudaNetwork` also offers what `network.sequence_nll` uses (reset_state, T, x_buf, y_buf, forward,
 nll), so the scoring and validation code can run a B = 1 network on the device unchanged.

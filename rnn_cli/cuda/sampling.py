@@ -30,7 +30,7 @@ THREADS = 128  # threads of the one sampling block (H and V are walked in stride
 
 @cuda.jit(device=True)
 def _kth_largest_dev(values, k, scratch):
-    """The k-th largest of `values` by quickselect on a copy in `scratch` (as the CPU kth_largest)."""
+    """The k-th largest of `values`, by quickselect on a copy in `scratch` (as kth_largest)."""
     n = values.shape[0]
     for i in range(n):
         scratch[i] = values[i]
