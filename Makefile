@@ -20,10 +20,12 @@ demo: venv
 	$(RNN) train corpora/shakespeare.txt -o $(DEMO_MODEL) --max-seconds 60
 	$(RNN) sample -m $(DEMO_MODEL) --prime "ROMEO:" --temperature 0.8 -n 600 --seed 1
 
-## test: the whole suite (what .ci/run runs): compiled kernels, then the tiny ones with JIT off
-test: venv
+## test: the whole suite (what .ci/run runs): compiled kernels, the tiny kernel tests again with
+## JIT off, and the CUDA kernels on numba's simulator (no GPU needed)
+test: $(VENV)/.installed-cuda
 	$(PY) -m pytest -q -m "not slow"
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py
+	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q -m cuda tests/test_cuda.py
 
 test-nojit: venv
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py
@@ -49,3 +51,16 @@ bench: venv
 	    $(PYTHON) -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install -q torch==2.13.0 numpy; } || \
 	  echo "bench: could not set up $(BENCH_VENV); the peer rows will say so and be skipped" >&2
 	$(PY) bench/speed.py --peer-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+
+## test-cudasim: the CUDA kernels under numba's simulator, no GPU needed (.ci/run runs it after
+## `test`); it adds the `cuda` extra (numba-cuda, ~17 MB of wheels) to the same venv
+$(VENV)/.installed-cuda: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,cuda]'
+	touch $@
+
+test-cudasim: $(VENV)/.installed-cuda
+	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q -m cuda tests/test_cuda.py
+
+## test-gpu: the same tests on a real GPU (skipped cleanly without one: pytest's 5 = none collected)
+test-gpu: $(VENV)/.installed-cuda
+	$(PY) -m pytest -q -m cuda tests/test_cuda.py || test $$? -eq 5

@@ -42,11 +42,9 @@ def run(args, ui) -> int:
     if args.argmax and (args.temperature is not None or args.top_k is not None):
         raise UsageError("--argmax cannot be combined with --temperature or --top-k",
                          hint="--argmax always takes the most probable token; drop one of them")
-    if args.device == "cuda":
-        from rnn_cli.errors import RnnCliError
+    from rnn_cli.cuda.backend import resolve as resolve_device
 
-        raise RnnCliError("--device cuda is not available in this build",
-                          hint="use --device cpu (or auto)")
+    device = resolve_device(args.device, ui.warn)  # no numba.cuda import for --device cpu
     path = args.model or checkpoint.store_path(args.level or "char")
     if args.model is None and not __import__("os").path.exists(path):
         lvl = args.level or "char"
@@ -68,7 +66,12 @@ def run(args, ui) -> int:
     sc = SampleConfig(length=length, lines=args.lines, temperature=args.temperature or 1.0,
                       top_k=args.top_k or 0, greedy=args.argmax, allow_unk=args.allow_unk,
                       prime=prime)
-    sampler = Sampler(model)
+    if device == "cuda":
+        from rnn_cli.cuda.sampling import CudaSampler
+
+        sampler = CudaSampler(model)
+    else:
+        sampler = Sampler(model)
     x0, unknown = sampler.prime(prime)
     if unknown:
         ui.warn(f"{unknown} token(s) of --prime are not in the vocabulary and were read as <UNK>")

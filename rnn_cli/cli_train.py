@@ -10,7 +10,7 @@ import sys
 import time
 
 from rnn_cli.config import ModelConfig, TrainConfig
-from rnn_cli.errors import RnnCliError, UsageError
+from rnn_cli.errors import UsageError
 
 ARCH = ("level", "cell", "activation", "hidden", "layers")
 VOCAB_FLAGS = {"vocab_size": "vocab_max", "min_count": "min_count", "lower": "lower",
@@ -127,9 +127,9 @@ def run(args, ui) -> int:
     from rnn_cli.params import Params
     from rnn_cli.train import Trainer, warm_up
 
-    if args.device == "cuda":
-        raise RnnCliError("--device cuda is not available in this build",
-                          hint="use --device cpu (or auto)")
+    from rnn_cli.cuda.backend import resolve as resolve_device
+
+    device = resolve_device(args.device, ui.warn)  # no numba.cuda import for --device cpu
     if args.threads:
         n = _jit.set_threads(args.threads)
         if n < args.threads:
@@ -180,8 +180,16 @@ def run(args, ui) -> int:
     with ui.err.status("compiling kernels (cached after the first run)…") if ui.interactive \
             else _null():
         secs = warm_up(mcfg)
+        if device == "cuda":
+            from rnn_cli.cuda import backend, train as cuda_train
+
+            secs += cuda_train.warm_up(mcfg)
+            ui.debug(f"device: {backend.describe()}")
     ui.debug(f"kernels ready in {secs:.2f} s")
-    trainer = Trainer(model, tcfg, train_ids, val_ids, rng)
+    if device == "cuda":
+        trainer = cuda_train.CudaTrainer(model, tcfg, train_ids, val_ids, rng)
+    else:
+        trainer = Trainer(model, tcfg, train_ids, val_ids, rng)
     return _train_loop(args, ui, trainer, out)
 
 

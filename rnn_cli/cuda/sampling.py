@@ -1,0 +1,215 @@
+"""Sampling on the device: the twin of `kernels.sampling.rnn_generate`, and `CudaSampler`.
+
+One stream is sequential token after token, so the kernel is a single block that loops over a whole
+chunk of tokens: its threads share the H (and V) units of each step, thread 0 draws, and
+`syncthreads` separates the phases. One launch per chunk, one copy back (the drawn ids).
+
+The uniforms come from the host's seeded numpy Generator, exactly as on the CPU, so the same seed
+draws the same tokens wherever the arithmetic allows. Where it does not: the device sums the
+recurrence and the logits in its own order and may fuse multiply-adds, so logits differ from the
+CPU's in the last float32 bits (~1e-7 relative); a token can differ when a uniform falls that close
+to a boundary of the cumulative distribution (or, under --argmax, when two logits tie that closely),
+and from there on the two streams diverge. With V = 7 and random weights this has not been seen in
+the tests; over long samples of a large vocabulary it will happen now and then.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+
+import numpy as np
+from numba import cuda, int32
+
+from rnn_cli.kernels.cell import TANH
+from rnn_cli.sample import SampleConfig, Sampler
+
+THREADS = 128  # threads of the one sampling block (H and V are walked in strides of it)
+
+
+@cuda.jit(device=True)
+def _kth_largest_dev(values, k, scratch, exclude):
+    """The k-th largest of `values` leaving out index `exclude`, by quickselect on a copy in
+    `scratch` (as kth_largest)."""
+    n = values.shape[0]
+    for i in range(n):
+        scratch[i] = values[i]
+    if exclude >= 0:
+        scratch[exclude] = -math.inf
+    lo = 0
+    hi = n - 1
+    want = k - 1
+    while lo < hi:
+        pivot = scratch[(lo + hi) // 2]
+        i = lo
+        j = hi
+        while i <= j:
+            while scratch[i] > pivot:
+                i += 1
+            while scratch[j] < pivot:
+                j -= 1
+            if i <= j:
+                tmp = scratch[i]
+                scratch[i] = scratch[j]
+                scratch[j] = tmp
+                i += 1
+                j -= 1
+        if want <= j:
+            hi = j
+        elif want >= i:
+            lo = i
+        else:
+            break
+    return scratch[want]
+
+
+@cuda.jit(device=True)
+def _draw_token_dev(probs, logits, temperature, top_k, greedy, ban_id, u, scratch):
+    """As kernels.sampling.draw_token: softmax(logits / T) over the allowed tokens, drawn with u."""
+    V = logits.shape[0]
+    best = -1
+    for k in range(V):
+        if k != ban_id and (best < 0 or logits[k] > logits[best]):
+            best = k
+    if greedy:
+        return best
+    cut = -math.inf
+    if 0 < top_k < V:
+        cut = _kth_largest_dev(logits, top_k, scratch, ban_id)
+    m = logits[best]
+    total = 0.0
+    for k in range(V):
+        if k == ban_id or logits[k] < cut:
+            probs[k] = 0.0
+        else:
+            probs[k] = math.exp((logits[k] - m) / temperature)
+            total += probs[k]
+    target = u * total
+    acc = 0.0
+    last = best
+    for k in range(V):
+        if probs[k] > 0.0:
+            acc += probs[k]
+            last = k
+            if acc > target:
+                return k
+    return last
+
+
+@functools.lru_cache(maxsize=None)
+def _generate_kernel(nthreads: int):
+    @cuda.jit
+    def generate_kernel(out, count, uniforms, a, x0, W_ax0, W_ax_up, W_aa, b_a, W_ya, b_y, act,
+                        temperature, top_k, greedy, ban_id, stop_id, logits, probs, scratch,
+                        h_tmp):
+        """Twin of rnn_generate, launched as ONE block: out (N,) int32 out, count (1,) int32 out
+        (tokens drawn), uniforms (N,) f64, a (L,H) state in/out, logits (V,) f32, probs (V,) f64,
+        scratch (V,) f32, h_tmp (H,) f32."""
+        shared = cuda.shared.array(2, int32)  # [0]: the next input token, [1]: stop flag
+        tid = cuda.threadIdx.x
+        L = a.shape[0]
+        H = a.shape[1]
+        V = W_ya.shape[0]
+        if tid == 0:
+            shared[0] = x0
+            shared[1] = 0
+        cuda.syncthreads()
+        n = 0
+        while n < out.shape[0] and shared[1] == 0:
+            x = shared[0]
+            for layer in range(L):  # rnn_step: layer by layer, through h_tmp
+                for i in range(tid, H, nthreads):
+                    s = b_a[layer, i]
+                    if layer == 0:
+                        if x >= 0:
+                            s += W_ax0[i, x]
+                    else:
+                        for j in range(H):
+                            s += W_ax_up[layer - 1, i, j] * a[layer - 1, j]
+                    for j in range(H):
+                        s += W_aa[layer, i, j] * a[layer, j]
+                    h_tmp[i] = math.tanh(s) if act == TANH else (s if s > 0.0 else 0.0)
+                cuda.syncthreads()
+                for i in range(tid, H, nthreads):
+                    a[layer, i] = h_tmp[i]
+                cuda.syncthreads()
+            for k in range(tid, V, nthreads):  # output_logits
+                s = b_y[k]
+                for j in range(H):
+                    s += W_ya[k, j] * a[L - 1, j]
+                logits[k] = s
+            cuda.syncthreads()
+            if tid == 0:
+                tok = _draw_token_dev(probs, logits, temperature, top_k, greedy, ban_id,
+                                      uniforms[n], scratch)
+                out[n] = tok
+                shared[0] = tok
+                if tok == stop_id:
+                    shared[1] = 1
+            cuda.syncthreads()
+            n += 1
+        if tid == 0:
+            count[0] = n
+
+    return generate_kernel
+
+
+def rnn_generate(out, count, uniforms, a, x0, W_ax0, W_ax_up, W_aa, b_a, W_ya, b_y, act,
+                 temperature, top_k, greedy, ban_id, stop_id, logits, probs, scratch, h_tmp):
+    """Launch the one-block sampling kernel (arguments as kernels.sampling.rnn_generate, plus
+    count (1,) int32 that receives the number drawn). W_ax_up of a one-layer model may be any
+    (>=1, H, H) array: it is not read."""
+    _generate_kernel(THREADS)[1, THREADS](out, count, uniforms, a, x0, W_ax0, W_ax_up, W_aa, b_a,
+                                          W_ya, b_y, act, temperature, top_k, greedy, ban_id,
+                                          stop_id, logits, probs, scratch, h_tmp)
+
+
+class CudaSampler(Sampler):
+    """Sampler whose draws run on the device. Priming (a short text) runs on the CPU kernels and
+    the resulting state is uploaded once; the state then stays on the device across chunks."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        p, cfg = model.params, model.cfg
+        H, V = cfg.hidden, cfg.vocab_size
+        up = p.W_ax_up if cfg.layers > 1 else p.W_aa  # never read for one layer (see rnn_generate)
+        self.d_views = tuple(cuda.to_device(np.ascontiguousarray(v))
+                             for v in (p.W_ax, up, p.W_aa, p.b_a, p.W_ya, p.b_y))
+        self.d_state = cuda.to_device(self.state)
+        self.d_logits = cuda.device_array(V, np.float32)
+        self.d_probs = cuda.device_array(V, np.float64)
+        self.d_scratch = cuda.device_array(V, np.float32)
+        self.d_h = cuda.device_array(cfg.gates * H, np.float32)
+        self.d_count = cuda.device_array(1, np.int32)
+
+    def prime(self, text: str) -> tuple[int, int]:
+        x, unknown = super().prime(text)
+        self.d_state.copy_to_device(self.state)
+        return x, unknown
+
+    def generate(self, sc: SampleConfig, rng: np.random.Generator, x0: int,
+                 chunk: int = 256) -> Iterator[str]:
+        """As Sampler.generate (same uniforms from `rng`, same stopping), drawing on the device."""
+        vocab = self.vocab
+        stop = vocab.eos_id if vocab.eos_id is not None else -1
+        ban = -1 if sc.allow_unk else vocab.unk_id
+        d_out = cuda.device_array(chunk, np.int32)
+        drawn, lines, x = 0, 0, x0
+        temperature = max(sc.temperature, 1e-6)
+        while (sc.length is None or drawn < sc.length) and (sc.lines is None or lines < sc.lines):
+            n_max = chunk if sc.length is None else min(chunk, sc.length - drawn)
+            stop_id = stop if sc.lines is not None else -1
+            uniforms = cuda.to_device(rng.random(n_max))
+            rnn_generate(d_out[:n_max], self.d_count, uniforms, self.d_state, x, *self.d_views,
+                         self.act, temperature, sc.top_k, sc.greedy, ban, stop_id, self.d_logits,
+                         self.d_probs, self.d_scratch, self.d_h)
+            n = int(self.d_count.copy_to_host()[0])
+            ids = d_out[:n_max].copy_to_host()[:n]
+            drawn += n
+            if stop_id >= 0 and n and ids[-1] == stop_id:
+                lines += 1
+            x = int(ids[-1]) if n else x
+            piece = self.detok.piece(ids)
+            if piece:
+                yield piece

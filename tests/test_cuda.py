@@ -1,0 +1,359 @@
+"""The CUDA path against the CPU path: every device kernel, one window, one training step, sampling.
+
+Runs under numba's CUDA simulator (`make test-cudasim`, NUMBA_ENABLE_CUDASIM=1 before Python starts)
+or on a real GPU (`make test-gpu`); the module is skipped at collection otherwise, without importing
+numba.cuda, so the CPU suite pays nothing for it. Tiny shapes (STYLE §3.4: H=5, V=7, T=4, B=3) and
+tiny launches (32 threads per block, 4x4 matmul tiles) keep the simulator to a few blocks a launch.
+The CPU kernels are the twins: float32 on both sides, compared within float32 tolerances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from rnn_cli.cuda import backend
+
+if not (backend.simulator_enabled() or backend.device_present_cheaply()):
+    pytest.skip("no GPU and NUMBA_ENABLE_CUDASIM is not set (see `make test-cudasim`)",
+                allow_module_level=True)
+_OK, _WHY = backend.probe()
+if not _OK:
+    pytest.skip(f"CUDA target not usable: {_WHY}", allow_module_level=True)
+
+from numba import cuda  # noqa: E402
+
+from rnn_cli import checkpoint  # noqa: E402
+from rnn_cli.config import ModelConfig, TrainConfig  # noqa: E402
+from rnn_cli.cuda import kernels as ck  # noqa: E402
+from rnn_cli.cuda import optim as co  # noqa: E402
+from rnn_cli.cuda import sampling as cs  # noqa: E402
+from rnn_cli.cuda.network import CudaNetwork, DeviceParams  # noqa: E402
+from rnn_cli.cuda.train import CudaTrainer, DeviceOptimizer  # noqa: E402
+from rnn_cli.kernels import cell, optim, output, sampling  # noqa: E402
+from rnn_cli.network import Network, sequence_nll  # noqa: E402
+from rnn_cli.params import Params  # noqa: E402
+from rnn_cli.sample import SampleConfig, Sampler  # noqa: E402
+from rnn_cli.train import Optimizer, Trainer, clip_gradients  # noqa: E402
+from rnn_cli.vocab import build_vocab  # noqa: E402
+
+pytestmark = pytest.mark.cuda
+
+H, V, T, B = 5, 7, 4, 3
+# float32 device vs float32 CPU: one kernel (a few roundings), a whole window / step (many).
+KERNEL = {"rtol": 2e-5, "atol": 1e-6}
+NETWORK = {"rtol": 1e-4, "atol": 1e-6}
+ACTS = (cell.TANH, cell.RELU)
+TEXT = "tea at ten.\neat a tea.\nten at a tent.\n" * 6  # V = 8: 7 characters + <UNK>
+
+
+@pytest.fixture(autouse=True)
+def tiny_launches(monkeypatch):
+    monkeypatch.setattr(ck, "THREADS", 32)
+    monkeypatch.setattr(ck, "TILE", 4)
+    monkeypatch.setattr(ck, "PARTIALS", 2)
+    monkeypatch.setattr(cs, "THREADS", 4)
+
+
+def f32(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def tokens(rng, *shape):
+    x = rng.integers(0, V, size=shape).astype(np.int32)
+    x.flat[1] = -1  # the zero-vector input / an unscored row
+    x.flat[2] = x.flat[3]  # a repeated token: the scatter-add must not race
+    return x
+
+
+def dev(a):
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def test_resolve_picks_the_device_and_silences_occupancy_warnings(monkeypatch):
+    from numba.cuda.core import config
+
+    monkeypatch.delenv("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", raising=False)
+    monkeypatch.setattr(config, "CUDA_LOW_OCCUPANCY_WARNINGS", 1)
+    assert backend.resolve("cuda") == backend.resolve("auto") == "cuda"
+    assert config.CUDA_LOW_OCCUPANCY_WARNINGS == 0
+    assert backend.resolve("cpu") == "cpu"
+
+
+# ------------------------------------------------------------------------------------- kernels
+
+
+def test_gather_input_forward_and_backward():
+    rng = np.random.default_rng(0)
+    W, b, x = f32(rng, H, V), f32(rng, H), tokens(rng, T, B)
+    xa = np.zeros((T, B, H), np.float32)
+    cell.gather_input_forward(xa, W, b, x)
+    d_xa = cuda.device_array((T, B, H), np.float32)
+    ck.gather_input_forward(d_xa, dev(W), dev(b), dev(x))
+    assert_array_equal(d_xa.copy_to_host(), xa)  # a copy and one add: exact
+
+    dz = f32(rng, T, B, H)
+    dW, db = f32(rng, H, V), f32(rng, H)  # accumulates into what is there
+    d_dW, d_db = dev(dW), dev(db)
+    cell.gather_input_backward(dW, db, dz, x)
+    ck.gather_input_backward(d_dW, d_db, dev(dz), dev(x))
+    assert_allclose(d_dW.copy_to_host(), dW, **KERNEL)
+    assert_allclose(d_db.copy_to_host(), db, **KERNEL)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_rnn_forward_and_backward_match_cpu(act):
+    rng = np.random.default_rng(1)
+    a = np.zeros((T + 1, B, H), np.float32)
+    a[0] = f32(rng, B, H)
+    xa, W = f32(rng, T, B, H), f32(rng, H, H, scale=0.5)
+    d_a = dev(a)
+    cell.rnn_forward_serial(a, xa, W, act)
+    ck.rnn_forward(d_a, dev(xa), dev(W), act, cuda.device_array((H, H), np.float32))
+    assert_allclose(d_a.copy_to_host(), a, **KERNEL)
+
+    da = f32(rng, T, B, H)
+    dz, dnext = np.zeros((T, B, H), np.float32), np.zeros((B, H), np.float32)
+    cell.rnn_backward_serial(dz, dnext, da, a, W, act)
+    d_dz = cuda.device_array((T, B, H), np.float32)
+    ck.rnn_backward(d_dz, dev(da), dev(a), dev(W), act)
+    assert_allclose(d_dz.copy_to_host(), dz, **KERNEL)
+
+
+@pytest.mark.parametrize("trans_a", (False, True))
+@pytest.mark.parametrize("trans_b", (False, True))
+def test_tiled_matmul_all_transposes_ragged_tiles(trans_a, trans_b):
+    rng = np.random.default_rng(2)
+    M, K, N = 7, 6, 9  # none a multiple of the 4x4 tile
+    A = f32(rng, K, M) if trans_a else f32(rng, M, K)
+    Bm = f32(rng, N, K) if trans_b else f32(rng, K, N)
+    expect = (A.T if trans_a else A) @ (Bm.T if trans_b else Bm)
+    C = dev(np.full((M, N), np.nan, np.float32))  # every element must be written
+    ck.matmul(C, dev(A), dev(Bm), trans_a, trans_b)
+    assert_allclose(C.copy_to_host(), expect, **KERNEL)
+
+
+def test_bias_and_column_sum():
+    rng = np.random.default_rng(3)
+    C, bias = f32(rng, 6, V), f32(rng, V)
+    d_C = dev(C)
+    ck.add_bias(d_C, dev(bias))
+    assert_allclose(d_C.copy_to_host(), C + bias, **KERNEL)
+    out = cuda.device_array(V, np.float32)
+    ck.col_sum(out, dev(C))
+    assert_allclose(out.copy_to_host(), C.sum(axis=0), **KERNEL)
+
+
+def test_softmax_xent_forward_and_backward():
+    rng = np.random.default_rng(4)
+    R = T * B
+    logits, y = f32(rng, R, V, scale=3.0), tokens(rng, R)
+    nll, lse = np.zeros(R), np.zeros(R)
+    total = output.softmax_xent_forward(nll, lse, logits, y)
+    d_nll, d_lse = cuda.device_array(R, np.float64), cuda.device_array(R, np.float64)
+    d_total, partials = cuda.device_array(1, np.float64), cuda.device_array(2, np.float64)
+    d_logits = dev(logits)
+    ck.softmax_xent_forward(d_nll, d_lse, d_logits, dev(y), d_total, partials)
+    assert_allclose(d_nll.copy_to_host(), nll, **KERNEL)
+    assert_allclose(d_lse.copy_to_host(), lse, **KERNEL)
+    assert_allclose(d_total.copy_to_host()[0], total, **KERNEL)
+
+    ck.softmax_xent_backward(d_logits, d_logits, d_lse, dev(y), 0.25)  # in place, as the CPU
+    output.softmax_xent_backward(logits, logits, lse, y, 0.25)
+    assert_allclose(d_logits.copy_to_host(), logits, **KERNEL)
+
+
+@pytest.mark.parametrize("clip,mode",
+                         [(0.5, "norm"), (50.0, "norm"), (0.3, "value"), (0.0, "norm")])
+def test_gradient_clipping(clip, mode):
+    g = f32(np.random.default_rng(5), 101)  # several blocks, fewer partials than blocks
+    d_g = dev(g)
+    sumsq, partials = cuda.device_array(1, np.float64), cuda.device_array(2, np.float64)
+    co.clip_gradients(d_g, clip, mode, sumsq, partials)
+    exact = np.sqrt(np.sum(g.astype(np.float64) ** 2))
+    norm = clip_gradients(g, clip, mode)
+    # the device squares in float64; the CPU kernel's fastmath build squares in float32 (seen
+    # with numba 0.68.1: relative error ~2e-9), so the device is compared with the exact norm
+    assert_allclose(np.sqrt(sumsq.copy_to_host()[0]), exact, rtol=1e-12)
+    assert_allclose(norm, exact, rtol=1e-6)
+    assert_allclose(d_g.copy_to_host(), g, **KERNEL)
+
+
+def test_reduction_is_deterministic_and_exact_in_float64():
+    x = np.random.default_rng(6).standard_normal(1000)
+    out, partials = cuda.device_array(1, np.float64), cuda.device_array(2, np.float64)
+    ck.sum_into(out, dev(x), partials)
+    first = out.copy_to_host()[0]
+    ck.sum_into(out, dev(x), partials)
+    assert out.copy_to_host()[0] == first
+    assert_allclose(first, x.sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("rule", ("adam", "sgd", "adagrad", "rmsprop"))
+def test_optimizer_updates_match_cpu(rule):
+    rng = np.random.default_rng(7)
+    p, g = f32(rng, 40), f32(rng, 40)
+    cpu = Optimizer(TrainConfig(optim=rule, lr=0.01), 40)
+    gpu_host = Optimizer(TrainConfig(optim=rule, lr=0.01), 40)
+    gpu = DeviceOptimizer(gpu_host)
+    d_p, d_g = dev(p), dev(g)
+    for _ in range(3):
+        cpu.update(p, g)
+        gpu.update(d_p, d_g)
+    gpu.download()
+    assert_allclose(d_p.copy_to_host(), p, **KERNEL)
+    assert gpu_host.t == cpu.t == 3
+    for k in cpu.state:
+        assert_allclose(gpu_host.state[k], cpu.state[k], **KERNEL)
+    # the kernel twins directly
+    assert callable(getattr(optim, f"{rule}_update")) and callable(getattr(co, f"{rule}_update"))
+
+
+# ------------------------------------------------------------------------------------ sampling
+
+
+def _sampling_params(rng, L):
+    W_ax0 = f32(rng, H, V)
+    W_ax_up = f32(rng, max(L - 1, 1), H, H, scale=0.6)
+    W_aa, b_a = f32(rng, L, H, H, scale=0.6), f32(rng, L, H, scale=0.1)
+    W_ya, b_y = f32(rng, V, H, scale=1.5), f32(rng, V, scale=0.1)
+    return W_ax0, W_ax_up, W_aa, b_a, W_ya, b_y
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("L", (1, 2))
+@pytest.mark.parametrize("top_k,greedy,ban,stop", [(0, False, -1, -1), (3, False, 2, -1),
+                                                   (0, True, 0, -1), (0, False, -1, 4)])
+def test_generate_kernel_matches_cpu(act, L, top_k, greedy, ban, stop):
+    rng = np.random.default_rng(8)
+    views = _sampling_params(rng, L)
+    N, temperature = 12, 0.8
+    uniforms = rng.random(N)
+    state = f32(rng, L, H, scale=0.3)
+    out = np.zeros(N, np.int32)
+    a = state.copy()
+    n = sampling.rnn_generate(out, uniforms, a, 1, *views, act, temperature, top_k, greedy, ban,
+                              stop, np.zeros(V, np.float32), np.zeros(V), np.zeros(V, np.float32),
+                              np.zeros(H, np.float32))
+    d_out, count, d_a = cuda.device_array(N, np.int32), cuda.device_array(1, np.int32), dev(state)
+    cs.rnn_generate(d_out, count, dev(uniforms), d_a, 1, *map(dev, views), act, temperature,
+                    top_k, greedy, ban, stop, cuda.device_array(V, np.float32),
+                    cuda.device_array(V, np.float64), cuda.device_array(V, np.float32),
+                    cuda.device_array(H, np.float32))
+    assert count.copy_to_host()[0] == n
+    assert_array_equal(d_out.copy_to_host()[:n], out[:n])
+    assert_allclose(d_a.copy_to_host(), a, **KERNEL)
+
+
+# -------------------------------------------------------------------- network and training step
+
+
+@pytest.mark.parametrize("act", ("tanh", "relu"))
+@pytest.mark.parametrize("layers", (1, 2))
+def test_window_logits_loss_and_every_gradient_match_cpu(act, layers):
+    cfg = ModelConfig(hidden=H, layers=layers, vocab_size=V, activation=act)
+    p = Params(cfg).init(np.random.default_rng(9))
+    rng = np.random.default_rng(10)
+    net, dnet = Network(p, B, T, parallel=False), CudaNetwork(DeviceParams.from_host(p), B, T)
+    g, dg = p.zeros_like(), DeviceParams.zeros(cfg)
+    for window in range(2):  # the second starts from the carried state
+        x, y = tokens(rng, T, B), tokens(rng, T, B)
+        loss = net.forward(x, y)
+        assert_allclose(dnet.forward(x, y), loss, **NETWORK)
+        assert_allclose(dnet.logits.copy_to_host(), net.logits, **NETWORK)
+        assert_allclose(dnet.nll, net.nll, **NETWORK)
+        assert_allclose(dnet.state.copy_to_host(), net.state, **NETWORK)
+        net.backward(g, x, y, 1.0 / (T * B))
+        dnet.backward(dg, x, y, 1.0 / (T * B))
+        got = dg.to_host()
+        for name in p.views:
+            scale = max(1.0, float(np.abs(g.views[name]).max(initial=0.0)))
+            assert_allclose(got.views[name], g.views[name], rtol=NETWORK["rtol"],
+                            atol=NETWORK["atol"] * scale, err_msg=f"{name}, window {window}")
+
+
+def test_sequence_nll_runs_unchanged_on_the_device_network():
+    """What validation and `score` use: one stream, windows of 3 with the state carried."""
+    cfg = ModelConfig(hidden=H, layers=2, vocab_size=V)
+    p = Params(cfg).init(np.random.default_rng(12))
+    ids = np.random.default_rng(13).integers(0, V, 10).astype(np.int32)  # a ragged last window
+    want, got = np.zeros(10), np.zeros(10)
+    total = sequence_nll(Network(p, 1, 3, parallel=False), ids, 0, want)
+    assert_allclose(sequence_nll(CudaNetwork(DeviceParams.from_host(p), 1, 3), ids, 0, got),
+                    total, **NETWORK)
+    assert_allclose(got, want, **NETWORK)
+
+
+def _model(cfg_kw=None, tcfg_kw=None):
+    vocab = build_vocab(TEXT, "char")
+    ids, _ = vocab.encode(TEXT)
+    cfg = ModelConfig(hidden=H, vocab_size=len(vocab), **(cfg_kw or {}))
+    tcfg = TrainConfig(batch_size=B, seq_len=T, eval_every=2, clip=1.0, **(tcfg_kw or {}))
+    params = Params(cfg).init(np.random.default_rng(11))
+    return checkpoint.Model(cfg, vocab, params, tcfg), ids
+
+
+@pytest.mark.parametrize("layers,optim_name,clip_mode", [(1, "adam", "norm"), (2, "sgd", "value")])
+def test_training_steps_match_cpu(layers, optim_name, clip_mode):
+    runs = []
+    for cls in (Trainer, CudaTrainer):
+        model, ids = _model({"layers": layers}, {"optim": optim_name, "clip_mode": clip_mode})
+        tr = cls(model, model.train_cfg, ids[:150], ids[150:], np.random.default_rng(0))
+        losses = [tr.train_step() for _ in range(3)]
+        runs.append((tr, losses))
+    (cpu, l_cpu), (gpu, l_gpu) = runs
+    assert_allclose(l_gpu, l_cpu, **NETWORK)
+    assert_allclose(gpu.params.flat, cpu.params.flat, **NETWORK)  # host copy refreshed on read
+    assert_allclose(gpu.evaluate(), cpu.evaluate(), **NETWORK)
+    m_cpu, m_gpu = cpu.to_model(), gpu.to_model()
+    assert m_gpu.state["step"] == m_cpu.state["step"] == 3
+    assert_allclose(m_gpu.state["carry"], m_cpu.state["carry"], **NETWORK)
+    for k in m_cpu.opt:
+        assert_allclose(m_gpu.opt[k], m_cpu.opt[k], rtol=1e-3, atol=1e-7, err_msg=k)
+
+
+# ---------------------------------------------------------------------- sampling and model files
+
+
+def test_same_seed_same_sample_on_cpu_and_device():
+    model, _ = _model({"layers": 2})
+    for sc in (SampleConfig(length=40), SampleConfig(length=30, top_k=3, temperature=0.7),
+               SampleConfig(lines=2, prime="tea ")):
+        texts = []
+        for cls in (Sampler, cs.CudaSampler):
+            s = cls(model)
+            x0, _ = s.prime(sc.prime)
+            texts.append("".join(s.generate(sc, np.random.default_rng(5), x0, chunk=16)))
+        assert texts[0] == texts[1], sc
+
+
+def test_train_on_device_then_sample_on_cpu_and_device(tmp_path, capsys):
+    from rnn_cli.cli import main
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT)
+    common = ["--hidden", str(H), "--steps", "4", "--batch-size", "3", "--seq-len", "4",
+              "--eval-every", "2", "--seed", "3", "-q"]
+    assert main(["train", str(corpus), "-o", str(tmp_path / "g.npz"), "--device", "cuda",
+                 *common]) == 0
+    assert main(["train", str(corpus), "-o", str(tmp_path / "c.npz"), "--device", "cpu",
+                 *common]) == 0
+    for device, out in (("cuda", "c.npz"), ("cpu", "g.npz")):  # resume each on the other device
+        assert main(["train", str(corpus), "-o", str(tmp_path / out), "--device", device,
+                     "--resume", *common[:2], "--steps", "6", "-q"]) == 0
+    g, c = checkpoint.load(str(tmp_path / "g.npz")), checkpoint.load(str(tmp_path / "c.npz"))
+    assert_allclose(g.params.flat, c.params.flat, **NETWORK)  # the same file, up to float32
+    assert (g.resume_flat is None) == (c.resume_flat is None)
+    if c.resume_flat is not None:
+        assert_allclose(g.resume_flat, c.resume_flat, **NETWORK)
+    for k in c.opt:
+        assert_allclose(g.opt[k], c.opt[k], rtol=1e-3, atol=1e-7, err_msg=k)
+    assert g.state["step"] == c.state["step"] == 6
+    capsys.readouterr()
+    texts = []
+    for device in ("cpu", "cuda", "auto"):
+        assert main(["sample", "-m", str(tmp_path / "g.npz"), "-n", "40", "--seed", "1",
+                     "--device", device]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] == texts[2] and len(texts[0]) >= 40
