@@ -200,9 +200,10 @@ def run_predict(args, ui) -> int:
     text = args.text
     if text is None or text == "-":
         if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("'-' expects piped input, but standard input is a terminal"
-                             if text == "-" else "no context: give TEXT, or pipe it in",
-                             hint='e.g. rnn-cli predict --level word "the cat sat on the"')
+            error = CorpusError if text == "-" else UsageError
+            raise error("'-' expects piped input, but standard input is a terminal"
+                        if text == "-" else "no context: give TEXT, or pipe it in",
+                        hint='e.g. rnn-cli predict --level word "the cat sat on the"')
         text = sys.stdin.read().removeprefix("\ufeff")
         text = text[:-1] if text.endswith("\n") else text
     model = _load(args, ui)

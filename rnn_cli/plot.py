@@ -48,7 +48,8 @@ def text_plot(history: np.ndarray, width: int = 60,
         label = f"{hi - (hi - lo) * r / (height - 1):8.3f} ┤" if r in (0, height // 2, height - 1) \
             else " " * 9 + "│"
         pieces = [(label, "dim")]
-        for ch in grid[r]:
+        line = "".join(grid[r]).rstrip()
+        for ch in line:
             pieces.append((ch, "cyan" if ch == TRAIN_MARK else "magenta" if ch == VAL_MARK else ""))
         rows.append(pieces)
     rows.append([(" " * 9 + "└" + "─" * width, "dim")])

@@ -133,8 +133,8 @@ class TotalScore:
     """The whole input as ONE stream, state carried across lines: exactly `sequence_nll` over
     all its ids (the validation loss when the input is the validation text).
 
-    Ids are buffered and scored in chunks whose lengths are multiples of the network's window, so
-    the windows (and hence every float operation) are those of a single `sequence_nll` call,
+    Ids are buffered and scored window by window with the network's window length, so the windows
+    and the running sum (hence every float operation) are those of a single `sequence_nll` call,
     while memory stays constant for any input length.
     """
 
@@ -164,11 +164,13 @@ class TotalScore:
         ids = np.concatenate(self.pending)
         T = self.scorer.net.T
         cut = ids.shape[0] if final else ids.shape[0] // T * T
-        chunk, rest = ids[:cut], ids[cut:]
-        self.nll += sequence_nll(self.scorer.net, chunk, self.prev, reset=self.first)
-        self.first = False
-        self.prev = int(chunk[-1])
-        self.tokens += chunk.shape[0]
+        rest = ids[cut:]
+        for pos in range(0, cut, T):  # one window per call: the running sum of the one-call
+            window = ids[pos:pos + T]   # sequence_nll is then reproduced bit for bit
+            self.nll += sequence_nll(self.scorer.net, window, self.prev, reset=self.first)
+            self.first = False
+            self.prev = int(window[-1])
+        self.tokens += cut
         self.pending = [rest] if rest.shape[0] else []
         self.n_pending = rest.shape[0]
 
@@ -207,8 +209,8 @@ def open_input(path: str, encoding: str = "utf-8", errors: str = "strict"):
                          hint="use a Python codec name such as utf-8 or latin-1") from None
     if path == "-":
         if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("'-' expects piped input, but standard input is a terminal",
-                             hint="pipe text in (`cat file | rnn-cli score -`) or give FILE")
+            raise CorpusError("'-' expects piped input, but standard input is a terminal",
+                              hint="pipe text in (`cat file | rnn-cli score -`) or give FILE")
         raw = getattr(sys.stdin, "buffer", None)
         if raw is None:  # a text stream (tests): use it as it is
             return "<stdin>", sys.stdin
