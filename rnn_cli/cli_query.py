@@ -70,7 +70,8 @@ def add_predict_parser(sub, formatter, common, model_choice) -> None:
 
 
 def add_info_parser(sub, formatter, common, model_choice) -> None:
-    p = sub.add_parser("info", formatter_class=formatter, help="what a model is, with its loss curve",
+    p = sub.add_parser("info", formatter_class=formatter,
+                       help="what a model is, with its loss curve",
                        description="Describe a model file: format, architecture, parameters, "
                                    "vocabulary, the corpus it was trained on, steps, tokens, "
                                    "best validation loss, training time, and the train/val loss "

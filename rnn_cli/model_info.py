@@ -18,7 +18,8 @@ VOCAB_HEAD = 20  # symbols listed by `info`
 
 
 def show_symbol(sym: str) -> str:
-    """A symbol made visible on one line: newline -> \\n, tab -> \\t, space -> ␣, controls escaped."""
+    """A symbol made visible on one line: newline -> \\n, tab -> \\t, space -> ␣, other
+    control characters escaped; words, <UNK> and <EOS> as they are."""
     if len(sym) != 1:
         return sym  # words, <UNK>, <EOS>
     special = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␣", "\\": "\\\\"}

@@ -36,17 +36,22 @@ def text_plot(history: np.ndarray, width: int = 60,
     grid = [[" "] * width for _ in range(height)]
     for col_name, col, _ in SERIES:
         mark = TRAIN_MARK if col_name == "train" else VAL_MARK
-        for step, y in zip(steps, history[:, col]):
-            if not math.isfinite(y):
-                continue
-            c = 0 if s1 == s0 else round((step - s0) / (s1 - s0) * (width - 1))
+        ok = np.isfinite(history[:, col])
+        xs, ys = steps[ok], history[ok, col]
+        if xs.size == 0:
+            continue
+        # one mark per column between the first and last evaluation, linearly interpolated
+        cols = [0] if s1 == s0 else range(round((xs[0] - s0) / (s1 - s0) * (width - 1)),
+                                          round((xs[-1] - s0) / (s1 - s0) * (width - 1)) + 1)
+        for c in cols:
+            y = ys[0] if s1 == s0 else float(np.interp(s0 + (s1 - s0) * c / (width - 1), xs, ys))
             r = round((hi - y) / (hi - lo) * (height - 1))
             cell = grid[r][c]
             grid[r][c] = BOTH_MARK if cell not in (" ", mark) else mark
     rows = []
     for r in range(height):
-        label = f"{hi - (hi - lo) * r / (height - 1):8.3f} ┤" if r in (0, height // 2, height - 1) \
-            else " " * 9 + "│"
+        tick = r in (0, height // 2, height - 1)
+        label = f"{hi - (hi - lo) * r / (height - 1):8.3f} ┤" if tick else " " * 9 + "│"
         pieces = [(label, "dim")]
         line = "".join(grid[r]).rstrip()
         for ch in line:
@@ -56,8 +61,8 @@ def text_plot(history: np.ndarray, width: int = 60,
     left, right = f"{s0:.0f}", f"{s1:.0f}"
     axis = " " * 10 + left + "step".center(width - len(left) - len(right)) + right
     rows.append([(axis, "dim")])
-    rows.append([(" " * 10, ""), (TRAIN_MARK, "cyan"), (" train loss   ", ""), (VAL_MARK, "magenta"),
-                 (" validation loss   (nats/token)", "")])
+    rows.append([(" " * 10, ""), (TRAIN_MARK, "cyan"), (" train loss   ", ""),
+                 (VAL_MARK, "magenta"), (" validation loss   (nats/token)", "")])
     return rows
 
 

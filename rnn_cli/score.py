@@ -40,7 +40,7 @@ class Scorer:
         self.start = start_id(model.vocab)
 
     def sentence_nll(self, ids: np.ndarray, out: np.ndarray | None = None) -> float:
-        """-log P(ids) from a<0> = 0 with the start symbol as first input; per-token nll in `out`."""
+        """-ln P(ids) from a<0> = 0, the start symbol as first input; per-token nll in `out`."""
         return sequence_nll(self.net, ids, self.start, out=out)
 
     def next_probs(self, ids: np.ndarray) -> np.ndarray:
