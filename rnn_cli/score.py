@@ -10,7 +10,7 @@ the same text.
 What lives here: `Scorer` (one model's forward buffers; per-sentence nll and the next-token
 distribution), `LineScore`, `score_lines` (streaming, one sentence per line), `TotalScore` (one
 stream with the state carried, as in validation), `read_lines` (a file or '-' line by line).
-What does not: printing and argument parsing (`cli_query.py`). No rich, no sys.exit.
+What does not: printing, argument parsing and exit codes (`cli_query.py`, `cli.py`).
 """
 
 from __future__ import annotations
