@@ -167,9 +167,8 @@ def _score_total(args, ui, scorer, lines, out) -> int:
 
     total = score.TotalScore(scorer)
     vocab = scorer.vocab
-    for _, raw in lines:
-        ids, unknown = score.total_ids(vocab, raw)
-        total.add(ids, unknown)
+    for ids, unknown, n_lines in score.total_blocks(vocab, lines):
+        total.add(ids, unknown, n_lines)
     s = total.finish()
     if vocab.level == "char":
         s["bits_per_char"] = s["nats_per_token"] / math.log(2.0)

@@ -131,10 +131,15 @@ def test_total_ids_concatenate_to_encode_of_the_text():
     for level in ("char", "word"):
         vocab = build_vocab(TEXT, level)
         text = TEXT + "\nno newline at the end"  # a blank line and an unterminated last line
-        parts = [score.total_ids(vocab, line) for line in text.splitlines(keepends=True)]
-        ids = np.concatenate([p[0] for p in parts])
+        lines = text.splitlines(keepends=True)
         ref, unk = vocab.encode(text)
+        parts = [score.total_ids(vocab, line) for line in lines]
+        ids = np.concatenate([p[0] for p in parts])
         assert ids.tolist() == ref.tolist() and sum(p[1] for p in parts) == unk
+        for block in (1, 2, 1024):
+            parts = list(score.total_blocks(vocab, enumerate(lines, 1), block))
+            assert np.concatenate([p[0] for p in parts]).tolist() == ref.tolist()
+            assert sum(p[1] for p in parts) == unk and sum(p[2] for p in parts) == len(lines)
 
 
 def test_unknown_tokens_and_empty_input():
