@@ -132,10 +132,11 @@ def run_score(args, ui) -> int:
         results = score.score_lines(scorer, lines)
         if args.sort:
             results = sorted(results, key=lambda r: -r.logprob)
-        oov = n_lines = 0
+        oov = oov_lines = n_lines = 0
         for r in results:
             n_lines += 1
             oov += r.unknown
+            oov_lines += r.unknown > 0
             syms = [model.vocab.symbols[i] for i in r.ids.tolist()] if args.tokens else None
             if args.json:
                 out.write(_dump(_line_json(r, syms)) + "\n")
@@ -148,8 +149,8 @@ def run_score(args, ui) -> int:
                 out.flush()
     out.flush()
     if oov:
-        ui.warn(f"{oov} token(s) in {n_lines} line(s) were not in the vocabulary and were "
-                "scored as <UNK>")
+        ui.warn(f"{oov} token(s) in {oov_lines} of {n_lines} line(s) were not in the vocabulary "
+                "and were scored as <UNK>")
     return 0
 
 

@@ -151,7 +151,7 @@ def test_word_level_counts_eos_and_unknown_words(word_model):
     a, b = (json.loads(line) for line in proc.stdout.decode().splitlines())
     assert a["tokens"] == 5 and a["token_probs"][-1]["token"] == "<EOS>" and a["oov"] == 0
     assert b["oov"] == 1 and b["token_probs"][1]["token"] == "<UNK>"
-    assert b"1 token(s) in 2 line(s) were not in the vocabulary" in proc.stderr
+    assert b"1 token(s) in 1 of 2 line(s) were not in the vocabulary" in proc.stderr
     s = json.loads(rnn("score", "-m", out, "--total", "--json", "-",
                        input="the king is here\nthe xylophone is here\n").stdout)
     assert s["tokens"] == 10 and s["oov"] == 1 and "bits_per_char" not in s
