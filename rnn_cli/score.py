@@ -15,6 +15,7 @@ What does not: printing, argument parsing and exit codes (`cli_query.py`, `cli.p
 
 from __future__ import annotations
 
+import codecs
 import io
 import math
 import sys
@@ -28,7 +29,7 @@ from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.network import Network, sequence_nll
 from rnn_cli.train import EVAL_WINDOW, start_id
 
-FLUSH_WINDOWS = 64  # --total scores the stream in chunks of this many EVAL_WINDOWs
+FLUSH_WINDOWS = 64  # --total buffers about this many windows of ids, then scores them one by one
 
 
 class Scorer:
@@ -216,8 +217,6 @@ def open_input(path: str, encoding: str = "utf-8", errors: str = "strict"):
     """A text stream over FILE or '-' (stdin; refused when it is a terminal), universal newlines
     like `corpus.read_text`. Returns (name, stream)."""
     try:
-        import codecs
-
         codecs.lookup(encoding)
     except LookupError:
         raise UsageError(f"unknown encoding {encoding!r}",
