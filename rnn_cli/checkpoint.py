@@ -196,3 +196,16 @@ def store_dir() -> str:
 
 def store_path(level: str) -> str:
     return os.path.join(store_dir(), f"{level}.npz")
+
+
+def resolve_model_path(model: str | None, level: str | None) -> str:
+    """-m PATH when given, else the stored model of `level` (char by default), which must exist."""
+    if model:
+        return model
+    lvl = level or "char"
+    path = store_path(lvl)
+    if not os.path.exists(path):
+        raise ModelFileError(
+            f"no stored {lvl} model yet ({path})",
+            hint=f"train one with `rnn-cli train --level {lvl} CORPUS`, or pass -m PATH")
+    return path

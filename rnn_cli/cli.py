@@ -25,6 +25,9 @@ EPILOG = """examples:
   cat corpus.txt | rnn-cli train -                '-' reads standard input
   rnn-cli sample --level char -n 500              stream 500 characters
   rnn-cli sample -m words.npz --lines 5           five sentences
+  echo "the cat sat" | rnn-cli score --level word  log P, tokens, perplexity of a sentence
+  rnn-cli predict --level word "the cat sat on the" -k 5
+  rnn-cli info --level char                       what the model is, with its loss curve
 """
 
 
@@ -98,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_train.add_parser(sub, _Formatter, _common)
     cli_sample.add_parser(sub, _Formatter, _common, _model_choice)
+    from rnn_cli import cli_query
+
+    cli_query.add_score_parser(sub, _Formatter, _common, _model_choice)
+    cli_query.add_predict_parser(sub, _Formatter, _common, _model_choice)
+    cli_query.add_info_parser(sub, _Formatter, _common, _model_choice)
     return parser
 
 

@@ -45,13 +45,7 @@ def run(args, ui) -> int:
     from rnn_cli.cuda.backend import resolve as resolve_device
 
     device = resolve_device(args.device, ui.warn)  # no numba.cuda import for --device cpu
-    path = args.model or checkpoint.store_path(args.level or "char")
-    if args.model is None and not __import__("os").path.exists(path):
-        lvl = args.level or "char"
-        raise checkpoint.ModelFileError(
-            f"no stored {lvl} model yet ({path})",
-            hint=f"train one with `rnn-cli train --level {lvl} CORPUS`, or pass -m PATH")
-    model = checkpoint.load(path, args.level)
+    model = checkpoint.load(checkpoint.resolve_model_path(args.model, args.level), args.level)
     vocab = model.vocab
     if args.lines and vocab.eos_id is None:
         raise UsageError("--lines needs a model whose vocabulary has an end-of-line symbol",

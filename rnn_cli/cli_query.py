@@ -1,0 +1,284 @@
+"""`rnn-cli score`, `predict` and `info`: ask a model questions. Results are data, on stdout.
+
+score   one row per input line: ln P(line + <EOS>), tokens, perplexity, line (tab-separated);
+        or one summary for the whole input with the state carried (`--total`, = validation loss)
+predict the k most probable next tokens after a context, with their probabilities
+info    what a model file is, with its train/validation loss curve (text, JSON or SVG)
+
+The computing lives in `score.py` (sentence scores) and `model_info.py` (the description); this
+module parses flags and writes rows. Notes and warnings go to stderr through `ui`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from rnn_cli.errors import RnnCliError, UsageError
+
+LN10 = math.log(10.0)
+
+
+# -------------------------------------------------------------------- parsers
+def add_score_parser(sub, formatter, common, model_choice) -> None:
+    p = sub.add_parser("score", formatter_class=formatter,
+                       help="log-probability and perplexity of sentences",
+                       description="Score each input line as a sentence by the chain rule: "
+                                   "ln P(y<1> ... y<Ty>, <EOS>) from a<0> = 0. Columns (tab-"
+                                   "separated): log P, tokens, perplexity, line. Blank lines are "
+                                   "skipped.")
+    p.set_defaults(handler=run_score)
+    p.add_argument("file", metavar="FILE", nargs="?",
+                   help="text, one sentence per line; - (or nothing, when piped) reads stdin")
+    model_choice(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--total", action="store_true",
+                   help="one summary for the whole input, the state carried across lines as in "
+                        "validation: tokens, OOV, nats/token, perplexity (bits/char at char "
+                        "level)")
+    g.add_argument("--tokens", action="store_true",
+                   help="after each line, one row per token: token, probability, log P")
+    g.add_argument("--sort", action="store_true",
+                   help="print the lines most probable first (buffers the whole input)")
+    g.add_argument("--log10", action="store_true", help="log P in base 10 (default: natural)")
+    g.add_argument("--json", action="store_true", help="one JSON object per line (or summary)")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of FILE (default: utf-8)")
+    g.add_argument("--errors", choices=("strict", "replace", "ignore"), default="strict",
+                   help="what to do with undecodable bytes (default: strict)")
+    common(p)
+
+
+def add_predict_parser(sub, formatter, common, model_choice) -> None:
+    from rnn_cli.cli import _positive_int
+
+    p = sub.add_parser("predict", formatter_class=formatter,
+                       help="the most probable next tokens after a text",
+                       description="Feed TEXT from a<0> = 0 and print the k most probable next "
+                                   "tokens with their probabilities, most probable first "
+                                   "(token, probability; tab-separated). Spaces show as ␣, "
+                                   "newlines as \\n.")
+    p.set_defaults(handler=run_predict)
+    p.add_argument("text", metavar="TEXT", nargs="?",
+                   help="the context; - reads stdin (one trailing newline is dropped)")
+    model_choice(p)
+    g = p.add_argument_group("output")
+    g.add_argument("-k", "--top-k", dest="k", type=_positive_int, default=5,
+                   help="how many tokens (default: %(default)s)")
+    g.add_argument("--json", action="store_true", help="one JSON object")
+    common(p)
+
+
+def add_info_parser(sub, formatter, common, model_choice) -> None:
+    p = sub.add_parser("info", formatter_class=formatter,
+                       help="what a model is, with its loss curve",
+                       description="Describe a model file: format, architecture, parameters, "
+                                   "vocabulary, the corpus it was trained on, steps, tokens, "
+                                   "best validation loss, training time, and the train/val loss "
+                                   "curve recorded during training.")
+    p.set_defaults(handler=run_info)
+    model_choice(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="everything as one JSON object")
+    g.add_argument("--plot", metavar="FILE.svg", help="also write the loss curve as an SVG image")
+    common(p)
+
+
+# -------------------------------------------------------------------- shared
+def _load(args, ui):
+    from rnn_cli import checkpoint
+
+    if args.device == "cuda":
+        raise RnnCliError("--device cuda is not available in this build",
+                          hint="use --device cpu (or auto)")
+    if getattr(args, "threads", None):
+        from rnn_cli.kernels import _jit
+
+        _jit.set_threads(args.threads)
+    return checkpoint.load(checkpoint.resolve_model_path(args.model, args.level), args.level)
+
+
+def _num(x):
+    return x if x is None or math.isfinite(x) else None
+
+
+def _dump(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+# -------------------------------------------------------------------- score
+def run_score(args, ui) -> int:
+    from rnn_cli import score
+    from rnn_cli.model_info import show_symbol
+
+    if args.total and (args.tokens or args.sort):
+        raise UsageError("--total gives one summary; it cannot be combined with --tokens or "
+                         "--sort", hint="drop --total to get one row per line")
+    path = args.file
+    if path is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("no input: give FILE, or pipe text in",
+                             hint="e.g. `echo \"the cat sat\" | rnn-cli score --level word`")
+        path = "-"
+    model = _load(args, ui)
+    scorer = score.Scorer(model)
+    name, stream = score.open_input(path, args.encoding, args.errors)
+    out, tty = sys.stdout, sys.stdout.isatty()
+    base = LN10 if args.log10 else 1.0
+    with stream:
+        lines = score.read_lines(name, stream)
+        if args.total:
+            return _score_total(args, ui, scorer, lines, out)
+        results = score.score_lines(scorer, lines)
+        if args.sort:
+            results = sorted(results, key=lambda r: -r.logprob)
+        oov = oov_lines = n_lines = 0
+        for r in results:
+            n_lines += 1
+            oov += r.unknown
+            oov_lines += r.unknown > 0
+            syms = [model.vocab.symbols[i] for i in r.ids.tolist()] if args.tokens else None
+            if args.json:
+                out.write(_dump(_line_json(r, syms)) + "\n")
+            else:
+                out.write(f"{r.logprob / base:.4f}\t{r.n}\t{r.perplexity:.4f}\t{r.line}\n")
+                if syms:
+                    for s, nll in zip(syms, r.nll.tolist()):
+                        out.write(f"\t{show_symbol(s)}\t{math.exp(-nll):.6g}\t{-nll / base:.4f}\n")
+            if tty:
+                out.flush()
+    out.flush()
+    if oov:
+        ui.warn(f"{oov} token(s) in {oov_lines} of {n_lines} line(s) were not in the vocabulary "
+                "and were scored as <UNK>")
+    return 0
+
+
+def _line_json(r, syms) -> dict:
+    d = {"line": r.line, "logprob": r.logprob, "log10prob": r.logprob / LN10, "tokens": r.n,
+         "perplexity": _num(r.perplexity), "oov": r.unknown}
+    if syms is not None:
+        d["token_probs"] = [{"token": s, "prob": math.exp(-nll), "logprob": -nll}
+                            for s, nll in zip(syms, r.nll.tolist())]
+    return d
+
+
+def _score_total(args, ui, scorer, lines, out) -> int:
+    from rnn_cli import score
+
+    total = score.TotalScore(scorer)
+    vocab = scorer.vocab
+    for ids, unknown, n_lines in score.total_blocks(vocab, lines):
+        total.add(ids, unknown, n_lines)
+    s = total.finish()
+    if vocab.level == "char":
+        s["bits_per_char"] = s["nats_per_token"] / math.log(2.0)
+    s["perplexity"] = _num(s["perplexity"])
+    if args.json:
+        s["log10prob"] = s["logprob"] / LN10
+        out.write(_dump(s) + "\n")
+    else:
+        rows = [("lines", s["lines"]), ("tokens", s["tokens"]), ("oov", s["oov"]),
+                ("log10prob" if args.log10 else "logprob",
+                 f"{s['logprob'] / (LN10 if args.log10 else 1.0):.4f}"),
+                ("nats_per_token", f"{s['nats_per_token']:.6f}"),
+                ("perplexity", "inf" if s["perplexity"] is None else f"{s['perplexity']:.4f}")]
+        if "bits_per_char" in s:
+            rows.append(("bits_per_char", f"{s['bits_per_char']:.6f}"))
+        out.write("".join(f"{k}\t{v}\n" for k, v in rows))
+    out.flush()
+    return 0
+
+
+# -------------------------------------------------------------------- predict
+def run_predict(args, ui) -> int:
+    import numpy as np
+
+    from rnn_cli import score
+    from rnn_cli.errors import CorpusError
+    from rnn_cli.model_info import show_symbol
+
+    text = args.text
+    if text is None or text == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            error = CorpusError if text == "-" else UsageError
+            raise error("'-' expects piped input, but standard input is a terminal"
+                        if text == "-" else "no context: give TEXT, or pipe it in",
+                        hint='e.g. rnn-cli predict --level word "the cat sat on the"')
+        text = sys.stdin.read().removeprefix("\ufeff")
+        text = text[:-1] if text.endswith("\n") else text
+    model = _load(args, ui)
+    vocab = model.vocab
+    ids, unknown = vocab.encode(text, final_eos=False) if vocab.level == "word" \
+        else vocab.encode(text)
+    if unknown and unknown == ids.shape[0]:
+        raise CorpusError(f"every token of the context is unknown to the model: {text[:60]!r}",
+                          hint="give a context in the language the model was trained on")
+    if unknown:
+        ui.warn(f"{unknown} token(s) of the context are not in the vocabulary and were read as "
+                "<UNK>")
+    probs = score.Scorer(model).next_probs(ids.astype(np.int32))
+    best = score.top_k(probs, args.k)
+    out = sys.stdout
+    if args.json:
+        nxt = [{"token": vocab.symbols[i], "prob": float(probs[i]),
+                "logprob": float(np.log(probs[i])) if probs[i] > 0 else None}
+               for i in best.tolist()]
+        out.write(_dump({"context": text, "context_tokens": int(ids.shape[0]), "oov": unknown,
+                         "next": nxt}) + "\n")
+    else:
+        out.write("".join(f"{show_symbol(vocab.symbols[i])}\t{probs[i]:.6f}\n"
+                          for i in best.tolist()))
+    out.flush()
+    return 0
+
+
+# -------------------------------------------------------------------- info
+def run_info(args, ui) -> int:
+    import numpy as np
+
+    from rnn_cli import checkpoint, plot
+    from rnn_cli.model_info import describe, summary_rows
+
+    if args.plot and not args.plot.lower().endswith(".svg"):
+        raise UsageError(f"--plot writes SVG images only, got {args.plot!r}",
+                         hint="name the file .svg (convert it with e.g. `rsvg-convert -o "
+                              "curve.png curve.svg` if you need a PNG)")
+    path = checkpoint.resolve_model_path(args.model, args.level)
+    model = checkpoint.load(path, args.level)
+    d = describe(model, path)
+    history = np.asarray(model.history, np.float64).reshape(-1, 4)
+    if args.plot:
+        if history.shape[0] == 0:
+            raise RnnCliError(f"{path} has no recorded loss curve to plot",
+                              hint="models trained by `rnn-cli train` record one")
+        title = f"{d['level']} model, H = {d['hidden']}: {(d['corpus'] or {}).get('name', '')}"
+        try:
+            with open(args.plot, "w", encoding="utf-8") as f:
+                f.write(plot.svg_plot(history, title))
+        except OSError as e:
+            raise RnnCliError(f"cannot write {args.plot}: {e.strerror or e}",
+                              hint="check the folder exists and is writable") from None
+        ui.info(f"wrote the loss curve to {args.plot}")
+    if args.json:
+        sys.stdout.write(_dump(d) + "\n")
+        sys.stdout.flush()
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.text import Text
+
+    con = Console(file=sys.stdout, highlight=False, soft_wrap=True,
+                  no_color=args.no_color or None)
+    for key, value in summary_rows(d):
+        con.print(f"[bold]{key:<11}[/] {escape(value)}")
+    if history.shape[0] == 0:
+        con.print(f"[bold]{'loss curve':<11}[/] - (none recorded)")
+        return 0
+    con.print(f"[bold]loss curve[/]  {history.shape[0]} evaluations")
+    for row in plot.text_plot(history):
+        t = Text()
+        for piece, style in row:
+            t.append(piece, style=style or None)
+        con.print(t)
+    return 0

@@ -1,0 +1,254 @@
+"""Asking a model questions: sentence log-probability, perplexity, the most likely next tokens.
+
+The seed's chain rule: P(y<1>, ..., y<Ty>) = P(y<1>) P(y<2> | y<1>) ... , i.e. feed the sentence
+through the network from a<0> = 0 and multiply the probabilities it gives to each next token.
+Everything here goes through the validation forward path of training (`Network(params, 1,
+EVAL_WINDOW, parallel=False)` + `sequence_nll`), so there is no second implementation of the
+forward pass: a file's `--total` figure is, bit for bit, the validation loss training reports on
+the same text.
+
+What lives here: `Scorer` (one model's forward buffers; per-sentence nll and the next-token
+distribution), `LineScore`, `score_lines` (streaming, one sentence per line), `TotalScore` (one
+stream with the state carried, as in validation), `read_lines` (a file or '-' line by line).
+What does not: printing, argument parsing and exit codes (`cli_query.py`, `cli.py`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import math
+import sys
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from rnn_cli.checkpoint import Model
+from rnn_cli.errors import CorpusError, UsageError
+from rnn_cli.network import Network, sequence_nll
+from rnn_cli.train import EVAL_WINDOW, start_id
+
+FLUSH_WINDOWS = 64  # --total buffers about this many windows of ids, then scores them one by one
+
+
+class Scorer:
+    """The validation forward path of one model, for one stream (B = 1)."""
+
+    def __init__(self, model: Model):
+        self.model, self.vocab = model, model.vocab
+        self.net = Network(model.params, 1, EVAL_WINDOW, parallel=False)
+        self.start = start_id(model.vocab)
+
+    def sentence_nll(self, ids: np.ndarray, out: np.ndarray | None = None) -> float:
+        """-ln P(ids) from a<0> = 0, the start symbol as first input; per-token nll in `out`."""
+        return sequence_nll(self.net, ids, self.start, out=out)
+
+    def next_probs(self, ids: np.ndarray) -> np.ndarray:
+        """(V,) float64 P(next token | start, ids): the softmax row the scorer would use next.
+
+        `sequence_nll` runs over ids + one placeholder target; the logits of its last position
+        (left in `net.logits`, with their log-sum-exp in `net.lse`) are those after the last id.
+        """
+        feed = np.zeros(ids.shape[0] + 1, np.int32)  # placeholder target 0: its nll is unused
+        feed[:-1] = ids
+        sequence_nll(self.net, feed, self.start)
+        last = (feed.shape[0] - 1) % self.net.T  # row of the last position in the last window
+        row = self.net.logits[last].astype(np.float64)
+        return np.exp(row - self.net.lse[last])
+
+
+def top_k(probs: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the k largest probabilities, most probable first (ties: lower id first)."""
+    k = min(k, probs.shape[0])
+    return np.argsort(-probs, kind="stable")[:k]
+
+
+@dataclass
+class LineScore:
+    """One scored sentence. nll (N,) float64 holds -ln P of each token given the ones before."""
+
+    lineno: int
+    line: str
+    ids: np.ndarray
+    nll: np.ndarray
+    unknown: int
+
+    @property
+    def n(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def logprob(self) -> float:
+        """ln P(line): the sum of the per-token log-probabilities (chain rule)."""
+        return -float(self.nll.sum())
+
+    @property
+    def perplexity(self) -> float:
+        return _exp(-self.logprob / self.n)
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _content_tokens(vocab, ids: np.ndarray) -> int:
+    """Tokens of a line not counting the end-of-line symbol encode_lines appended."""
+    return ids.shape[0] - (1 if vocab.eos_id is not None else 0)
+
+
+def score_lines(scorer: Scorer, lines: Iterable[tuple[int, str]]) -> Iterator[LineScore]:
+    """Score each non-blank line as one sentence (state reset; + <EOS> / "\\n" as in training).
+
+    Raises CorpusError for a line whose tokens are all unknown to the model (its score would
+    only measure <UNK>), and for an input without any non-blank line.
+    """
+    vocab, seen = scorer.vocab, False
+    for lineno, raw in lines:
+        line = raw.rstrip("\n")
+        if not line.strip():
+            continue
+        seen = True
+        (_, ids, unknown), = vocab.encode_lines([line])
+        if unknown and unknown >= _content_tokens(vocab, ids):
+            raise CorpusError(f"line {lineno}: every token is unknown to the model: "
+                              f"{_clip(line)!r}",
+                              hint=f"the model's {vocab.level} vocabulary has {len(vocab)} "
+                                   "symbols; score text in the language it was trained on")
+        nll = np.zeros(ids.shape[0], np.float64)
+        scorer.sentence_nll(ids, out=nll)
+        yield LineScore(lineno, line, ids, nll, unknown)
+    if not seen:
+        raise CorpusError("nothing to score: the input is empty or has only blank lines",
+                          hint="give a file or pipe with one sentence per line")
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[:n] + "…"
+
+
+class TotalScore:
+    """The whole input as ONE stream, state carried across lines: exactly `sequence_nll` over
+    all its ids (the validation loss when the input is the validation text).
+
+    Ids are buffered and scored window by window with the network's window length, so the windows
+    and the running sum (hence every float operation) are those of a single `sequence_nll` call,
+    while memory stays constant for any input length.
+    """
+
+    def __init__(self, scorer: Scorer):
+        self.scorer = scorer
+        self.pending: list[np.ndarray] = []
+        self.n_pending = 0
+        self.prev = scorer.start  # input before the next id
+        self.first = True
+        self.nll = 0.0
+        self.tokens = 0
+        self.unknown = 0
+        self.lines = 0
+
+    def add(self, ids: np.ndarray, unknown: int, lines: int = 1) -> None:
+        self.lines += lines
+        self.unknown += unknown
+        if ids.shape[0]:
+            self.pending.append(ids)
+            self.n_pending += ids.shape[0]
+        if self.n_pending >= FLUSH_WINDOWS * self.scorer.net.T:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self.n_pending:
+            return
+        ids = np.concatenate(self.pending)
+        T = self.scorer.net.T
+        cut = ids.shape[0] if final else ids.shape[0] // T * T
+        rest = ids[cut:]
+        for pos in range(0, cut, T):  # one window per call: the running sum of the one-call
+            window = ids[pos:pos + T]   # sequence_nll is then reproduced bit for bit
+            self.nll += sequence_nll(self.scorer.net, window, self.prev, reset=self.first)
+            self.first = False
+            self.prev = int(window[-1])
+        self.tokens += cut
+        self.pending = [rest] if rest.shape[0] else []
+        self.n_pending = rest.shape[0]
+
+    def finish(self) -> dict:
+        """Flush and summarise: tokens, oov, logprob (nats), nats_per_token, perplexity."""
+        self._flush(final=True)
+        if self.tokens == 0:
+            raise CorpusError("nothing to score: the input has no tokens",
+                              hint="give a file or pipe with some text")
+        if self.unknown >= self.tokens:
+            raise CorpusError("every token of the input is unknown to the model",
+                              hint="score text in the language the model was trained on")
+        mean = self.nll / self.tokens
+        return {"lines": self.lines, "tokens": self.tokens, "oov": self.unknown,
+                "logprob": -self.nll, "nats_per_token": mean, "perplexity": _exp(mean)}
+
+
+def total_ids(vocab, raw_line: str) -> tuple[np.ndarray, int]:
+    """Ids of one raw line (with its "\\n", if any) such that concatenating them over a text gives
+    `vocab.encode(text)`: characters as they are at char level; tokens + <EOS> at word level."""
+    if vocab.level == "char":
+        return vocab.encode(raw_line)
+    return vocab.encode(raw_line.rstrip("\n"))
+
+
+def total_blocks(vocab, lines: Iterable[tuple[int, str]],
+                 block: int = 1024) -> Iterator[tuple[np.ndarray, int, int]]:
+    """(ids, unknown, number of lines) for blocks of up to `block` raw lines, encoded at once
+    (fewer Python calls than `total_ids` per line; the concatenation is the same
+    `vocab.encode(text)`: word level ends every non-blank line with <EOS> either way)."""
+    buf: list[str] = []
+    for _, raw in lines:
+        buf.append(raw)
+        if len(buf) == block:
+            yield (*vocab.encode("".join(buf)), len(buf))
+            buf = []
+    if buf:
+        yield (*vocab.encode("".join(buf)), len(buf))
+
+
+# -------------------------------------------------------------------- input
+def open_input(path: str, encoding: str = "utf-8", errors: str = "strict"):
+    """A text stream over FILE or '-' (stdin; refused when it is a terminal), universal newlines
+    like `corpus.read_text`. Returns (name, stream)."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(f"unknown encoding {encoding!r}",
+                         hint="use a Python codec name such as utf-8 or latin-1") from None
+    if path == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise CorpusError("'-' expects piped input, but standard input is a terminal",
+                              hint="pipe text in (`cat file | rnn-cli score -`) or give FILE")
+        raw = getattr(sys.stdin, "buffer", None)
+        if raw is None:  # a text stream (tests): use it as it is
+            return "<stdin>", sys.stdin
+        return "<stdin>", io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline=None)
+    try:
+        return path, open(path, encoding=encoding, errors=errors, newline=None)
+    except FileNotFoundError:
+        raise CorpusError(f"file not found: {path}",
+                          hint="check the path, or pass '-' to read standard input") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path} is a directory", hint="give the path of a text file") from None
+    except OSError as e:
+        raise CorpusError(f"cannot read {path}: {e.strerror or e}",
+                          hint="check that the path is a readable text file") from None
+
+
+def read_lines(name: str, stream) -> Iterator[tuple[int, str]]:
+    """(line number from 1, raw line with its "\\n") one at a time; a leading BOM is dropped."""
+    lineno = 0
+    try:
+        for lineno, raw in enumerate(stream, 1):
+            if lineno == 1:
+                raw = raw.removeprefix("\ufeff")
+            yield lineno, raw
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{name}: not valid {e.encoding} after line {lineno} ({e.reason})",
+                          hint="pass --encoding (e.g. latin-1) or --errors replace") from None
