@@ -2,8 +2,8 @@
 
 The seed's chain rule: P(y<1>, ..., y<Ty>) = P(y<1>) P(y<2> | y<1>) ... , i.e. feed the sentence
 through the network from a<0> = 0 and multiply the probabilities it gives to each next token.
-Everything here goes through the validation forward path of training (`Network(params, 1,
-EVAL_WINDOW, parallel=False)` + `sequence_nll`), so there is no second implementation of the
+Everything here goes through the validation forward path of training (`train.eval_network` +
+`sequence_nll`), so there is no second implementation of the
 forward pass: a file's `--total` figure is, bit for bit, the validation loss training reports on
 the same text.
 
@@ -26,8 +26,8 @@ import numpy as np
 
 from rnn_cli.checkpoint import Model
 from rnn_cli.errors import CorpusError, UsageError
-from rnn_cli.network import Network, sequence_nll
-from rnn_cli.train import EVAL_WINDOW, start_id
+from rnn_cli.network import sequence_nll
+from rnn_cli.train import eval_network, start_id
 
 FLUSH_WINDOWS = 64  # --total buffers about this many windows of ids, then scores them one by one
 
@@ -37,7 +37,7 @@ class Scorer:
 
     def __init__(self, model: Model):
         self.model, self.vocab = model, model.vocab
-        self.net = Network(model.params, 1, EVAL_WINDOW, parallel=False)
+        self.net = eval_network(model.params)
         self.start = start_id(model.vocab)
 
     def sentence_nll(self, ids: np.ndarray, out: np.ndarray | None = None) -> float:

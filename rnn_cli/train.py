@@ -22,7 +22,13 @@ from rnn_cli.kernels import _jit, optim, output
 from rnn_cli.network import Network, sequence_nll
 from rnn_cli.params import Params
 
-EVAL_WINDOW = 256  # window length of evaluation / scoring (results do not depend on it)
+EVAL_WINDOW = 512  # window length of evaluation / scoring (results do not depend on it)
+
+
+def eval_network(params: Params) -> Network:
+    """The one forward path of validation and `score`: one stream, windows of EVAL_WINDOW, the
+    window-sized products split over the threads (same construction, so the same numbers)."""
+    return Network(params, 1, EVAL_WINDOW, parallel=True)
 
 
 def start_id(vocab) -> int:
@@ -106,7 +112,7 @@ class Trainer:
         if "carry" in st:  # the hidden state carried into the next window
             self.net.state[...] = np.asarray(st["carry"], np.float32).reshape(self.net.state.shape)
         self.val_ids = val_ids
-        self.eval_net = Network(self.params, 1, EVAL_WINDOW, parallel=False)
+        self.eval_net = eval_network(self.params)
         self.history = [list(r) for r in model.history]
         self.best_flat = model.params.flat.copy()
 
