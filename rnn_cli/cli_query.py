@@ -88,14 +88,28 @@ def add_info_parser(sub, formatter, common, model_choice) -> None:
 def _load(args, ui):
     from rnn_cli import checkpoint
 
-    if args.device == "cuda":
-        raise RnnCliError("--device cuda is not available in this build",
-                          hint="use --device cpu (or auto)")
+    from rnn_cli.cuda.backend import resolve as resolve_device
+
+    args.device = resolve_device(getattr(args, "device", "cpu"), ui.warn)
     if getattr(args, "threads", None):
         from rnn_cli.kernels import _jit
 
         _jit.set_threads(args.threads)
     return checkpoint.load(checkpoint.resolve_model_path(args.model, args.level), args.level)
+
+
+def _scorer(model, device: str):
+    """The validation forward path, on the GPU for --device cuda (same window, same numbers up
+    to float32 rounding)."""
+    from rnn_cli import score
+
+    if device != "cuda":
+        return score.Scorer(model)
+    from rnn_cli.cuda.network import CudaNetwork, DeviceParams
+    from rnn_cli.train import EVAL_WINDOW
+
+    net = CudaNetwork(DeviceParams.from_host(model.params), 1, EVAL_WINDOW)
+    return score.Scorer(model, net=net)
 
 
 def _num(x):
@@ -121,7 +135,7 @@ def run_score(args, ui) -> int:
                              hint="e.g. `echo \"the cat sat\" | rnn-cli score --level word`")
         path = "-"
     model = _load(args, ui)
-    scorer = score.Scorer(model)
+    scorer = _scorer(model, args.device)
     name, stream = score.open_input(path, args.encoding, args.errors)
     out, tty = sys.stdout, sys.stdout.isatty()
     base = LN10 if args.log10 else 1.0
@@ -217,7 +231,7 @@ def run_predict(args, ui) -> int:
     if unknown:
         ui.warn(f"{unknown} token(s) of the context are not in the vocabulary and were read as "
                 "<UNK>")
-    probs = score.Scorer(model).next_probs(ids.astype(np.int32))
+    probs = _scorer(model, args.device).next_probs(ids.astype(np.int32))
     best = score.top_k(probs, args.k)
     out = sys.stdout
     if args.json:

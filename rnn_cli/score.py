@@ -35,9 +35,9 @@ FLUSH_WINDOWS = 64  # --total buffers about this many windows of ids, then score
 class Scorer:
     """The validation forward path of one model, for one stream (B = 1)."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, net=None):
         self.model, self.vocab = model, model.vocab
-        self.net = eval_network(model.params)
+        self.net = net if net is not None else eval_network(model.params)
         self.start = start_id(model.vocab)
 
     def sentence_nll(self, ids: np.ndarray, out: np.ndarray | None = None) -> float:
@@ -54,8 +54,11 @@ class Scorer:
         feed[:-1] = ids
         sequence_nll(self.net, feed, self.start)
         last = (feed.shape[0] - 1) % self.net.T  # row of the last position in the last window
-        row = self.net.logits[last].astype(np.float64)
-        return np.exp(row - self.net.lse[last])
+        logits, lse = self.net.logits, self.net.lse
+        if hasattr(logits, "copy_to_host"):  # a CUDA network: fetch the rows from the device
+            logits, lse = logits.copy_to_host(), lse.copy_to_host()
+        row = np.asarray(logits[last], np.float64)
+        return np.exp(row - float(lse[last]))
 
 
 def top_k(probs: np.ndarray, k: int) -> np.ndarray:
