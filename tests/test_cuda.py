@@ -357,3 +357,27 @@ def test_train_on_device_then_sample_on_cpu_and_device(tmp_path, capsys):
                      "--device", device]) == 0
         texts.append(capsys.readouterr().out)
     assert texts[0] == texts[1] == texts[2] and len(texts[0]) >= 40
+
+
+def test_score_and_predict_on_the_device_equal_cpu(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    vocab = build_vocab("abc ab\nca cab\n" * 4, "char")
+    cfg = ModelConfig(hidden=5, vocab_size=len(vocab)).validate()
+    params = Params(cfg).init(np.random.default_rng(3))
+    path = tmp_path / "m.npz"
+    checkpoint.save(checkpoint.Model(cfg, vocab, params), str(path))
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", "rnn_cli", *args, "-m", str(path), "--json"],
+                              input=b"abc\ncab a\n", capture_output=True, check=True)
+        return [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    for cmd in (["score", "-"], ["score", "--total", "-"], ["predict", "ca", "-k", "3"]):
+        cpu, gpu = run(*cmd), run(*cmd, "--device", "cuda")
+        assert len(cpu) == len(gpu)
+        for a, b in zip(cpu, gpu):
+            for key, value in a.items():
+                if isinstance(value, float):
+                    assert b[key] == pytest.approx(value, rel=1e-5), (cmd, key)
