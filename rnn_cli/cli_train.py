@@ -224,6 +224,8 @@ def _fmt(x: float) -> str:
 
 
 def _train_loop(args, ui, trainer, out) -> int:
+    import numpy as np
+
     from rnn_cli import checkpoint
     from rnn_cli.errors import ExitStatus, TrainingDiverged
 
@@ -267,7 +269,8 @@ def _train_loop(args, ui, trainer, out) -> int:
             if progress is not None:
                 task = progress.add_task("train", total=1000, step=trainer.step, loss="-",
                                          val="-", rate="")
-            summary = trainer.run(on_event, stop)
+            with np.errstate(all="ignore"):  # a diverging run is reported once, below
+                summary = trainer.run(on_event, stop)
     except TrainingDiverged:
         checkpoint.save(trainer.to_model(with_resume=False), out) if not os.path.exists(out) \
             else None
