@@ -36,6 +36,16 @@ def rnn(*args, input=None, home=None, timeout=300, **kw) -> subprocess.Completed
                           timeout=timeout, **kw)
 
 
+def rnn_many(jobs: dict, workers: int = 4, **kw) -> dict:
+    """{key: args} -> {key: CompletedProcess}, a few at a time (quick failing runs mostly wait on
+    interpreter start-up, so running them side by side saves most of the wall time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        futures = {key: pool.submit(rnn, *args, **kw) for key, args in jobs.items()}
+        return {key: f.result() for key, f in futures.items()}
+
+
 def start(*args, home=None, **kw) -> subprocess.Popen:
     return subprocess.Popen(cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env(home), cwd=ROOT, **kw)

@@ -10,8 +10,10 @@ import subprocess
 import numpy as np
 import pytest
 
+from rnn_cli import checkpoint
+
 from clihelp import (NAMES, ROOT, TINY, assert_clean_error, assert_usage_error, cmd, env, ok,
-                     rnn)
+                     rnn, rnn_many)
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +65,34 @@ def test_unreadable_corpus(model, tmp_path):
     assert model.read_bytes() == before
 
 
-@pytest.mark.parametrize("content, needle", [
-    (b"", "is empty"),
-    (b"  \n\t\r\n   \n", "only whitespace"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "NUL byte at offset 8"),
-    (b"plain text\x00more text\n" * 5, "NUL byte at offset 10"),
-    (b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "single distinct symbol"),
-    (b"abcdef", "at least 9 tokens"),
-], ids=["empty", "whitespace", "binary", "nul", "one-symbol", "too-short"])
-def test_unusable_corpus(model, tmp_path, content, needle):
-    corpus = tmp_path / "c.txt"
-    corpus.write_bytes(content)
-    train_fails(model, corpus, needle)
+CORPORA = {  # id: (content, what the error says)
+    "empty": (b"", "is empty"),
+    "whitespace": (b"  \n\t\r\n   \n", "only whitespace"),
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "NUL byte at offset 8"),
+    "nul": (b"plain text\x00more text\n" * 5, "NUL byte at offset 10"),
+    "one-symbol": (b"a" * 40, "single distinct symbol"),
+    "too-short": (b"abcdef", "at least 9 tokens"),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus_runs(model, tmp_path_factory):
+    """`train` on each bad corpus, run side by side; the model at -o must survive them all."""
+    folder = tmp_path_factory.mktemp("corpora")
+    before = model.read_bytes()
+    jobs = {}
+    for name, (content, _) in CORPORA.items():
+        (folder / name).write_bytes(content)
+        jobs[name] = ("train", folder / name, "-o", model, *TINY, "--steps", "2")
+    runs = rnn_many(jobs)
+    assert model.read_bytes() == before, "a failed run touched the existing model"
+    return runs
+
+
+@pytest.mark.parametrize("name", list(CORPORA))
+def test_unusable_corpus(corpus_runs, model, name):
+    assert_clean_error(corpus_runs[name], 1, CORPORA[name][1])
+    assert not [n for n in os.listdir(model.parent) if n.startswith(".rnn-cli-")]
 
 
 def test_empty_stdin(model):
@@ -87,9 +105,10 @@ def test_invalid_utf8_reports_offset_and_the_way_out(model, tmp_path):
     err = train_fails(model, corpus, "not valid utf-8", "byte 0xef at offset 2 (line 1)")
     assert "--encoding" in err and "--errors replace" in err
     out = tmp_path / "m.npz"
-    ok(rnn("train", corpus, "-o", out, *TINY, "--steps", "1", "--errors", "replace", "-q"))
     ok(rnn("train", corpus, "-o", out, *TINY, "--steps", "1", "--encoding", "latin-1", "-q"))
-    ok(rnn("sample", "-m", out, "-n", "20", "--seed", "1"))
+    assert "é" in checkpoint.load(str(out)).vocab.symbols
+    ok(rnn("train", corpus, "-o", out, *TINY, "--steps", "1", "--errors", "replace", "-q"))
+    assert "\ufffd" in checkpoint.load(str(out)).vocab.symbols
 
 
 def test_word_level_without_word_tokens(model, tmp_path):
@@ -116,7 +135,7 @@ def test_short_corpus_shrinks_batch_with_a_warning(tmp_path):
     err = proc.stderr.decode()
     assert "warning: the text is short: using --batch-size 1 --seq-len 9 (asked 32 x 64)" in err
     assert f"--threads 999 is more than the {len(os.sched_getaffinity(0))} cores" in err
-    ok(rnn("sample", "-m", out, "-n", "10"))
+    assert checkpoint.load(str(out)).train_cfg.seq_len == 9
 
 
 def _single_line(path, n_bytes: int):
@@ -127,9 +146,9 @@ def _single_line(path, n_bytes: int):
 
 def test_single_long_line(tmp_path):
     corpus, out = tmp_path / "line.txt", tmp_path / "line.npz"
-    _single_line(corpus, 5_000_000)
+    _single_line(corpus, 2_000_000)
     ok(rnn("train", corpus, "-o", out, *TINY, "--steps", "3", "--val-frac", "0.001", "-q"))
-    ok(rnn("sample", "-m", out, "-n", "20"))
+    assert checkpoint.load(str(out)).state["train_tokens"] > 1_990_000
 
 
 @pytest.mark.slow
@@ -162,15 +181,24 @@ SAMPLE_FLAGS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def flag_runs(model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("flags") / "never.npz"
+    jobs = {("train", f, v): ("train", NAMES, "-o", out, f, v) for f, v in TRAIN_FLAGS}
+    jobs.update({("sample", f, v): ("sample", "-m", model, f, v) for f, v in SAMPLE_FLAGS})
+    runs = rnn_many(jobs)
+    assert not out.exists()
+    return runs
+
+
 @pytest.mark.parametrize("flag, value", TRAIN_FLAGS, ids=[f"{f}={v}" for f, v in TRAIN_FLAGS])
-def test_bad_train_flag(flag, value, tmp_path):
-    assert_usage_error(rnn("train", NAMES, "-o", tmp_path / "m.npz", flag, value), flag)
-    assert not (tmp_path / "m.npz").exists()
+def test_bad_train_flag(flag_runs, flag, value):
+    assert_usage_error(flag_runs["train", flag, value], flag)
 
 
 @pytest.mark.parametrize("flag, value", SAMPLE_FLAGS, ids=[f"{f}={v}" for f, v in SAMPLE_FLAGS])
-def test_bad_sample_flag(flag, value, model):
-    proc = rnn("sample", "-m", model, flag, value)
+def test_bad_sample_flag(flag_runs, flag, value):
+    proc = flag_runs["sample", flag, value]
     assert_usage_error(proc, flag)
     assert proc.stdout == b""
 

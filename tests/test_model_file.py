@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from clihelp import NAMES, TINY, assert_clean_error, ok, rnn
+from clihelp import NAMES, TINY, assert_clean_error, ok, rnn, rnn_many
 from rnn_cli import checkpoint
 from rnn_cli.errors import ModelFileError, RnnCliError
 
@@ -57,23 +57,31 @@ def refused(path, *needles, level=None):
     return assert_clean_error(rnn(*args), 1, *needles)
 
 
+def all_refused(cases: dict):
+    """{path: needles}: `rnn-cli sample -m PATH` on each, side by side; each refused cleanly."""
+    runs = rnn_many({path: ("sample", "-m", path, "-n", "5") for path in cases})
+    for path, needles in cases.items():
+        assert_clean_error(runs[path], 1, *((needles,) if isinstance(needles, str) else needles))
+
+
 # ----------------------------------------------------------------- not a model file at all
 def test_missing_directory_empty_and_random_bytes(tmp_path):
-    refused(tmp_path / "nope.npz", "no model file at")
-    refused(tmp_path, "is a directory")
     (tmp_path / "empty.npz").write_bytes(b"")
-    refused(tmp_path / "empty.npz", "empty file")
     (tmp_path / "random.npz").write_bytes(np.random.default_rng(0).bytes(5000))
-    refused(tmp_path / "random.npz", "not an .npz archive")
     np.save(tmp_path / "single.npy", np.zeros(3))
-    refused(tmp_path / "single.npy", "single .npy array")
+    all_refused({tmp_path / "nope.npz": "no model file at", tmp_path: "is a directory",
+                 tmp_path / "empty.npz": "empty file",
+                 tmp_path / "random.npz": "not an .npz archive",
+                 tmp_path / "single.npy": "single .npy array"})
 
 
 def test_truncated_npz(char_model, tmp_path):
     data = char_model.read_bytes()
+    cases = {}
     for n in (4, 100, len(data) // 2, len(data) - 1):
         (tmp_path / f"t{n}.npz").write_bytes(data[:n])
-        refused(tmp_path / f"t{n}.npz", "not a readable model file")
+        cases[tmp_path / f"t{n}.npz"] = "not a readable model file"
+    all_refused(cases)
 
 
 class _Marker:
@@ -110,22 +118,25 @@ def test_wrong_magic_and_newer_format(char_model, tmp_path):
 
 def test_shapes_disagree_with_config(char_model, tmp_path):
     a = arrays_of(char_model)
-    refused(rewrite(char_model, tmp_path / "t.npz", param__W_ya=a["param.W_ya"].T.copy()),
-            "param.W_ya", "expected float32")
-    refused(rewrite(char_model, tmp_path / "h.npz", meta={"model.hidden": 12}), "param.")
-    refused(rewrite(char_model, tmp_path / "d.npz", param__b_y=a["param.b_y"].astype(np.float64)),
-            "float64")
-    refused(rewrite(char_model, tmp_path / "x.npz", param__W_aa=None), "'param.W_aa' is missing")
-    # a huge hidden size in the config is refused by shape before anything that size is allocated
-    refused(rewrite(char_model, tmp_path / "big.npz", meta={"model.hidden": 10 ** 12}), "param.")
-    refused(rewrite(char_model, tmp_path / "s.npz", meta={"model.hidden": "16"}), "hidden")
+    all_refused({
+        rewrite(char_model, tmp_path / "t.npz", param__W_ya=a["param.W_ya"].T.copy()):
+            ("param.W_ya", "expected float32"),
+        rewrite(char_model, tmp_path / "h.npz", meta={"model.hidden": 12}): "param.",
+        rewrite(char_model, tmp_path / "d.npz", param__b_y=a["param.b_y"].astype(np.float64)):
+            "float64",
+        rewrite(char_model, tmp_path / "x.npz", param__W_aa=None): "'param.W_aa' is missing",
+        # a huge hidden size is refused by shape before anything that size is allocated
+        rewrite(char_model, tmp_path / "big.npz", meta={"model.hidden": 10 ** 12}): "param.",
+        rewrite(char_model, tmp_path / "s.npz", meta={"model.hidden": "16"}): "hidden"})
 
 
-@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-def test_non_finite_weights(char_model, tmp_path, value):
-    w = arrays_of(char_model)["param.W_aa"].copy()
-    w.flat[3] = value
-    refused(rewrite(char_model, tmp_path / "n.npz", param__W_aa=w), "NaN or infinite")
+def test_non_finite_weights(char_model, tmp_path):
+    cases = {}
+    for i, value in enumerate((np.nan, np.inf, -np.inf)):
+        w = arrays_of(char_model)["param.W_aa"].copy()
+        w.flat[3] = value
+        cases[rewrite(char_model, tmp_path / f"n{i}.npz", param__W_aa=w)] = "NaN or infinite"
+    all_refused(cases)
 
 
 def test_vocabulary_with_duplicates_and_wrong_level(char_model, tmp_path):
