@@ -102,6 +102,19 @@ def save(model: Model, path: str) -> None:
     _sweep_stale_temps(folder)
 
 
+def check_writable(path: str) -> None:
+    """Before training: refuse at once an output path that no save could ever write."""
+    if os.path.isdir(path):
+        raise ModelFileError(f"cannot save the model to {path}: it is a directory",
+                             hint="pass -o FOLDER/NAME.npz")
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise ModelFileError(f"cannot save the model to {path}: {folder} is not a writable folder",
+                             hint="pass -o with a path you can write to")
+
+
 def _save_error(path: str, e: OSError, had: bool) -> ModelFileError:
     kept = f"the previous model at {path} is unchanged" if had else "no model file was written"
     return ModelFileError(f"cannot save the model to {path}: {e.strerror or e}",

@@ -140,6 +140,7 @@ def run(args, ui) -> int:
     mcfg, tcfg, given = _configs(args, resumed)
     if args.out is None and resumed is None:
         out = checkpoint.store_path(mcfg.level)
+    checkpoint.check_writable(out)
     text, info = corpus.read_text(args.corpus, args.encoding, args.errors)
     if resumed is not None:
         vocab = resumed.vocab

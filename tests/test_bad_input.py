@@ -118,6 +118,14 @@ def test_word_level_without_word_tokens(model, tmp_path):
                 extra=("--level", "word"))
 
 
+def test_output_path_that_cannot_be_written_is_refused_before_training(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    runs = rnn_many({"dir": ("train", NAMES, "-o", tmp_path),
+                     "under-file": ("train", NAMES, "-o", tmp_path / "file" / "m.npz")})
+    assert_clean_error(runs["dir"], 1, "it is a directory")
+    assert_clean_error(runs["under-file"], 1, "is not a writable folder")
+
+
 def test_vocab_size_one_is_a_usage_error(model):
     """--vocab-size < 2 is wrong for every corpus, so it is a flag error (exit 2), named."""
     err = train_fails(model, NAMES, "--vocab-size must be at least 2", extra=("--vocab-size", "1"),

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from clihelp import (NAMES, ROOT, TINY, assert_clean_error, cmd, env, ok, rnn, start,
+from clihelp import (NAMES, ROOT, TINY, assert_clean_error, cmd, env, ok, rnn, rnn_many, start,
                      stray_temps)
 from rnn_cli import checkpoint
 
@@ -237,12 +237,14 @@ def test_resume_is_bit_identical_with_parallel_kernels(tmp_path, small_corpus):
 def test_resume_with_conflicting_architecture_is_an_error(tmp_path, small_corpus, base_model):
     out = copy_of(base_model, tmp_path)
     before = out.read_bytes()
-    for flags, code, needle in ((("--hidden", "32"), 2, "--hidden 32 conflicts"),
-                                (("--activation", "relu"), 2, "--activation relu conflicts"),
-                                (("--optim", "sgd"), 2, "--optim conflicts"),
-                                (("--level", "word"), 1, "char-level model")):
-        proc = rnn("train", small_corpus, "--resume", "-o", out, "--steps", "20", *flags)
-        assert_clean_error(proc, code, needle)
+    cases = {("--hidden", "32"): (2, "--hidden 32 conflicts"),
+             ("--activation", "relu"): (2, "--activation relu conflicts"),
+             ("--optim", "sgd"): (2, "--optim conflicts"),
+             ("--level", "word"): (1, "char-level model")}
+    runs = rnn_many({flags: ("train", small_corpus, "--resume", "-o", out, "--steps", "20", *flags)
+                     for flags in cases})
+    for flags, (code, needle) in cases.items():
+        assert_clean_error(runs[flags], code, needle)
     assert out.read_bytes() == before
 
 

@@ -252,8 +252,9 @@ def mutate_arrays(arrays: dict, rng: np.random.Generator) -> dict:
     elif op == 3:
         arrays[name] = a.reshape(-1)
     elif op == 4 and a.dtype.kind in "iuf" and a.size:
-        arrays[name] = (a * 10.0 ** int(rng.integers(1, 40))).astype(a.dtype) \
-            if a.dtype.kind == "f" else a + a.dtype.type(int(rng.integers(1, 100)))
+        with np.errstate(all="ignore"):
+            arrays[name] = (a * 10.0 ** int(rng.integers(1, 40))).astype(a.dtype) \
+                if a.dtype.kind == "f" else a + a.dtype.type(int(rng.integers(1, 100)))
     elif op == 5:
         del arrays[name]
     elif op == 6 and a.size > 1:
