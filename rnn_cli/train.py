@@ -193,7 +193,7 @@ class Trainer:
                 f"the validation loss became {val} at step {self.step}",
                 hint="lower --lr (e.g. by 10x) or clip harder (--clip 1); the last good model "
                      "was kept")
-        improved = self.val_ids.shape[0] == 0 or val < self.best_val
+        improved = math.isnan(val) or val < self.best_val
         if improved:
             self.best_val = val if not math.isnan(val) else self.best_val
             self.best_flat[:] = self.params.flat
