@@ -11,6 +11,7 @@ member's size, so memory use is bounded by the file (compressed members may expa
 from __future__ import annotations
 
 import math
+import os
 import zipfile
 
 import numpy as np
@@ -29,6 +30,7 @@ def read_npz(path: str, wanted, hint: str) -> dict[str, np.ndarray]:
     try:
         with open(path, "rb") as f:
             head = f.read(4)
+            size = os.fstat(f.fileno()).st_size
     except OSError as e:
         raise ModelFileError(f"cannot read the model file {path}: {e.strerror or e}",
                              hint="check the path and its permissions") from None
@@ -49,6 +51,9 @@ def read_npz(path: str, wanted, hint: str) -> dict[str, np.ndarray]:
                     continue
                 if name in arrays:
                     raise ModelFileError(f"{path}: array '{name}' appears twice", hint=hint)
+                if info.compress_size > size:  # a size the file cannot hold: a crafted header
+                    raise ModelFileError(f"{path}: array '{name}' claims {info.compress_size:,} "
+                                         f"bytes in a {size:,}-byte file", hint=hint)
                 arrays[name] = _read_member(zf, info, path, hint)
             return arrays
     except ModelFileError:
