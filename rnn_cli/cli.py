@@ -137,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     ui = UI(quiet=args.quiet, verbose=args.verbose, no_color=args.no_color)
     _clamp_threads(args, ui)
     _set_thread_env(getattr(args, "threads", None))
-    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        old_term = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (main() called from a library): leave signals be
+        old_term = None
     try:
         return int(args.handler(args, ui))
     except RnnCliError as e:
@@ -157,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         ui.error("out of memory", hint="use a smaller --hidden, --batch-size or --vocab-size")
         return int(ExitStatus.ERROR)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def _silence_stdout() -> None:
