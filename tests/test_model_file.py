@@ -364,7 +364,44 @@ def test_fuzzed_files_from_the_cli(char_model, tmp_path):
         assert b"Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
+def test_fuzzed_files_that_load_resume_and_sample_from_the_cli(char_model, tmp_path):
+    """Mutants that pass the loader, through `train --resume` and `sample`: no traceback ever."""
+    rng = np.random.default_rng(21)
+    base = char_model.read_bytes()
+    with np.load(io.BytesIO(base), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    jobs = {}
+    for case in range(400):
+        buf = io.BytesIO()
+        np.savez(buf, **mutate_arrays(arrays, rng))
+        path = tmp_path / f"c{case}.npz"
+        path.write_bytes(buf.getvalue())
+        try:
+            checkpoint.load(str(path))
+        except RnnCliError:
+            continue
+        jobs[path, "train"] = ("train", NAMES, "--resume", "-o", path, "--steps", "9",
+                               "--threads", "1", "-q")
+        jobs[path, "sample"] = ("sample", "-m", path, "-n", "20")
+        if len(jobs) >= 40:
+            break
+    assert len(jobs) >= 20
+    for key, proc in rnn_many(jobs).items():
+        if proc.returncode != 0:
+            assert_clean_error(proc, proc.returncode)
+        assert proc.returncode in (0, 1, 2) and b"Traceback" not in proc.stderr, key
+
+
 def test_valid_model_round_trips(char_model):
     m = checkpoint.load(str(char_model), "char")
     assert m.cfg.level == "char" and math.isfinite(m.state["best_val"])
     _exercise(m)
+
+
+def test_these_tests_import_the_code_under_test():
+    """The shared venv also has an editable install of another checkout: make sure the in-process
+    fuzzing above ran against this tree's loader."""
+    from clihelp import ROOT
+
+    assert checkpoint.__file__.startswith(str(ROOT))
