@@ -14,28 +14,37 @@ kernel sees it. Arrays (see README "Model file format"):
     param.<name>    float32 parameters, shapes from rnn_cli/params.py (best by validation)
     resume.flat     float32 (P,) latest parameters when they differ from param.* (optional)
     opt.<name>      float32 (P,) optimizer moments (optional)
+
+Reading goes through `safe_npz.read_npz` (never `np.load`): headers are checked before any data is
+read, unknown members are skipped, pickled (object) arrays are refused. Then every array is
+checked against the config, and every config / state field against its type and range, before
+anything of the config's size is allocated.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-import zipfile
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rnn_cli import __version__
 from rnn_cli.config import ModelConfig, TrainConfig, from_dict
-from rnn_cli.errors import ModelFileError
-from rnn_cli.params import Params
-from rnn_cli.vocab import Vocab
+from rnn_cli.errors import ModelFileError, UsageError
+from rnn_cli.params import Params, param_shapes
+from rnn_cli.safe_npz import read_npz
+from rnn_cli.vocab import ARRAY_NAMES as VOCAB_ARRAYS, Vocab
 
 MAGIC = "rnn-cli-model"
 FORMAT_VERSION = 1
 OPT_NAMES = ("m", "v", "h")
 _HINT = "the file is damaged or not an rnn-cli model; train it again with `rnn-cli train`"
+TMP_PREFIX = ".rnn-cli-"  # temp files: .rnn-cli-<pid>-<random>.tmp next to the model
+_NAMES = ("magic", "format_version", "meta", "history", "rng_state", "resume.flat") + VOCAB_ARRAYS
 
 
 @dataclass
@@ -68,20 +77,101 @@ def save(model: Model, path: str) -> None:
     for name, buf in model.opt.items():
         arrays["opt." + name] = buf
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".rnn-cli-", suffix=".tmp", dir=folder)
+    had = os.path.exists(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise _save_error(path, e, had) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a model is an ordinary file
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):  # disk full, quota, read-only, ...: the old file is untouched
+            raise _save_error(path, e, had) from None
         raise
+    _fsync_dir(folder)
+    _sweep_stale_temps(folder)
+
+
+def check_writable(path: str) -> None:
+    """Before training: refuse at once an output path that no save could ever write."""
+    if os.path.isdir(path):
+        raise ModelFileError(f"cannot save the model to {path}: it is a directory",
+                             hint="pass -o FOLDER/NAME.npz")
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise ModelFileError(f"cannot save the model to {path}: {folder} is not a writable folder",
+                             hint="pass -o with a path you can write to")
+
+
+def _save_error(path: str, e: OSError, had: bool) -> ModelFileError:
+    kept = f"the previous model at {path} is unchanged" if had else "no model file was written"
+    return ModelFileError(f"cannot save the model to {path}: {e.strerror or e}",
+                          hint=f"free some disk space or pass -o on another disk; {kept}")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename itself durable (POSIX); best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sweep_stale_temps(folder: str, min_age: float = 60.0) -> None:
+    """Remove temp files of saves that were killed (kill -9, power loss): their process is gone
+    and they have not been written for `min_age` seconds. Live writers are never touched."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(TMP_PREFIX) and n.endswith(".tmp")]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        try:
+            pid = int(name[len(TMP_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        full = os.path.join(folder, name)
+        try:
+            if now - os.stat(full).st_mtime >= min_age:
+                os.unlink(full)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
 
 
 def _jsonable(d: dict) -> dict:
@@ -100,15 +190,7 @@ def load(path: str, level: str | None = None) -> Model:
                              f"{path}`, or pass -m PATH of an existing model")
     if os.path.isdir(path):
         raise ModelFileError(f"{path} is a directory, not a model file", hint="pass -m PATH/FILE.npz")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
-    except ValueError as e:  # object arrays need pickle: refused
-        raise ModelFileError(f"{path}: refused to load ({e})", hint=_HINT) from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError, RuntimeError,
-            zipfile.LargeZipFile, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path} is not a readable model file ({type(e).__name__}: {e})",
-                             hint=_HINT) from None
+    arrays = read_npz(path, _wanted, _HINT)
     try:
         return _from_arrays(arrays, path, level)
     except ModelFileError:
@@ -116,6 +198,10 @@ def load(path: str, level: str | None = None) -> Model:
     except Exception as e:  # anything unexpected in a hostile file is still a clean refusal
         raise ModelFileError(f"{path}: invalid model file ({type(e).__name__}: {e})",
                              hint=_HINT) from None
+
+
+def _wanted(name: str) -> bool:
+    return name in _NAMES or name.startswith(("param.", "opt."))
 
 
 def _scalar_str(arrays, name, path) -> str:
@@ -134,34 +220,117 @@ def _from_arrays(arrays: dict, path: str, level: str | None) -> Model:
         raise ModelFileError(f"{path}: missing format version", hint=_HINT)
     if int(ver) > FORMAT_VERSION or int(ver) < 1:
         meta = _try_meta(arrays)
-        need = meta.get("rnn_cli_version", "a newer version") if isinstance(meta, dict) else "?"
-        raise ModelFileError(f"{path} has model format version {int(ver)}; this rnn-cli "
-                             f"({__version__}) reads version {FORMAT_VERSION}",
-                             hint=f"upgrade rnn-cli (the file was written by rnn-cli {need})")
+        by = meta.get("rnn_cli_version") if isinstance(meta, dict) else None
+        by = by if isinstance(by, str) and len(by) < 40 else None
+        need = f"rnn-cli {by} or newer" if by and int(ver) > FORMAT_VERSION else \
+            "a newer rnn-cli" if int(ver) > FORMAT_VERSION else "a different rnn-cli"
+        raise ModelFileError(f"{path} has model format version {int(ver)}, which needs {need}; "
+                             f"this is rnn-cli {__version__} (format {FORMAT_VERSION})",
+                             hint=f"upgrade with `pip install -U 'rnn-cli>={by}'`" if by else
+                             "upgrade rnn-cli (pip install -U rnn-cli)")
     meta = json.loads(_scalar_str(arrays, "meta", path))
-    cfg = from_dict(ModelConfig, meta["model"]).validate()
-    vocab = Vocab.from_arrays(arrays)
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k, {}), dict)
+                                             for k in ("model", "train", "state")):
+        raise ModelFileError(f"{path}: malformed 'meta' record", hint=_HINT)
+    cfg = _config(ModelConfig, meta.get("model", {}), path)
+    try:
+        vocab = Vocab.from_arrays(arrays)
+    except ModelFileError as e:
+        raise ModelFileError(f"{path}: {e.message}", hint=e.hint) from None
     if len(vocab) != cfg.vocab_size or vocab.level != cfg.level:
         raise ModelFileError(f"{path}: vocabulary ({vocab.level}, {len(vocab)} symbols) disagrees "
                              f"with the config ({cfg.level}, V={cfg.vocab_size})", hint=_HINT)
     if level is not None and cfg.level != level:
         raise ModelFileError(f"{path} is a {cfg.level}-level model, but --level {level} was asked",
                              hint=f"use --level {cfg.level}, or train a {level} model")
+    # Every shape is checked against the config before anything of the config's size is
+    # allocated: the arrays are bounded by the file's size, the config's numbers are not.
+    shapes = param_shapes(cfg)
+    for name, shape in shapes.items():
+        _checked(arrays, "param." + name, shape, path)
     params = Params(cfg)
     for name, view in params.views.items():
-        view[...] = _checked(arrays, "param." + name, view.shape, path)
+        view[...] = arrays["param." + name]
     n = len(params)
     resume = arrays.get("resume.flat")
     if resume is not None:
         resume = _checked(arrays, "resume.flat", (n,), path)
     opt = {k: _checked(arrays, "opt." + k, (n,), path) for k in OPT_NAMES if "opt." + k in arrays}
+    for k in ("v", "h"):  # second moments / accumulators are sums of squares
+        if k in opt and (opt[k] < 0).any():
+            raise ModelFileError(f"{path}: optimizer array 'opt.{k}' holds negative values",
+                                 hint=_HINT)
     history = arrays.get("history", np.zeros((0, 4)))
     if history.dtype != np.float64 or history.ndim != 2 or history.shape[1] != 4:
         raise ModelFileError(f"{path}: malformed training history", hint=_HINT)
-    rng_state = json.loads(_scalar_str(arrays, "rng_state", path)) or None
-    train_cfg = from_dict(TrainConfig, meta.get("train", {}))
-    return Model(cfg, vocab, params, train_cfg, dict(meta.get("state", {})), history,
-                 rng_state, resume, opt)
+    train_cfg = _config(TrainConfig, meta.get("train", {}), path)
+    state = dict(meta.get("state", {}))
+    _check_state(state, cfg, train_cfg, path)
+    return Model(cfg, vocab, params, train_cfg, state, history,
+                 _rng_state(arrays, path), resume, opt)
+
+
+def _config(cls, d: dict, path: str):
+    """A config from the file's dict: every known field of the default's type, then validate()."""
+    defaults = cls()
+    for key, value in d.items():
+        if not hasattr(defaults, key):
+            continue  # a field of a newer minor version
+        want = type(getattr(defaults, key))
+        ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
+        if want is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise ModelFileError(f"{path}: config field '{key}' is {value!r:.40}, expected "
+                                 f"{want.__name__}", hint=_HINT)
+    try:
+        return from_dict(cls, d).validate()
+    except UsageError as e:
+        raise ModelFileError(f"{path}: stored config is invalid: {e.message}", hint=_HINT) from None
+
+
+def _is_int(v, low=0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def _check_state(st: dict, cfg: ModelConfig, tcfg: TrainConfig, path: str) -> None:
+    """The training state a --resume continues from: plain, in-range numbers only."""
+    bad = [k for k in ("step", "tokens", "unknown_tokens", "train_tokens", "val_tokens")
+           if k in st and not _is_int(st[k])]
+    bad += [k for k in ("seconds", "best_val") if k in st and not _is_num(st[k])]
+    if "seconds" in st and "seconds" not in bad and not 0 <= st["seconds"] < math.inf:
+        bad.append("seconds")
+    if "corpus" in st and not (isinstance(st["corpus"], dict) and all(
+            isinstance(st["corpus"].get(k, ""), str) for k in ("name", "sha256"))):
+        bad.append("corpus")
+    b = st.get("batches")
+    if b is not None and not (isinstance(b, dict) and all(
+            _is_int(b.get(k), low) for k, low in (("epoch", 0), ("position", 0), ("n_tokens", 0),
+                                                   ("batch_size", 1), ("seq_len", 1)))):
+        bad.append("batches")
+    c = st.get("carry")
+    if c is not None and not (isinstance(c, list) and
+                              len(c) == cfg.layers * tcfg.batch_size * cfg.hidden and
+                              all(_is_num(x) and abs(x) < math.inf for x in c)):
+        bad.append("carry")
+    if bad:
+        raise ModelFileError(f"{path}: malformed training state ({', '.join(bad)})",
+                             hint="sampling may still work, but --resume cannot continue from "
+                                  "it; " + _HINT)
+
+
+def _rng_state(arrays, path: str) -> dict | None:
+    state = json.loads(_scalar_str(arrays, "rng_state", path)) or None
+    if state is not None:
+        try:
+            np.random.PCG64().state = state
+        except Exception:
+            raise ModelFileError(f"{path}: malformed random-generator state", hint=_HINT) from None
+    return state
 
 
 def _try_meta(arrays):

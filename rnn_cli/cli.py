@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from rnn_cli import __version__
@@ -78,7 +79,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for kernels and BLAS (default: all cores)")
     g.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
                    help="where kernels run (default: %(default)s)")
-    g.add_argument("--seed", type=int, default=None,
+    g.add_argument("--seed", type=_nonneg_int, default=None,
                    help="random seed; the same seed gives the same result (train default 1234)")
 
 
@@ -109,6 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _clamp_threads(args, ui) -> None:
+    """--threads above the usable cores: warn and use the cores (every command)."""
+    threads, cores = getattr(args, "threads", None), _cores()
+    if threads and threads > cores:
+        ui.warn(f"--threads {threads} is more than the {cores} cores here; using {cores}")
+        args.threads = cores
+
+
+def _terminate(signum, frame):
+    """SIGTERM is handled as Ctrl-C: training saves the model, every command exits 130."""
+    raise KeyboardInterrupt
+
+
 def _set_thread_env(threads: int | None) -> None:
     """BLAS thread pools read their size at import: set it before numpy is imported."""
     if threads:
@@ -119,10 +140,15 @@ def _set_thread_env(threads: int | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _set_thread_env(getattr(args, "threads", None))
     from rnn_cli.console import UI
 
     ui = UI(quiet=args.quiet, verbose=args.verbose, no_color=args.no_color)
+    _clamp_threads(args, ui)
+    _set_thread_env(getattr(args, "threads", None))
+    try:
+        old_term = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (main() called from a library): leave signals be
+        old_term = None
     try:
         return int(args.handler(args, ui))
     except RnnCliError as e:
@@ -142,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         ui.error("out of memory", hint="use a smaller --hidden, --batch-size or --vocab-size")
         return int(ExitStatus.ERROR)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def _silence_stdout() -> None:

@@ -37,7 +37,6 @@ def run(args, ui) -> int:
     import numpy as np
 
     from rnn_cli import checkpoint
-    from rnn_cli.sample import SampleConfig, Sampler
 
     if args.argmax and (args.temperature is not None or args.top_k is not None):
         raise UsageError("--argmax cannot be combined with --temperature or --top-k",
@@ -57,6 +56,8 @@ def run(args, ui) -> int:
                              hint="pipe the text in, or pass --prime TEXT")
         prime = sys.stdin.read()
     length = args.length if args.length or args.lines else 500
+    from rnn_cli.sample import SampleConfig, Sampler  # numba: only once the model is valid
+
     sc = SampleConfig(length=length, lines=args.lines, temperature=args.temperature or 1.0,
                       top_k=args.top_k or 0, greedy=args.argmax, allow_unk=args.allow_unk,
                       prime=prime)

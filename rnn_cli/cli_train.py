@@ -140,6 +140,7 @@ def run(args, ui) -> int:
     mcfg, tcfg, given = _configs(args, resumed)
     if args.out is None and resumed is None:
         out = checkpoint.store_path(mcfg.level)
+    checkpoint.check_writable(out)
     text, info = corpus.read_text(args.corpus, args.encoding, args.errors)
     if resumed is not None:
         vocab = resumed.vocab
@@ -232,6 +233,8 @@ def _fmt(x: float) -> str:
 
 
 def _train_loop(args, ui, trainer, out) -> int:
+    import numpy as np
+
     from rnn_cli import checkpoint
     from rnn_cli.errors import ExitStatus, TrainingDiverged
 
@@ -275,7 +278,8 @@ def _train_loop(args, ui, trainer, out) -> int:
             if progress is not None:
                 task = progress.add_task("train", total=1000, step=trainer.step, loss="-",
                                          val="-", rate="")
-            summary = trainer.run(on_event, stop)
+            with np.errstate(all="ignore"):  # a diverging run is reported once, below
+                summary = trainer.run(on_event, stop)
     except TrainingDiverged:
         checkpoint.save(trainer.to_model(with_resume=False), out) if not os.path.exists(out) \
             else None

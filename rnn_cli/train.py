@@ -196,6 +196,13 @@ class Trainer:
     def _eval_event(self, on_event, recent, wall0):
         train_loss = float(np.mean(recent)) if recent else math.nan
         val = self.evaluate()
+        if (self.val_ids.shape[0] and not math.isfinite(val)) or \
+                not np.isfinite(self.params.flat).all():
+            # The last update blew up (the window's loss was still finite): never save these.
+            raise TrainingDiverged(
+                f"the validation loss became {val} at step {self.step}",
+                hint="lower --lr (e.g. by 10x) or clip harder (--clip 1); the last good model "
+                     "was kept")
         improved = math.isnan(val) or val < self.best_val
         if improved:
             self.best_val = val if not math.isnan(val) else self.best_val

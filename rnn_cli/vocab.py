@@ -364,7 +364,12 @@ def build_vocab(text: str, level: str, vocab_size: int | None = None, min_count:
 
 def _char_symbols(text: str, vocab_size: int | None, min_count: int) -> tuple[str, ...]:
     """Kept characters in code-point order, then <UNK>."""
-    values, counts = np.unique(_codepoints(text), return_counts=True)
+    cps = _codepoints(text)
+    table = np.zeros(int(cps.max()) + 1 if cps.size else 0, np.int64)
+    for i in range(0, cps.size, 1 << 22):  # O(n) counting in bounded memory (np.unique sorts)
+        table += np.bincount(cps[i:i + (1 << 22)], minlength=table.size)
+    values = np.flatnonzero(table).astype(np.uint32)
+    counts = table[values]
     keep = counts >= min_count
     values, counts = values[keep], counts[keep]
     if vocab_size is not None and values.size > vocab_size:
