@@ -58,17 +58,22 @@ class Network:
         self.threads = _jit.get_threads() if parallel else 1
         self.recurrence = recurrence or pick_recurrence(batch, H)
         gemm_path = self.recurrence == "gemm"
-        if parallel:
+        chunks = min(self.threads, batch)
+        # one slice of the batch: the serial build (a parallel region for one thread only adds
+        # a wake-up of the pool, which costs whole scheduler slices on a busy machine)
+        if chunks > 1:
             fwd, bwd = (cell.rnn_forward_gemm, cell.rnn_backward_gemm) if gemm_path else \
                 (cell.rnn_forward, cell.rnn_backward)
-            self._mm = cell.pgemm
         else:
             fwd, bwd = (cell.rnn_forward_gemm_serial, cell.rnn_backward_gemm_serial) if gemm_path \
                 else (cell.rnn_forward_serial, cell.rnn_backward_serial)
-            self._mm = cell.pgemm_serial
-        chunks = min(self.threads, batch)
         if gemm_path:
-            self._fwd = lambda a, xa, W: fwd(a, xa, W, self.act, chunks)
+            self.WT = np.zeros((H, H), dt)  # (H, H) W_aa^T of the layer being run
+
+            def _fwd(a, xa, W):
+                np.copyto(self.WT, W.T)
+                fwd(a, xa, self.WT, self.act, chunks)
+            self._fwd = _fwd
             self._bwd = lambda dz, dn, da, a, W: bwd(dz, dn, da, a, W, self.act, chunks)
         else:
             self._fwd = lambda a, xa, W: fwd(a, xa, W, self.act)
@@ -78,7 +83,8 @@ class Network:
     def _matmul(self, C, A, B, trans_a=False, trans_b=False, beta=0.0) -> None:
         """C = op(A) op(B) + beta C with the rows of C split over the threads."""
         chunks = max(1, min(self.threads, C.shape[0] // 16))
-        self._mm(C, A, B, trans_a, trans_b, 1.0, beta, chunks)
+        mm = cell.pgemm if chunks > 1 else cell.pgemm_serial
+        mm(C, A, B, trans_a, trans_b, 1.0, beta, chunks)
 
     def reset_state(self) -> None:
         self.state[...] = 0.0

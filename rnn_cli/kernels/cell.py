@@ -185,11 +185,15 @@ def _chunk(B, nchunks, c):
     return b0, min(B, b0 + size)
 
 
-def _rnn_forward_gemm(a, xa, W_aa, act, nchunks):
-    """As `rnn_forward`; a<t> = g(xa<t> + a<t-1> W_aa^T) with one gemm per step and slice."""
+def _rnn_forward_gemm(a, xa, W_aaT, act, nchunks):
+    """As `rnn_forward`; a<t> = g(xa<t> + a<t-1> W_aa^T) with one gemm per step and slice.
+
+    W_aaT (H, H) is a contiguous copy of W_aa^T: OpenBLAS runs a plain product faster than one
+    with a transposed operand at these shapes (no repacking of the weights at every call).
+    """
     T, B, H = xa.shape[0], xa.shape[1], xa.shape[2]
     single, isz = a.itemsize == 4, a.itemsize
-    base, w = a.ctypes.data, W_aa.ctypes.data
+    base, w = a.ctypes.data, W_aaT.ctypes.data
     for c in prange(nchunks):
         b0, b1 = _chunk_bounds(B, nchunks, c)
         if b1 > b0:
@@ -199,7 +203,7 @@ def _rnn_forward_gemm(a, xa, W_aa, act, nchunks):
                     pre = xa[t, b]
                     for i in range(H):
                         out[i] = pre[i]
-                gemm(single, False, True, b1 - b0, H, H, 1.0, base + (t * B + b0) * H * isz, H,
+                gemm(single, False, False, b1 - b0, H, H, 1.0, base + (t * B + b0) * H * isz, H,
                      w, H, 1.0, base + ((t + 1) * B + b0) * H * isz, H)
                 for b in range(b0, b1):
                     activate(a[t + 1, b], act)
