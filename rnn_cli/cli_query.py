@@ -90,12 +90,17 @@ def _load(args, ui):
 
     from rnn_cli.cuda.backend import resolve as resolve_device
 
-    args.device = resolve_device(getattr(args, "device", "cpu"), ui.warn)
+    requested = getattr(args, "device", "cpu")
+    args.device = resolve_device(requested, ui.warn)
     if getattr(args, "threads", None):
         from rnn_cli.kernels import _jit
 
         _jit.set_threads(args.threads)
-    return checkpoint.load(checkpoint.resolve_model_path(args.model, args.level), args.level)
+    model = checkpoint.load(checkpoint.resolve_model_path(args.model, args.level), args.level)
+    from rnn_cli.cuda.backend import for_model
+
+    args.device = for_model(args.device, requested, model.cfg, ui.warn)
+    return model
 
 
 def _scorer(model, device: str):

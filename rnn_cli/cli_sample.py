@@ -45,6 +45,9 @@ def run(args, ui) -> int:
 
     device = resolve_device(args.device, ui.warn)  # no numba.cuda import for --device cpu
     model = checkpoint.load(checkpoint.resolve_model_path(args.model, args.level), args.level)
+    from rnn_cli.cuda.backend import for_model
+
+    device = for_model(device, args.device, model.cfg, ui.warn)
     vocab = model.vocab
     if args.lines and vocab.eos_id is None:
         raise UsageError("--lines needs a model whose vocabulary has an end-of-line symbol",

@@ -12,12 +12,30 @@ import time
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.errors import UsageError
 
-ARCH = ("level", "cell", "activation", "hidden", "layers")
+ARCH = ("level", "cell", "activation", "hidden", "layers", "dropout", "embed", "tie_weights")
 VOCAB_FLAGS = {"vocab_size": "vocab_max", "min_count": "min_count", "lower": "lower",
                "tokenizer": "tokenizer"}
 TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optim", "clip", "clip_mode", "steps", "epochs",
-               "max_seconds", "val_frac", "eval_every", "sample_every", "seed")
+               "max_seconds", "val_frac", "eval_every", "sample_every", "seed", "lr_decay", "valid",
+               "test")
 DEFAULT_EPOCHS = 10  # when no stopping rule is given
+DEFAULT_CELL = "lstm"  # what `rnn-cli train` uses without --cell (README "Cells, layers and ...")
+
+
+def scaled_defaults(level: str, n_train: int, given: dict) -> dict:
+    """Architecture defaults of `rnn-cli train` for a corpus of n_train tokens (flags given win):
+    an LSTM; H 128 below 100k tokens, 256 below 3M, 512 above; dropout 0.1 from 500k tokens;
+    at word level an H-wide embedding tied to the output layer."""
+    out = {"cell": DEFAULT_CELL,
+           "hidden": 128 if n_train < 100_000 else 256 if n_train < 3_000_000 else 512,
+           "dropout": 0.1 if n_train >= 500_000 else 0.0}
+    if level == "word" and "embed" not in given and given.get("tie_weights") is not False:
+        out["tie_weights"] = True
+    out = {k: v for k, v in out.items() if k not in given}
+    H = given.get("hidden", out.get("hidden"))
+    if out.get("tie_weights") or (given.get("tie_weights") and "embed" not in given):
+        out["embed"] = H
+    return out
 
 
 def add_parser(sub, formatter, common) -> None:
@@ -41,12 +59,25 @@ def add_parser(sub, formatter, common) -> None:
                    help="print a JSON summary line on stdout at the end")
     g = p.add_argument_group("model")
     g.add_argument("--level", choices=("char", "word"), help=f"tokens (default: {m.level})")
-    g.add_argument("--cell", choices=("rnn",), help=f"recurrent cell (default: {m.cell})")
+    g.add_argument("--cell", choices=("rnn", "gru", "lstm"),
+                   help=f"recurrent cell: rnn (the seed's), gru (PyTorch's GRU), lstm (forget-gate "
+                        f"bias 1) (default: {DEFAULT_CELL})")
     g.add_argument("--activation", choices=("tanh", "relu"),
                    help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
                         f"(default: {m.activation})")
-    g.add_argument("--hidden", type=_positive_int, help=f"H, hidden units (default: {m.hidden})")
+    g.add_argument("--hidden", type=_positive_int,
+                   help="H, hidden units (default: by corpus size: 128 below 100k tokens, 256 "
+                        "below 3M, else 512)")
     g.add_argument("--layers", type=_positive_int, help=f"stacked layers (default: {m.layers})")
+    g.add_argument("--dropout", type=_finite_float(0.0, False, 0.99),
+                   help="inverted dropout between layers and before the output layer, during "
+                        "training only (default: 0.1 from 500k training tokens, else 0)")
+    g.add_argument("--embed", type=_nonneg_int, metavar="E",
+                   help="learn an E-wide input embedding (default: 0, one-hot input)")
+    g.add_argument("--tie-weights", action="store_true", default=None,
+                   help="share the embedding with the output layer (needs --embed equal to "
+                        "--hidden; implies --embed H when --embed is not given; default: on at "
+                        "word level unless --embed is given)")
     g.add_argument("--vocab-size", type=_positive_int,
                    help="keep the m most frequent tokens, the rest become <UNK> "
                         f"(default: {t.vocab_max} at word level, all characters at char level)")
@@ -71,6 +102,9 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--clip-mode", choices=("norm", "value"),
                    help="norm: global L2 norm; value: each element, as in the course notes "
                         "(default: norm)")
+    g.add_argument("--lr-decay", type=_finite_float(0.0, False), metavar="F",
+                   help="divide the learning rate by F whenever the validation loss does not "
+                        "improve (word_language_model uses 4; default: 0, off)")
     g = p.add_argument_group("stopping and reporting")
     g.add_argument("--steps", type=_positive_int, help="stop after this many optimizer steps "
                    "in total (with --resume: counting the earlier ones)")
@@ -82,6 +116,11 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--val-frac", type=_finite_float(0.0, False, 0.5),
                    help=f"fraction at the end of the text held out for validation "
                         f"(default: {t.val_frac:g})")
+    g.add_argument("--valid", metavar="FILE",
+                   help="validate on this file instead of the tail of CORPUS (--val-frac ignored)")
+    g.add_argument("--test", metavar="FILE",
+                   help="at the end, report the loss and perplexity of the best model on FILE "
+                        "(test_loss, test_ppl in --json)")
     g.add_argument("--eval-every", type=_positive_int,
                    help=f"validate (and save) every N steps (default: {t.eval_every})")
     g.add_argument("--sample-every", type=_nonneg_int,
@@ -114,9 +153,13 @@ def _configs(args, resumed):
         tvals["vocab_max"] = TrainConfig().vocab_max  # char level keeps every character
     if not any(k in given for k in ("steps", "epochs", "max_seconds")) and resumed is None:
         tvals["epochs"] = DEFAULT_EPOCHS
+    if given.get("valid"):
+        tvals["val_frac"] = 0.0  # the separate file replaces the tail split
     mvals["vocab_size"] = base_m.get("vocab_size", 0)
     tvals = {k: (0 if v is None else v) for k, v in tvals.items()}
-    return ModelConfig(**mvals).validate(), TrainConfig(**tvals).validate(), given
+    if resumed is None and mvals.get("tie_weights") and "embed" not in given:
+        mvals["embed"] = mvals["hidden"]  # tying needs E == H (validated after scaling)
+    return ModelConfig(**mvals), TrainConfig(**tvals).validate(), given
 
 
 def run(args, ui) -> int:
@@ -155,6 +198,8 @@ def run(args, ui) -> int:
     ids, unknown = vocab.encode(text)
     del text
     train_ids, val_ids = corpus.split_train_val(ids, tcfg.val_frac)
+    val_ids = _extra_ids(tcfg.valid, vocab, args, ui, "validation") if tcfg.valid else val_ids
+    test_ids = _extra_ids(tcfg.test, vocab, args, ui, "test") if tcfg.test else None
     B, T, adjusted = corpus.fit_batch_shape(len(train_ids), tcfg.batch_size, tcfg.seq_len)
     if adjusted:
         if resumed is not None:
@@ -162,7 +207,14 @@ def run(args, ui) -> int:
         ui.warn(f"the text is short: using --batch-size {B} --seq-len {T} "
                 f"(asked {tcfg.batch_size} x {tcfg.seq_len})")
         tcfg = TrainConfig(**{**vars(tcfg), "batch_size": B, "seq_len": T})
-    mcfg = ModelConfig(**{**vars(mcfg), "vocab_size": len(vocab)})
+    scaled = scaled_defaults(mcfg.level, len(train_ids), given) if resumed is None else {}
+    mcfg = ModelConfig(**{**vars(mcfg), **scaled, "vocab_size": len(vocab)}).validate()
+    from rnn_cli.cuda.backend import for_model
+
+    device = for_model(device, args.device, mcfg, ui.warn, training=True)
+    if scaled:
+        ui.debug("defaults for this corpus: " + ", ".join(f"--{k.replace('_', '-')} {v}"
+                                                          for k, v in scaled.items()))
     rng = np.random.default_rng(tcfg.seed)
     if resumed is not None:
         model = resumed
@@ -188,10 +240,23 @@ def run(args, ui) -> int:
             ui.debug(f"device: {backend.describe()}")
     ui.debug(f"kernels ready in {secs:.2f} s")
     if device == "cuda":
+        if test_ids is not None:
+            ui.warn("--test is scored on the CPU path only; ignored with --device cuda")
         trainer = cuda_train.CudaTrainer(model, tcfg, train_ids, val_ids, rng)
     else:
-        trainer = Trainer(model, tcfg, train_ids, val_ids, rng)
+        trainer = Trainer(model, tcfg, train_ids, val_ids, rng, test_ids)
     return _train_loop(args, ui, trainer, out)
+
+
+def _extra_ids(path, vocab, args, ui, what):
+    """Ids of a --valid / --test file under the training vocabulary (unknown tokens -> <UNK>)."""
+    from rnn_cli import corpus
+
+    text, info = corpus.read_text(path, args.encoding, args.errors)
+    ids, unknown = vocab.encode(text)
+    ui.info(f"{what}: {info['name']}, {len(ids):,} tokens"
+            + (f", {unknown:,} mapped to <UNK>" if unknown else ""))
+    return ids
 
 
 class _null:
@@ -295,7 +360,9 @@ def _train_loop(args, ui, trainer, out) -> int:
                    wall_seconds=round(time.perf_counter() - t_start, 3))
     ui.info(f"saved {out}: {summary['steps']} steps, {summary['tokens_per_sec']:,.0f} tok/s, "
             f"train {_fmt(summary['train_loss'])}, val {_fmt(summary['val_loss'])} nats/token "
-            f"(best {_fmt(trainer.best_val)})")
+            f"(best {_fmt(trainer.best_val)})"
+            + (f"; test {_fmt(summary['test_loss'])} nats/token, perplexity "
+               f"{summary['test_ppl']:.2f}" if "test_loss" in summary else ""))
     if args.json:
         sys.stdout.write(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
                                      for k, v in summary.items()}) + "\n")

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from rnn_cli.errors import UsageError
 
 LEVELS = ("char", "word")
-CELLS = ("rnn",)
+CELLS = ("rnn", "gru", "lstm")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # G, gate blocks per cell
 ACTIVATIONS = ("tanh", "relu")
 OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop")
 CLIP_MODES = ("norm", "value")
@@ -51,6 +52,10 @@ class ModelConfig:
     hidden: int = 256  # H, units per layer
     layers: int = 1  # L, stacked cells; layer l > 0 reads a<t> of layer l-1
     vocab_size: int = 0  # V, filled in from the vocabulary
+    # Added with the gated cells; the defaults are the seed's behaviour, so older files still load.
+    dropout: float = 0.0  # inverted dropout between layers and before the output (training only)
+    embed: int = 0  # E, input embedding width; 0: one-hot input (a column gather of W_ax)
+    tie_weights: bool = False  # output layer W_ya shares the embedding W_emb (needs E == H)
 
     def validate(self) -> "ModelConfig":
         for name, choices in (("level", LEVELS), ("cell", CELLS), ("activation", ACTIVATIONS)):
@@ -58,11 +63,25 @@ class ModelConfig:
                 raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}"
                                  f" (got {getattr(self, name)!r})")
         _positive(self, "hidden", "layers")
+        if not (math.isfinite(self.dropout) and 0.0 <= self.dropout < 1.0):
+            raise UsageError(f"--dropout must be in [0, 1) (got {self.dropout})",
+                             hint="e.g. --dropout 0.2; 0 turns it off")
+        if self.embed < 0:
+            raise UsageError(f"--embed must be 0 (one-hot input) or positive (got {self.embed})")
+        if self.tie_weights and self.embed != self.hidden:
+            raise UsageError(f"--tie-weights needs --embed equal to --hidden (got --embed "
+                             f"{self.embed}, --hidden {self.hidden})",
+                             hint=f"pass --embed {self.hidden}, or drop --tie-weights")
         return self
 
     @property
     def gates(self) -> int:
-        return 1
+        return GATES[self.cell]
+
+    @property
+    def state_rows(self) -> int:
+        """Rows of the carried state: h per layer, plus c per layer for the LSTM."""
+        return 2 * self.layers if self.cell == "lstm" else self.layers
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,9 @@ class TrainConfig:
     min_count: int = 1
     lower: bool = False
     tokenizer: str = "words"
+    lr_decay: float = 0.0  # divide lr by this when validation loss does not improve; 0: off
+    valid: str = ""  # validation file instead of the tail split ("": use --val-frac)
+    test: str = ""  # test file, scored with the best parameters at the end ("": none)
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
@@ -95,6 +117,9 @@ class TrainConfig:
         _finite(self, "val_frac", 0.0, low_open=False, high=0.5)
         _finite(self, "epochs", 0.0, low_open=False)
         _finite(self, "max_seconds", 0.0, low_open=False)
+        if self.lr_decay and not (math.isfinite(self.lr_decay) and self.lr_decay > 1.0):
+            raise UsageError(f"--lr-decay must be 0 (off) or a factor > 1 (got {self.lr_decay})",
+                             hint="e.g. --lr-decay 4 divides the learning rate by 4 on a plateau")
         if self.steps < 0:
             raise UsageError(f"--steps must be 0 (no limit) or positive (got {self.steps})")
         if self.sample_every < 0:

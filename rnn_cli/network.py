@@ -9,6 +9,13 @@ they run at the machine's GEMM speed. Shape letters as in `kernels/__init__.py`;
     backward: dlogits = (y_hat - y)/R -> dW_ya, db_y, da -> dz through time -> dW_aa, dW_ax, db_a
 
 `backward` overwrites the gradient buffers (one window per optimizer step).
+
+Gated cells (`kernels.gru`, `kernels.lstm`) plug into the same loop: their input terms for all G
+gate blocks are one (T, B, G*H) array exactly like the RNN's, and their kernels store the gates for
+backward. With `--embed E` layer 0 reads a row gather of W_emb through a BLAS product; with
+dropout, the caller passes masks (drawn from the run's Generator by `draw_masks`) to `forward`:
+inverted dropout on the embedding output, on the input of every upper layer and before the output
+layer. The LSTM's cell states ride in the carried state below the hidden states (`state_rows`).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import os
 
 import numpy as np
 
-from rnn_cli.kernels import _jit, blas, cell, output
+from rnn_cli.kernels import _jit, blas, cell, embed, gru, lstm, output
 from rnn_cli.params import Params
 
 ACTIVATIONS = {"tanh": cell.TANH, "relu": cell.RELU}
@@ -52,7 +59,8 @@ class Network:
         self.logits = np.zeros((R, V), dt)  # (R, V), overwritten by dlogits in backward
         self.nll = np.zeros(R, np.float64)  # (R,) -log y_hat[y] per position
         self.lse = np.zeros(R, np.float64)  # (R,) log-sum-exp per row
-        self.state = np.zeros((L, batch, H), dt)  # carried between windows
+        self.state = np.zeros((cfg.state_rows, batch, H), dt)  # carried between windows
+        self._init_cells(parallel)
         self.x_buf = np.zeros((steps, batch), np.int32)
         self.y_buf = np.zeros((steps, batch), np.int32)
         self.threads = _jit.get_threads() if parallel else 1
@@ -86,11 +94,92 @@ class Network:
         mm = cell.pgemm if chunks > 1 else cell.pgemm_serial
         mm(C, A, B, trans_a, trans_b, 1.0, beta, chunks)
 
+    def _init_cells(self, parallel: bool) -> None:
+        """Buffers of the gated cells, the embedding and dropout (none for the seed's RNN)."""
+        cfg, T, B, dt = self.cfg, self.T, self.B, self.params.flat.dtype
+        L, H, E = cfg.layers, cfg.hidden, cfg.embed
+        kind = "" if parallel else "_serial"
+        if cfg.cell == "gru":
+            self._gfwd = getattr(gru, "gru_forward" + kind)
+            self._gbwd = getattr(gru, "gru_backward" + kind)
+            self.gates = [np.zeros((T, B, 4 * H), dt) for _ in range(L)]  # (T, B, 4H) r z n hn
+            self.dhh = np.zeros((T, B, 3 * H), dt)  # (T, B, 3H)
+        elif cfg.cell == "lstm":
+            self._gfwd = getattr(lstm, "lstm_forward" + kind)
+            self._gbwd = getattr(lstm, "lstm_backward" + kind)
+            self.gates = [np.zeros((T, B, 5 * H), dt) for _ in range(L)]  # (T, B, 5H) i f g o tc
+            self.c = [np.zeros((T + 1, B, H), dt) for _ in range(L)]  # (T+1, B, H)
+            self.dcnext = np.zeros((B, H), dt)  # (B, H)
+        if E:
+            self.emb = np.zeros((T, B, E), dt)  # (T, B, E) W_emb[x], dropped in place
+            self.demb = np.zeros((T, B, E), dt)  # (T, B, E)
+        # dropout sites: 0 the embedding output (E wide), l = 1..L-1 layer l's input, L the output's
+        self.drop = [None] + [np.zeros((T, B, H), dt) for _ in range(L)] if cfg.dropout else None
+        self._masks = None
+
+    def draw_masks(self, rng: np.random.Generator) -> list | None:
+        """Fresh inverted-dropout masks (values 0 or 1/(1-p)) for the next training window, drawn
+        from `rng` (randomness stays out of the kernels); None without dropout."""
+        p = self.cfg.dropout
+        if not p:
+            return None
+        if getattr(self, "_mask_buf", None) is None:
+            dt = self.params.flat.dtype
+            self._mask_buf = [np.zeros((self.T, self.B, self.cfg.embed), dt) if self.cfg.embed
+                              else None] + [np.zeros((self.T, self.B, self.cfg.hidden), dt)
+                                            for _ in range(self.cfg.layers)]
+        for m in self._mask_buf:
+            if m is not None:
+                rng.random(out=m, dtype=m.dtype)
+                np.greater_equal(m, p, out=m, casting="unsafe")
+                m *= 1.0 / (1.0 - p)
+        return self._mask_buf
+
+    def _cell_forward(self, layer: int, a: np.ndarray, xa: np.ndarray, T: int) -> None:
+        cfg, p = self.cfg, self.params
+        if cfg.cell == "rnn":
+            self._fwd(a, xa, p.W_aa[layer])
+        elif cfg.cell == "gru":
+            self._gfwd(a, self.gates[layer][:T], xa, p.W_aa[layer], p.b_hn[layer])
+        else:
+            L = cfg.layers
+            c = self.c[layer][:T + 1]
+            c[0] = self.state[L + layer]
+            self._gfwd(a, c, self.gates[layer][:T], xa, p.W_aa[layer])
+            self.state[L + layer] = c[T]
+
+    def _cell_backward(self, grads: Params, layer: int, a, dz, da, T: int) -> np.ndarray:
+        """dz (input-term gradient) from da; returns the gradient of the recurrent products."""
+        cfg, p = self.cfg, self.params
+        if cfg.cell == "rnn":
+            self._bwd(dz, self.dnext, da, a, p.W_aa[layer])
+            return dz
+        if cfg.cell == "gru":
+            dhh = self.dhh[:T]
+            self._gbwd(dz, dhh, self.dnext, da, a, self.gates[layer][:T], p.W_aa[layer])
+            H = cfg.hidden
+            np.sum(dhh[:, :, 2 * H:], axis=(0, 1), out=grads.b_hn[layer])
+            return dhh
+        self._gbwd(dz, self.dnext, self.dcnext, da, self.c[layer][:T + 1], self.gates[layer][:T],
+                   p.W_aa[layer])
+        return dz
+
+    def _dropped(self, site: int, a: np.ndarray, T: int) -> np.ndarray:
+        """a (T, B, W) times this window's mask at `site` (a itself without dropout)."""
+        if self._masks is None:
+            return a
+        out = self.drop[site][:T] if site else a
+        np.multiply(a, self._masks[site][:T], out=out)
+        return out
+
     def reset_state(self) -> None:
         self.state[...] = 0.0
 
-    def forward(self, x: np.ndarray, y: np.ndarray | None = None) -> float:
+    def forward(self, x: np.ndarray, y: np.ndarray | None = None, masks: list | None = None
+                ) -> float:
         """Run a window x (T, B) int32 from the carried state; returns the summed nll (0 without y).
+
+        masks: dropout masks from `draw_masks` (training only); None: no dropout (evaluation).
 
         The carried state moves on to the window's last hidden state. Per-position nll is left in
         `self.nll[:T*B]` (row t*B + b) and the logits in `self.logits`.
@@ -100,21 +189,31 @@ class Network:
         self._T = T
         xa = self.xa[:T]
         below = None
+        self._masks = masks if self.cfg.dropout else None
         for layer in range(self.cfg.layers):
             a = self.a[layer][:T + 1]
             a[0] = self.state[layer]
-            if layer == 0:
+            if layer == 0 and self.cfg.embed:
+                e = self.emb[:T]
+                embed.embed_forward(e, p.W_emb, x)
+                e = self._dropped(0, e, T)
+                xa[...] = p.b_a[0]
+                self._matmul(xa.reshape(R, GH), e.reshape(R, self.cfg.embed), p.W_ax,
+                             trans_b=True, beta=1.0)
+            elif layer == 0:
                 cell.gather_input_forward(xa, p.W_ax, p.b_a[0], x)
             else:
+                inp = self._dropped(layer, below[1:], T)
                 xa[...] = p.b_a[layer]
-                self._matmul(xa.reshape(R, GH), below[1:].reshape(R, H), p.W_ax_up[layer - 1],
+                self._matmul(xa.reshape(R, GH), inp.reshape(R, H), p.W_ax_up[layer - 1],
                              trans_b=True, beta=1.0)
-            self._fwd(a, xa, p.W_aa[layer])
+            self._cell_forward(layer, a, xa, T)
             self.state[layer] = a[T]
             below = a
         logits = self.logits[:R]
+        top = self._dropped(self.cfg.layers, below[1:], T)
         logits[...] = p.b_y
-        self._matmul(logits, below[1:].reshape(R, H), p.W_ya, trans_b=True, beta=1.0)
+        self._matmul(logits, top.reshape(R, H), p.W_ya, trans_b=True, beta=1.0)
         if y is None:
             return 0.0
         return output.softmax_xent_forward(self.nll[:R], self.lse[:R], logits, y.reshape(R))
@@ -125,25 +224,42 @@ class Network:
         R, H, GH = T * self.B, self.cfg.hidden, self.cfg.gates * self.cfg.hidden
         dlogits = self.logits[:R]
         output.softmax_xent_backward(dlogits, dlogits, self.lse[:R], y.reshape(R), scale)
-        top = self.a[-1][1:T + 1].reshape(R, H)
+        L, masks = self.cfg.layers, self._masks
+        top = (self.drop[L] if masks is not None else self.a[-1][1:])[:T].reshape(R, H)
         self._matmul(grads.W_ya, dlogits, top, trans_a=True)
         np.sum(dlogits, axis=0, out=grads.b_y)
         da, dz = self.da[:T], self.dz[:T]
         self._matmul(da.reshape(R, H), dlogits, p.W_ya)
+        if masks is not None:
+            da *= masks[L][:T]
         for layer in range(self.cfg.layers - 1, -1, -1):
             a = self.a[layer][:T + 1]
-            self._bwd(dz, self.dnext, da, a, p.W_aa[layer])
+            dhh = self._cell_backward(grads, layer, a, dz, da, T)
             dz2 = dz.reshape(R, GH)
-            self._matmul(grads.W_aa[layer], dz2, a[:T].reshape(R, H), trans_a=True)
-            if layer == 0:
+            self._matmul(grads.W_aa[layer], dhh.reshape(R, GH), a[:T].reshape(R, H), trans_a=True)
+            if layer == 0 and self.cfg.embed:
+                E = self.cfg.embed
+                e = self.emb[:T]  # dropped in place by forward
+                self._matmul(grads.W_ax, dz2, e.reshape(R, E), trans_a=True)
+                np.sum(dz2, axis=0, out=grads.b_a[0])
+                de = self.demb[:T]
+                self._matmul(de.reshape(R, E), dz2, p.W_ax)
+                if masks is not None:
+                    de *= masks[0][:T]
+                if not self.cfg.tie_weights:  # tied: adds onto the output layer's gradient
+                    grads.W_emb[...] = 0.0
+                embed.embed_backward(grads.W_emb, de, x)
+            elif layer == 0:
                 grads.W_ax[...] = 0.0
                 grads.b_a[0] = 0.0
                 cell.gather_input_backward(grads.W_ax, grads.b_a[0], dz, x)
             else:
-                below = self.a[layer - 1][1:T + 1].reshape(R, H)
+                below = (self.drop[layer] if masks is not None else self.a[layer - 1][1:])
                 np.sum(dz2, axis=0, out=grads.b_a[layer])
-                self._matmul(grads.W_ax_up[layer - 1], dz2, below, trans_a=True)
+                self._matmul(grads.W_ax_up[layer - 1], dz2, below[:T].reshape(R, H), trans_a=True)
                 self._matmul(da.reshape(R, H), dz2, p.W_ax_up[layer - 1])
+                if masks is not None:
+                    da *= masks[layer][:T]
 
 
 def sequence_nll(net: Network, ids: np.ndarray, start_id: int, out: np.ndarray | None = None,

@@ -10,7 +10,12 @@ flat buffers. Names follow the seed (W_ax, W_aa, b_a, W_ya, b_y); stacked layers
     W_ya     (V, H)            output layer: y_hat = softmax(W_ya a + b_y)
     b_y      (V,)
 
-G is the number of gate blocks of the cell (1 for the seed's RNN).
+G is the number of gate blocks of the cell (1 rnn, 3 gru [r, z, n], 4 lstm [i, f, g, o]). Blocks
+that only some models have come after these, so the seed's layout is unchanged:
+
+    b_hn     (L, H)            gru only: the candidate's recurrent bias (see kernels/gru.py)
+    W_emb    (V, E)            with --embed E: input embedding; W_ax is then (G*H, E)
+    W_ya                       with --tie-weights: not stored separately, a view of W_emb (E == H)
 """
 
 from __future__ import annotations
@@ -27,14 +32,22 @@ DTYPE = np.float32
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Name -> shape, in buffer order."""
     GH, H, V, L = cfg.gates * cfg.hidden, cfg.hidden, cfg.vocab_size, cfg.layers
-    return {
-        "W_ax": (GH, V),
+    E = getattr(cfg, "embed", 0)
+    shapes = {
+        "W_ax": (GH, E or V),
         "W_ax_up": (L - 1, GH, H),
         "W_aa": (L, GH, H),
         "b_a": (L, GH),
         "W_ya": (V, H),
         "b_y": (V,),
     }
+    if cfg.cell == "gru":
+        shapes["b_hn"] = (L, H)
+    if E:
+        shapes["W_emb"] = (V, E)
+    if getattr(cfg, "tie_weights", False):
+        del shapes["W_ya"]
+    return shapes
 
 
 class Params:
@@ -50,6 +63,8 @@ class Params:
         for (name, shape), n in zip(self.shapes.items(), sizes):
             self.views[name] = self.flat[offset:offset + n].reshape(shape)
             offset += n
+        if "W_ya" not in self.views:  # tied: the output layer reads the embedding
+            self.views["W_ya"] = self.views["W_emb"]
 
     def __getattr__(self, name):
         views = self.__dict__.get("views")
@@ -69,11 +84,18 @@ class Params:
         return other
 
     def init(self, rng: np.random.Generator) -> "Params":
-        """PyTorch's nn.RNN scheme: every weight U(-1/sqrt(H), 1/sqrt(H)); biases zero."""
+        """PyTorch's nn.RNN/GRU/LSTM scheme: every weight U(-1/sqrt(H), 1/sqrt(H)), biases zero;
+        the embedding U(-0.1, 0.1) (word_language_model); the LSTM forget-gate bias 1."""
         bound = 1.0 / math.sqrt(self.cfg.hidden)
-        for name, view in self.views.items():
-            if name.startswith("W_"):
+        for name in self.shapes:  # buffer order, so a seed gives the same weights as before
+            view = self.views[name]
+            if name == "W_emb":
+                view[...] = rng.uniform(-0.1, 0.1, size=view.shape)
+            elif name.startswith("W_"):
                 view[...] = rng.uniform(-bound, bound, size=view.shape)
             else:
                 view[...] = 0.0
+        if self.cfg.cell == "lstm":
+            H = self.cfg.hidden
+            self.b_a[:, H:2 * H] = 1.0  # remember by default (Gers et al. 2000; Jozefowicz 2015)
         return self

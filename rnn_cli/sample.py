@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnn_cli.checkpoint import Model
-from rnn_cli.kernels import sampling
+from rnn_cli.kernels import generate, sampling
 from rnn_cli.network import ACTIVATIONS
 from rnn_cli.train import start_id
 
@@ -41,8 +41,16 @@ class Sampler:
         self.views = (p.W_ax, p.W_ax_up, p.W_aa, p.b_a)
         self.out_views = (p.W_ya, p.b_y)
         V, H = cfg.vocab_size, cfg.hidden
-        self.state = np.zeros((cfg.layers, H), np.float32)  # (L, H)
+        self.state = np.zeros((cfg.state_rows, H), np.float32)  # (L, H); LSTM: (2L, H), c below h
         self.h_tmp = np.zeros(cfg.gates * H, np.float32)
+        # gated cells and embeddings: the generic compiled step (kernels/generate.py)
+        self.generic = cfg.cell != "rnn" or cfg.embed > 0
+        if self.generic:
+            empty = np.zeros((0, 0), np.float32)
+            self.cell_code = generate.CELL_CODES[cfg.cell]
+            self.views = (p.W_emb if cfg.embed else empty, p.W_ax, p.W_ax_up, p.W_aa, p.b_a,
+                          p.b_hn if cfg.cell == "gru" else empty)
+            self.tmp = np.zeros(H, np.float32)
         self.logits = np.zeros(V, np.float32)
         self.probs = np.zeros(V, np.float64)
         self.scratch = np.zeros(V, np.float32)
@@ -59,7 +67,11 @@ class Sampler:
         if ids.shape[0] == 0:
             return x, unknown
         feed = np.concatenate([np.array([x], np.int32), ids[:-1]]) if x >= 0 else ids[:-1]
-        sampling.rnn_feed(self.state, feed.astype(np.int32), *self.views, self.act, self.h_tmp)
+        if self.generic:
+            generate.stack_feed(self.cell_code, self.state, feed.astype(np.int32), *self.views,
+                                self.act, self.h_tmp, self.tmp)
+        else:
+            sampling.rnn_feed(self.state, feed.astype(np.int32), *self.views, self.act, self.h_tmp)
         self.detok.piece(ids)  # so the first drawn word is spaced after the prime
         return int(ids[-1]), unknown
 
@@ -77,10 +89,16 @@ class Sampler:
             n_max = chunk if sc.length is None else min(chunk, sc.length - drawn)
             stop_id = stop if sc.lines is not None else -1
             uniforms = rng.random(n_max)
-            n = sampling.rnn_generate(out[:n_max], uniforms, self.state, x, *self.views,
-                                      *self.out_views, self.act, temperature, sc.top_k,
-                                      sc.greedy, ban, stop_id, self.logits, self.probs,
-                                      self.scratch, self.h_tmp)
+            if self.generic:
+                n = generate.stack_generate(out[:n_max], uniforms, self.cell_code, self.state, x,
+                                            *self.views, self.act, *self.out_views, temperature,
+                                            sc.top_k, sc.greedy, ban, stop_id, self.logits,
+                                            self.probs, self.scratch, self.h_tmp, self.tmp)
+            else:
+                n = sampling.rnn_generate(out[:n_max], uniforms, self.state, x, *self.views,
+                                          *self.out_views, self.act, temperature, sc.top_k,
+                                          sc.greedy, ban, stop_id, self.logits, self.probs,
+                                          self.scratch, self.h_tmp)
             ids = out[:n]
             drawn += n
             if stop_id >= 0 and n and ids[-1] == stop_id:

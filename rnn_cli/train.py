@@ -41,6 +41,7 @@ class Optimizer:
 
     def __init__(self, cfg: TrainConfig, n: int, state: dict | None = None, step: int = 0):
         self.cfg, self.t = cfg, step
+        self.lr = cfg.lr  # divided by --lr-decay on a validation plateau
         names = {"adam": ("m", "v"), "adagrad": ("h",), "rmsprop": ("h",), "sgd": ()}[cfg.optim]
         self.state = {k: np.zeros(n, np.float32) for k in names}
         for k, v in (state or {}).items():
@@ -53,14 +54,14 @@ class Optimizer:
         if cfg.optim == "adam":
             b1, b2, eps = 0.9, 0.999, 1e-8
             c1, c2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
-            optim.adam_update(p, g, s["m"], s["v"], cfg.lr * math.sqrt(c2) / c1, b1, b2,
+            optim.adam_update(p, g, s["m"], s["v"], self.lr * math.sqrt(c2) / c1, b1, b2,
                               eps * math.sqrt(c2))
         elif cfg.optim == "adagrad":
-            optim.adagrad_update(p, g, s["h"], cfg.lr, 1e-8)
+            optim.adagrad_update(p, g, s["h"], self.lr, 1e-8)
         elif cfg.optim == "rmsprop":
-            optim.rmsprop_update(p, g, s["h"], cfg.lr, 0.99, 1e-8)
+            optim.rmsprop_update(p, g, s["h"], self.lr, 0.99, 1e-8)
         else:
-            optim.sgd_update(p, g, cfg.lr)
+            optim.sgd_update(p, g, self.lr)
 
 
 def clip_gradients(g: np.ndarray, clip: float, mode: str) -> float:
@@ -77,12 +78,13 @@ def clip_gradients(g: np.ndarray, clip: float, mode: str) -> float:
 def warm_up(cfg: ModelConfig) -> float:
     """Compile (or load from cache) every kernel a run uses, on a tiny network; returns seconds."""
     t0 = time.perf_counter()
-    tiny = ModelConfig(**{**vars(cfg), "hidden": 2, "vocab_size": 3})
+    tiny = ModelConfig(**{**vars(cfg), "hidden": 2, "vocab_size": 3,
+                          "embed": 2 if cfg.embed else 0})
     p = Params(tiny).init(np.random.default_rng(0))
     g = p.zeros_like()
     net = Network(p, 1, 2, parallel=True)
     x = np.zeros((2, 1), np.int32)
-    net.forward(x, x)
+    net.forward(x, x, net.draw_masks(np.random.default_rng(0)))
     net.backward(g, x, x, 1.0)
     clip_gradients(g.flat, 1.0, "norm")
     clip_gradients(g.flat, 1.0, "value")
@@ -96,8 +98,9 @@ class Trainer:
     """Trains `model` (params, vocab, config) on train ids, validating on val ids."""
 
     def __init__(self, model: Model, tcfg: TrainConfig, train_ids: np.ndarray,
-                 val_ids: np.ndarray, rng: np.random.Generator):
+                 val_ids: np.ndarray, rng: np.random.Generator, test_ids: np.ndarray | None = None):
         self.model, self.tcfg, self.rng = model, tcfg, rng
+        self.test_ids = test_ids
         self.params = model.params if model.resume_flat is None else _with_flat(model)
         self.grads = self.params.zeros_like()
         st = model.state
@@ -105,6 +108,7 @@ class Trainer:
         self.seconds = float(st.get("seconds", 0.0))
         self.best_val = float(st.get("best_val", math.inf))
         self.opt = Optimizer(tcfg, len(self.params), model.opt, step=self.step)
+        self.opt.lr = float(st.get("lr", tcfg.lr))
         self.batches = Batches(train_ids, tcfg.batch_size, tcfg.seq_len)
         if "batches" in st:
             self.batches.load_state_dict(st["batches"])
@@ -120,8 +124,18 @@ class Trainer:
         """Mean nats per token on the validation ids (nan when there are none)."""
         if self.val_ids.shape[0] == 0:
             return math.nan
-        start = start_id(self.model.vocab)
-        return sequence_nll(self.eval_net, self.val_ids, start) / self.val_ids.shape[0]
+        return self._held_out_nll(self.params, self.val_ids) / self.val_ids.shape[0]
+
+    def _held_out_nll(self, params: Params, ids: np.ndarray) -> float:
+        """Summed nll of held-out ids, exactly as `score` computes it (one stream, state carried).
+
+        Not split into parallel streams from zero states (word_language_model's eval batches):
+        early in training an LSTM started from a zero state in mid-text can fall into a garbage
+        attractor (measured: 7.1 nats/char over 1,500 characters of tiny Shakespeare where the
+        carried state gave 2.3), which made such an estimate 1.2 nats too pessimistic.
+        """
+        net = self.eval_net if params is self.params else eval_network(params)
+        return sequence_nll(net, ids, start_id(self.model.vocab))
 
     def train_step(self) -> float:
         """One optimizer step on the next window; returns its mean nats per token."""
@@ -130,7 +144,7 @@ class Trainer:
         if reset:
             self.net.reset_state()
         R = x.shape[0] * x.shape[1]
-        loss = self.net.forward(x, y) / R
+        loss = self.net.forward(x, y, self.net.draw_masks(self.rng)) / R
         self.net.backward(self.grads, x, y, 1.0 / R)
         clip_gradients(self.grads.flat, tcfg.clip, tcfg.clip_mode)
         self.opt.update(self.params.flat, self.grads.flat)
@@ -184,7 +198,8 @@ class Trainer:
             self._eval_event(on_event, recent, wall0)
         self.seconds += time.perf_counter() - wall0
         last = self.history[-1]
-        return {"reason": reason, "steps": self.step, "tokens": self.tokens,
+        extra = self._test_summary()
+        return extra | {"reason": reason, "steps": self.step, "tokens": self.tokens,
                 "seconds": round(time.perf_counter() - wall0, 3),
                 "tokens_per_sec": round(step_tokens / step_time, 1) if step_time else 0.0,
                 "train_loss": float(np.mean(tail)) if tail else last[1], "val_loss": last[2],
@@ -192,6 +207,16 @@ class Trainer:
                 "V": self.model.cfg.vocab_size, "H": self.model.cfg.hidden,
                 "L": self.model.cfg.layers, "B": self.batches.batch_size, "T": self.batches.seq_len,
                 "threads": _jit.get_threads()}
+
+    def _test_summary(self) -> dict:
+        """test_loss / test_ppl of the best parameters on --test (empty without it)."""
+        if self.test_ids is None or self.test_ids.shape[0] == 0:
+            return {}
+        best = Params(self.model.cfg)
+        best.flat[:] = self.best_flat
+        loss = self._held_out_nll(best, self.test_ids) / self.test_ids.shape[0]
+        return {"test_loss": loss, "test_ppl": math.exp(min(loss, 700.0)),
+                "test_tokens": int(self.test_ids.shape[0])}
 
     def _eval_event(self, on_event, recent, wall0):
         train_loss = float(np.mean(recent)) if recent else math.nan
@@ -204,13 +229,16 @@ class Trainer:
                 hint="lower --lr (e.g. by 10x) or clip harder (--clip 1); the last good model "
                      "was kept")
         improved = math.isnan(val) or val < self.best_val
+        if not improved and self.tcfg.lr_decay:  # word_language_model: lr /= 4 on a plateau
+            self.opt.lr /= self.tcfg.lr_decay
         if improved:
             self.best_val = val if not math.isnan(val) else self.best_val
             self.best_flat[:] = self.params.flat
         elapsed = self.seconds + time.perf_counter() - wall0
         self.history.append([self.step, train_loss, val, elapsed])
         on_event("eval", {"step": self.step, "train_loss": train_loss, "val_loss": val,
-                          "best": improved, "epoch": self.tokens / self.batches.tokens_per_epoch})
+                          "best": improved, "epoch": self.tokens / self.batches.tokens_per_epoch,
+                          "lr": self.opt.lr})
 
     def to_model(self, *, with_resume: bool = True) -> Model:
         """The model file's content now: best parameters, and what a resume needs."""
@@ -218,7 +246,7 @@ class Trainer:
         best.flat[:] = self.best_flat
         same = np.array_equal(best.flat, self.params.flat)
         state = dict(self.model.state)
-        state.update(step=self.step, tokens=self.tokens, best_val=self.best_val,
+        state.update(step=self.step, tokens=self.tokens, best_val=self.best_val, lr=self.opt.lr,
                      seconds=self.seconds, batches=self.batches.state_dict(),
                      carry=self.net.state.ravel().tolist())
         if not with_resume:

@@ -74,6 +74,24 @@ def resolve(device: str, warn=None) -> str:
     return "cpu"
 
 
+def for_model(device: str, requested: str, cfg, warn=None, training: bool = False) -> str:
+    """The device for a model: the CUDA kernels implement the seed's RNN with one-hot input (and
+    no dropout) only, so other models run on the CPU (a notice for --device auto, an error for
+    --device cuda)."""
+    drop = training and cfg.dropout > 0
+    if device != "cuda" or (cfg.cell == "rnn" and not cfg.embed and not drop):
+        return device
+    what = f"--cell {cfg.cell}" + (f" --embed {cfg.embed}" if cfg.embed else "") + (
+        f" --dropout {cfg.dropout:g}" if drop else "")
+    if requested == "cuda":
+        raise RnnCliError(f"--device cuda runs the plain rnn cell only, this model is {what}",
+                          hint="use --device cpu (or auto), or train with --cell rnn")
+    if warn is not None:
+        warn(f"--device auto: the CUDA kernels run the plain rnn cell only ({what}); "
+             "running on the CPU")
+    return "cpu"
+
+
 def _quiet_occupancy_warnings() -> None:
     """Switch off numba-cuda's "grid size will likely result in GPU under-utilization" warning
     (unless NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS is set): the sampling kernel is one block by design
