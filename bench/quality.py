@@ -45,7 +45,7 @@ ANCHORS = {
 TARGETS = {("shakespeare", "best"): 1.45, ("shakespeare", "rnn"): 1.55,
            ("ptb", "best"): 95.0, ("ptb", "rnn"): 141.0}
 # Settings per task and arm (override with --config TASK:ARM="FLAGS"). Shakespeare "best" is
-# `rnn-cli train`'s own defaults (for 1M characters: LSTM, H 256, dropout 0.1), what users get;
+# `rnn-cli train`'s own defaults (for 1M characters: GRU, H 256, dropout 0.1), what users get;
 # "rnn" is the seed's cell at the anchor's size with a little dropout (torch's RNN H512 overfits).
 # PTB "best" is word_language_model's recipe plus weight tying.
 CONFIGS = {

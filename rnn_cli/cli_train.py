@@ -19,12 +19,12 @@ TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optim", "clip", "clip_mode", "ste
                "max_seconds", "val_frac", "eval_every", "sample_every", "seed", "lr_decay", "valid",
                "test")
 DEFAULT_EPOCHS = 10  # when no stopping rule is given
-DEFAULT_CELL = "lstm"  # what `rnn-cli train` uses without --cell (README "Cells, layers and ...")
+DEFAULT_CELL = "gru"  # what `rnn-cli train` uses without --cell (README "Cells, layers and ...")
 
 
 def scaled_defaults(level: str, n_train: int, given: dict) -> dict:
     """Architecture defaults of `rnn-cli train` for a corpus of n_train tokens (flags given win):
-    an LSTM; H 128 below 100k tokens, 256 below 3M, 512 above; dropout 0.1 from 500k tokens;
+    a GRU; H 128 below 100k tokens, 256 below 3M, 512 above; dropout 0.1 from 500k tokens;
     at word level an H-wide embedding tied to the output layer."""
     out = {"cell": DEFAULT_CELL,
            "hidden": 128 if n_train < 100_000 else 256 if n_train < 3_000_000 else 512,
