@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from rnn_cli.kernels import _jit, blas, cell, embed, gru, lstm, output
+from rnn_cli.kernels import _jit, blas, cell, embed, gated_gemm, gru, lstm, output
 from rnn_cli.params import Params
 
 ACTIVATIONS = {"tanh": cell.TANH, "relu": cell.RELU}
@@ -60,7 +60,6 @@ class Network:
         self.nll = np.zeros(R, np.float64)  # (R,) -log y_hat[y] per position
         self.lse = np.zeros(R, np.float64)  # (R,) log-sum-exp per row
         self.state = np.zeros((cfg.state_rows, batch, H), dt)  # carried between windows
-        self._init_cells(parallel)
         self.x_buf = np.zeros((steps, batch), np.int32)
         self.y_buf = np.zeros((steps, batch), np.int32)
         self.threads = _jit.get_threads() if parallel else 1
@@ -86,6 +85,7 @@ class Network:
         else:
             self._fwd = lambda a, xa, W: fwd(a, xa, W, self.act)
             self._bwd = lambda dz, dn, da, a, W: bwd(dz, dn, da, a, W, self.act)
+        self._init_cells(parallel, chunks)
         self._T = 0
 
     def _matmul(self, C, A, B, trans_a=False, trans_b=False, beta=0.0) -> None:
@@ -94,19 +94,23 @@ class Network:
         mm = cell.pgemm if chunks > 1 else cell.pgemm_serial
         mm(C, A, B, trans_a, trans_b, 1.0, beta, chunks)
 
-    def _init_cells(self, parallel: bool) -> None:
+    def _init_cells(self, parallel: bool, chunks: int) -> None:
         """Buffers of the gated cells, the embedding and dropout (none for the seed's RNN)."""
         cfg, T, B, dt = self.cfg, self.T, self.B, self.params.flat.dtype
         L, H, E = cfg.layers, cfg.hidden, cfg.embed
-        kind = "" if parallel else "_serial"
-        if cfg.cell == "gru":
+        kind = "" if parallel and chunks > 1 else "_serial"
+        if cfg.cell != "rnn" and self.recurrence == "gemm":
+            self._gated_gemm(cfg.cell, kind, chunks, dt)
+        elif cfg.cell == "gru":
             self._gfwd = getattr(gru, "gru_forward" + kind)
             self._gbwd = getattr(gru, "gru_backward" + kind)
-            self.gates = [np.zeros((T, B, 4 * H), dt) for _ in range(L)]  # (T, B, 4H) r z n hn
-            self.dhh = np.zeros((T, B, 3 * H), dt)  # (T, B, 3H)
         elif cfg.cell == "lstm":
             self._gfwd = getattr(lstm, "lstm_forward" + kind)
             self._gbwd = getattr(lstm, "lstm_backward" + kind)
+        if cfg.cell == "gru":
+            self.gates = [np.zeros((T, B, 4 * H), dt) for _ in range(L)]  # (T, B, 4H) r z n hn
+            self.dhh = np.zeros((T, B, 3 * H), dt)  # (T, B, 3H)
+        elif cfg.cell == "lstm":
             self.gates = [np.zeros((T, B, 5 * H), dt) for _ in range(L)]  # (T, B, 5H) i f g o tc
             self.c = [np.zeros((T + 1, B, H), dt) for _ in range(L)]  # (T+1, B, H)
             self.dcnext = np.zeros((B, H), dt)  # (B, H)
@@ -116,6 +120,23 @@ class Network:
         # dropout sites: 0 the embedding output (E wide), l = 1..L-1 layer l's input, L the output's
         self.drop = [None] + [np.zeros((T, B, H), dt) for _ in range(L)] if cfg.dropout else None
         self._masks = None
+
+    def _gated_gemm(self, cell_name: str, kind: str, chunks: int, dt) -> None:
+        """The BLAS-per-step GRU/LSTM kernels (`kernels.gated_gemm`) behind the loops' signatures;
+        the forward pass reads a contiguous W_aa^T refreshed from the layer's weights."""
+        H, G = self.cfg.hidden, self.cfg.gates
+        self.WT_gates = np.zeros((H, G * H), dt)  # (H, G*H)
+        fwd = getattr(gated_gemm, f"{cell_name}_forward_gemm" + kind)
+        bwd = getattr(gated_gemm, f"{cell_name}_backward_gemm" + kind)
+
+        def gfwd(*args):  # (a, [c,] gates, xa, W_aa[, b_hn]): W_aa is the 4th or 5th argument
+            args = list(args)
+            w = 3 if cell_name == "gru" else 4
+            np.copyto(self.WT_gates, args[w].T)
+            args[w] = self.WT_gates
+            fwd(*args, chunks)
+        self._gfwd = gfwd
+        self._gbwd = lambda *args: bwd(*args, chunks)
 
     def draw_masks(self, rng: np.random.Generator) -> list | None:
         """Fresh inverted-dropout masks (values 0 or 1/(1-p)) for the next training window, drawn

@@ -81,9 +81,10 @@ def test_sampling_reproduces_and_argmax_is_greedy():
     assert TEXT30[4:20] in "the " + greedy  # it learned the string
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("rec", ["gemm", "loops"])
-def test_recurrence_paths_agree(rec):
-    cfg = ModelConfig(hidden=40, layers=2, vocab_size=11).validate()
+def test_recurrence_paths_agree(rec, cell):
+    cfg = ModelConfig(hidden=40, layers=2, vocab_size=11, cell=cell).validate()
     p = Params(cfg).init(np.random.default_rng(0))
     x = np.random.default_rng(1).integers(0, 11, (6, 5)).astype(np.int32)
     y = np.random.default_rng(2).integers(0, 11, (6, 5)).astype(np.int32)
@@ -96,6 +97,8 @@ def test_recurrence_paths_agree(rec):
     np.testing.assert_allclose(g2.flat, g1.flat, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1",
+                    reason="the fallback is compiled code (a numba cfunc)")
 def test_blas_fallback_equals_openblas():
     """Without numpy's OpenBLAS the kernels call compiled loops; same numbers."""
     code = ("import numpy as np\nfrom rnn_cli.kernels import blas\n"
@@ -113,3 +116,25 @@ def test_blas_fallback_equals_openblas():
         outs.append(proc.stdout.split())
     assert outs[0][0] == "openblas" and outs[1][0] == "compiled"
     assert math.isclose(float(outs[0][1]), float(outs[1][1]), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_gemm_recurrence_equals_loops_in_float64(cell):
+    """The BLAS-per-step kernels compute the same function as the loop kernels, whose gradients
+    the finite-difference tests check: equal to float64 rounding, in parallel and serial builds."""
+    cfg = ModelConfig(hidden=33, layers=2, vocab_size=9, cell=cell).validate()
+    p = Params(cfg, np.float64).init(np.random.default_rng(4))
+    x = np.random.default_rng(5).integers(0, 9, (5, 4)).astype(np.int32)
+    y = np.random.default_rng(6).integers(0, 9, (5, 4)).astype(np.int32)
+    results = []
+    for rec, parallel in (("loops", False), ("gemm", True), ("gemm", False)):
+        net = Network(p, 4, 5, parallel=parallel, recurrence=rec)
+        net.state[...] = np.random.default_rng(7).standard_normal(net.state.shape) * 0.5
+        g = p.zeros_like()
+        loss = net.forward(x, y)
+        net.backward(g, x, y, 0.5)
+        results.append((loss, g.flat.copy(), net.state.copy()))
+    for loss, grad, state in results[1:]:
+        assert math.isclose(loss, results[0][0], rel_tol=1e-12)
+        np.testing.assert_allclose(grad, results[0][1], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(state, results[0][2], rtol=1e-10, atol=1e-12)
