@@ -35,12 +35,12 @@ import time
 # --eval-every is huge so that validation runs once, at the end (excluded from tok/s anyway).
 OURS_TRAIN = ("{rnn} train {data} -o {model} --level {level} --hidden {H} --batch-size {B} "
               "--seq-len {T} --threads {threads} --max-seconds {seconds} --eval-every 1000000 "
-              "--val-frac {val_frac} --json --seed 1 {extra}")
+              "--val-frac {val_frac} --json --seed 1 --cell rnn --dropout 0 --embed 0 {extra}")
 OURS_WORD_EXTRA = "--tokenizer space --vocab-size 10000"
 OURS_SAMPLE = "{rnn} sample -m {model} -n {n} --seed 1 --threads {threads}"
-OURS_SCORE = "{rnn} score -m {model} --total {file}"          # used only if `score --help` exits 0
+OURS_SCORE = "{rnn} score -m {model} --total --json --threads {threads} {file}"
 OURS_BASELINE = ("{rnn} train {data} -o {model} --hidden 8 --batch-size 1 --seq-len 8 "
-                 "--steps 1 --threads {threads} --val-frac 0.1 --seed 1")
+                 "--steps 1 --threads {threads} --val-frac 0.1 --seed 1 --cell rnn --dropout 0")
 PEER_TRAIN = ("{python} {peers} --impl {impl} --cell rnn --hidden {H} --batch {B} --seq {T} "
               "--vocab-file {data} --seconds {seconds} --threads {threads} {extra}")
 PEER_CHAR_EXTRA = "--level char --val-frac 0.1"
@@ -469,8 +469,8 @@ def bench_extras(s, a, tmp, rows, emit):
             for H, (model, train_tps) in models.items():
                 if model is None:
                     continue
-                argvb = cmdline(OURS_SCORE, rnn=q(s.rnn), model=q(model), file=q(big))
-                argvs = cmdline(OURS_SCORE, rnn=q(s.rnn), model=q(model), file=q(small))
+                argvb = cmdline(OURS_SCORE, rnn=q(s.rnn), model=q(model), file=q(big), threads=THREADS)
+                argvs = cmdline(OURS_SCORE, rnn=q(s.rnn), model=q(model), file=q(small), threads=THREADS)
                 run(argvs, a.timeout)                                  # warm
                 ws, es = median_run(argvs, 3, a.timeout)
                 rb = run(argvb, a.timeout)
