@@ -249,8 +249,8 @@ def _from_arrays(arrays: dict, path: str, level: str | None) -> Model:
     for name, shape in shapes.items():
         _checked(arrays, "param." + name, shape, path)
     params = Params(cfg)
-    for name, view in params.views.items():
-        view[...] = arrays["param." + name]
+    for name in shapes:  # (a tied W_ya is a view of W_emb, not a block of its own)
+        params.views[name][...] = arrays["param." + name]
     n = len(params)
     resume = arrays.get("resume.flat")
     if resume is not None:
@@ -304,6 +304,8 @@ def _check_state(st: dict, cfg: ModelConfig, tcfg: TrainConfig, path: str) -> No
     bad += [k for k in ("seconds", "best_val") if k in st and not _is_num(st[k])]
     if "seconds" in st and "seconds" not in bad and not 0 <= st["seconds"] < math.inf:
         bad.append("seconds")
+    bad += [k for k in ("lr", "lr_base")  # the decayed rate and the --lr it started from
+            if k in st and not (_is_num(st[k]) and 0 < st[k] < math.inf)]
     if "corpus" in st and not (isinstance(st["corpus"], dict) and all(
             isinstance(st["corpus"].get(k, ""), str) for k in ("name", "sha256"))):
         bad.append("corpus")
@@ -314,7 +316,7 @@ def _check_state(st: dict, cfg: ModelConfig, tcfg: TrainConfig, path: str) -> No
         bad.append("batches")
     c = st.get("carry")
     if c is not None and not (isinstance(c, list) and
-                              len(c) == cfg.layers * tcfg.batch_size * cfg.hidden and
+                              len(c) == cfg.state_rows * tcfg.batch_size * cfg.hidden and
                               all(_is_num(x) and abs(x) < math.inf for x in c)):
         bad.append("carry")
     if bad:

@@ -24,9 +24,13 @@ DEFAULT_CELL = "gru"  # what `rnn-cli train` uses without --cell (README "Cells,
 
 def scaled_defaults(level: str, n_train: int, given: dict) -> dict:
     """Architecture defaults of `rnn-cli train` for a corpus of n_train tokens (flags given win):
-    a GRU; H 128 below 100k tokens, 256 below 3M, 512 above; dropout 0.1 from 500k tokens;
-    at word level an H-wide embedding tied to the output layer."""
-    out = {"cell": DEFAULT_CELL,
+    a GRU (the seed's RNN when --activation is given); H 128 below 100k tokens, 256 below 3M,
+    512 above; dropout 0.1 from 500k tokens; at word level an H-wide embedding tied to the
+    output layer."""
+    if given.get("cell", "rnn") != "rnn" and "activation" in given:
+        raise UsageError(f"--activation applies to --cell rnn only (got --cell {given['cell']})",
+                         hint="drop --activation: the gated cells use sigmoid and tanh gates")
+    out = {"cell": "rnn" if "activation" in given else DEFAULT_CELL,  # --activation: the seed's
            "hidden": 128 if n_train < 100_000 else 256 if n_train < 3_000_000 else 512,
            "dropout": 0.1 if n_train >= 500_000 else 0.0}
     if level == "word" and "embed" not in given and given.get("tie_weights") is not False:

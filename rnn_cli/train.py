@@ -108,7 +108,8 @@ class Trainer:
         self.seconds = float(st.get("seconds", 0.0))
         self.best_val = float(st.get("best_val", math.inf))
         self.opt = Optimizer(tcfg, len(self.params), model.opt, step=self.step)
-        self.opt.lr = float(st.get("lr", tcfg.lr))
+        if st.get("lr_base") == tcfg.lr:  # same --lr as before: continue the decayed rate
+            self.opt.lr = float(st.get("lr", tcfg.lr))
         self.batches = Batches(train_ids, tcfg.batch_size, tcfg.seq_len)
         if "batches" in st:
             self.batches.load_state_dict(st["batches"])
@@ -247,6 +248,7 @@ class Trainer:
         same = np.array_equal(best.flat, self.params.flat)
         state = dict(self.model.state)
         state.update(step=self.step, tokens=self.tokens, best_val=self.best_val, lr=self.opt.lr,
+                     lr_base=self.tcfg.lr,
                      seconds=self.seconds, batches=self.batches.state_dict(),
                      carry=self.net.state.ravel().tolist())
         if not with_resume:

@@ -107,6 +107,10 @@ def test_lr_decay_divides_on_plateau():
         assert got == pytest.approx(lr)
     assert [b for b, _ in lrs][:6] == [True, True, False, True, False, True]
     assert tr.opt.lr == pytest.approx(0.5 / 16)
+    m = tr.to_model()  # a resume continues the decayed rate, unless --lr changed
+    assert Trainer(m, tcfg, ids, ids[:9], np.random.default_rng(0)).opt.lr == tr.opt.lr
+    other = TrainConfig(**{**vars(tcfg), "lr": 0.1})
+    assert Trainer(m, other, ids, ids[:9], np.random.default_rng(0)).opt.lr == 0.1
 
 
 def test_defaults_scale_with_corpus_size():
@@ -120,3 +124,6 @@ def test_defaults_scale_with_corpus_size():
     assert word == {"cell": "gru", "dropout": 0.1, "tie_weights": True, "embed": 200}
     assert "tie_weights" not in scaled_defaults("word", 900_000, {"embed": 64})
     assert scaled_defaults("char", 50_000, {"tie_weights": True})["embed"] == 128
+    assert scaled_defaults("char", 50_000, {"activation": "relu"})["cell"] == "rnn"
+    with pytest.raises(Exception, match="--activation"):
+        scaled_defaults("char", 50_000, {"activation": "relu", "cell": "gru"})
