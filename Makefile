@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 RNN     = $(VENV)/bin/rnn-cli
 DEMO_MODEL ?= $(VENV)/demo-shakespeare.npz
 
-.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench clean-cache clean
+.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-quality clean-cache clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,18 @@ demo: venv
 ## JIT off, and the CUDA kernels on numba's simulator (no GPU needed)
 test: $(VENV)/.installed-cuda
 	$(PY) -m pytest -q -m "not slow"
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_train.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_train.py tests/test_cells.py
 	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q -m cuda tests/test_cuda.py
 
 test-nojit: venv
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_train.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_train.py tests/test_cells.py
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow
+
+## bench-quality: held-out quality vs the ../shared/bench anchors (~90 min); writes bench/QUALITY.md
+bench-quality: venv
+	$(PY) bench/quality.py --threads 2 $(QUALITY_ARGS)
 
 ## clean-cache: drop numba's compiled-kernel cache (after a numba upgrade or cross-module edits)
 clean-cache:
