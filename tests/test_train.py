@@ -138,3 +138,18 @@ def test_gemm_recurrence_equals_loops_in_float64(cell):
         assert math.isclose(loss, results[0][0], rel_tol=1e-12)
         np.testing.assert_allclose(grad, results[0][1], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(state, results[0][2], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="about compiled code")
+def test_parallel_build_is_not_replaced_by_a_cached_serial_one(tmp_path):
+    """numba names cache files after the function: the serial twin compiled (and cached) first
+    must not be what the parallel build loads in the next process."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    setup = ("import numpy as np\nfrom rnn_cli.kernels import cell\n"
+             "A = np.ones((64, 8), np.float32); C = np.zeros((64, 64), np.float32)\n")
+    subprocess.run([sys.executable, "-c", setup + "cell.pgemm_serial(C, A, A, False, True, 1.0,"
+                    " 0.0, 2)"], env=env, check=True)
+    code = setup + ("cell.pgemm(C, A, A, False, True, 1.0, 0.0, 2)\nimport numba\n"
+                    "print(numba.threading_layer())\nassert (C == 8).all()")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-500:]  # threading_layer() raises if nothing ran

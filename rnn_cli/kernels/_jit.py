@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import types
 from pathlib import Path
 
 import numba
@@ -49,8 +50,22 @@ def njit(func):
 
 
 def njit_parallel(func):
-    """Compile `func` with `parallel=True` (its `prange` loops run on numba's thread pool)."""
-    return numba.njit(parallel=True, **_OPTIONS)(func)
+    """Compile `func` with `parallel=True` (its `prange` loops run on numba's thread pool).
+
+    The compiled code goes into the cache under a name of its own: numba's cache files are named
+    after the function, and its index does not tell a parallel build from a serial one, so the
+    two builds of one function would otherwise load whichever was compiled first.
+    """
+    return numba.njit(parallel=True, **_OPTIONS)(_renamed(func, "__parallel"))
+
+
+def _renamed(func, suffix: str):
+    code = func.__code__.replace(co_name=func.__code__.co_name + suffix)
+    twin = types.FunctionType(code, func.__globals__, func.__name__ + suffix, func.__defaults__,
+                              func.__closure__)
+    twin.__qualname__ = func.__qualname__ + suffix
+    twin.__module__, twin.__doc__ = func.__module__, func.__doc__
+    return twin
 
 
 prange = numba.prange
