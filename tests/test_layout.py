@@ -19,7 +19,7 @@ def test_only_the_jit_module_sets_fastmath():
 
 
 def test_kernels_import_only_numpy_numba_and_each_other():
-    allowed = {"numpy", "numba", "math", "llvmlite", "ctypes", "glob", "os", "hashlib", "pathlib",
+    allowed = {"numpy", "numba", "math", "llvmlite", "ctypes", "glob", "os", "hashlib", "pathlib", "types",
                "__future__", "rnn_cli.kernels"}
     for path in (PKG / "kernels").glob("*.py"):
         found = re.findall(r"^(?:from ([\w.]+) import|import ([\w.]+))", path.read_text(), re.M)
