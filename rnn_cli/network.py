@@ -32,12 +32,16 @@ RECURRENCES = ("gemm", "loops")
 
 
 def pick_recurrence(batch: int, hidden: int) -> str:
-    """gemm: one BLAS product per step and thread (fast from H ~ 32 up when numpy's OpenBLAS is
-    there); loops: compiled dot products. RNN_CLI_RECURRENCE=gemm|loops overrides (benchmarks)."""
+    """gemm: one BLAS product per step and thread (faster from H ~ 32 up when numpy's OpenBLAS
+    is there); loops: compiled dot products. RNN_CLI_RECURRENCE=gemm|loops overrides."""
     forced = os.environ.get("RNN_CLI_RECURRENCE")
     if forced in RECURRENCES:
         return forced
-    return "gemm" if blas.BACKEND.startswith("openblas") and hidden >= 32 else "loops"
+    if not blas.BACKEND.startswith("openblas") or hidden < 32:
+        return "loops"
+    # one stream: each step is a matrix-vector product, which BLAS's gemm does no faster than the
+    # compiled dot products once H is large (H 512, B 1: 15k vs 12k tok/s measured here)
+    return "loops" if batch == 1 and hidden >= 256 else "gemm"
 
 
 class Network:
