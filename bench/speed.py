@@ -664,9 +664,10 @@ def write_md(path, s, a, rows, ex, meta):
          "measured in this run, one after the other (rnn-cli, torch, numpy per config). % of FLOP limit = "
          "rnn-cli tok/s ÷ (best 1024³ float32 GEMM rate at 2 threads from `../shared/bench/results/limits.json` "
          "÷ (6H² + 6HV) FLOPs per token), as in `../shared/bench/flops.md`. Losses in nats per token "
-         "(char: last 10 % of tiny Shakespeare; PTB: ptb.valid.txt). Train losses are in the JSON lines only: "
-         "rnn-cli's is the mean over every step since its last evaluation (here the whole run), the peers' "
-         "the mean of their last ≤ 50 steps, so they do not compare.\n"]
+         "(char: last 10 % of tiny Shakespeare; PTB: ptb.valid.txt). Train losses (the mean of the last 50 "
+         "steps, for rnn-cli and the peers alike) are in the JSON lines. The limits.json GEMM rate is the "
+         "reference machine's; this machine's own 1024³ float32 GEMM rate is printed under Machine, and the "
+         "% of *this* machine's limit is that column times the ratio of the two rates.\n"]
     if rows:
         t, mem = config_table(s, rows, ex)
         L += ["## Training throughput\n"] + t + [""]
@@ -688,7 +689,9 @@ def write_md(path, s, a, rows, ex, meta):
           f"- date: {meta['date']}; load average (1 min) at start {meta['load_start']:.2f}, at end "
           f"{meta['load_end']:.2f} (other work on the machine lowers every figure; the peers ran beside "
           "rnn-cli, so the ratios are the robust numbers)",
-          f"- machine: {m['nproc']} CPUs available, {m['cpu']}, Linux {m['kernel']}",
+          f"- machine: {m['nproc']} CPUs available, {m['cpu']}, Linux {m['kernel']}; 1024³ float32 GEMM "
+          f"(numpy's OpenBLAS) {fmt((m.get('gemm_gflops') or {}).get('1'))} GF/s on 1 thread, "
+          f"{fmt((m.get('gemm_gflops') or {}).get('2'))} GF/s on 2",
           "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
           f"- environment: every command is prefixed with `{' '.join(ENV_PREFIX)}`", ""]
     cmds = []
@@ -712,6 +715,29 @@ def write_md(path, s, a, rows, ex, meta):
 
 
 # ----------------------------------------------------------------------------- main
+GEMM_PROBE = ("import numpy as np, time\n"
+              "a = np.random.rand(1024, 1024).astype(np.float32); c = np.empty_like(a)\n"
+              "np.matmul(a, a, out=c); best = 1e9\n"
+              "for _ in range(5):\n"
+              "    t = time.perf_counter(); np.matmul(a, a, out=c); best = min(best, time.perf_counter() - t)\n"
+              "print(2 * 1024 ** 3 / best / 1e9)\n")
+
+
+def gemm_rates(s) -> dict:
+    """This machine's 1024³ float32 GEMM rate (numpy's OpenBLAS) at 1 and 2 threads, in GF/s."""
+    out = {}
+    for th in (1, 2):
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        env.update(OPENBLAS_NUM_THREADS=str(th), OMP_NUM_THREADS=str(th))
+        try:
+            r = subprocess.run([sys.executable, "-c", GEMM_PROBE], env=env, capture_output=True,
+                               text=True, timeout=120)
+            out[str(th)] = round(float(r.stdout.strip()), 1)
+        except (subprocess.SubprocessError, ValueError):
+            out[str(th)] = None
+    return out
+
+
 def main(argv=None):
     names = [c[0] for c in CONFIGS] + EXTRAS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -759,6 +785,7 @@ def main(argv=None):
     now = datetime.datetime.now(datetime.timezone.utc)
     meta = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "run_id": now.strftime("%Y%m%dT%H%M%SZ"),
             "machine": machine(), "versions": versions(s), "load_start": os.getloadavg()[0]}
+    meta["machine"]["gemm_gflops"] = gemm_rates(s)
     os.makedirs(os.path.dirname(a.jsonl), exist_ok=True)
 
     def emit(rec):
