@@ -14,8 +14,9 @@ import pytest
 from rnn_cli import checkpoint, score
 from rnn_cli.config import ModelConfig
 from rnn_cli.errors import CorpusError
-from rnn_cli.network import Network, sequence_nll
+from rnn_cli.network import sequence_nll
 from rnn_cli.params import Params
+from rnn_cli.train import eval_network
 from rnn_cli.vocab import UNK, Vocab, build_vocab
 
 TEXT = "the cat sat on the mat\nthe dog sat on the log\na cat and a dog\n"
@@ -112,9 +113,9 @@ def test_predict_row_is_the_softmax_row_the_scorer_uses(level):
 
 def test_total_is_one_sequence_nll_whatever_the_chunking(monkeypatch):
     m = random_model("char", seed=5)
-    text = TEXT * 40  # 2,400 characters: ten 256-windows
+    text = TEXT * 40  # 2,400 characters: several scoring windows
     ids_all, _ = m.vocab.encode(text)
-    net = Network(m.params, 1, 256, parallel=False)
+    net = eval_network(m.params)  # the scorer's own construction: the same windows and products
     expected = sequence_nll(net, ids_all, m.vocab.eos_id)
     for windows in (1, 3, 64):
         monkeypatch.setattr(score, "FLUSH_WINDOWS", windows)
