@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 RNN     = $(VENV)/bin/rnn-cli
 DEMO_MODEL ?= $(VENV)/demo-shakespeare.npz
 
-.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-quality clean-cache clean
+.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-quality bench-parity bench-venv clean-cache clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,15 @@ test-nojit: venv
 test-slow: venv
 	$(PY) -m pytest -q -m slow
 
-## bench-quality: held-out quality vs the ../shared/bench anchors (~90 min); writes bench/QUALITY.md
-bench-quality: venv
-	$(PY) bench/quality.py --threads 2 $(QUALITY_ARGS)
+## bench-quality: our defaults vs torch in the same minutes, side by side (3 x 10 + 2 x 30 min);
+##                writes bench/QUALITY.md
+bench-quality: venv bench-venv
+	$(PY) bench/quality.py --threads 2 --peer-python $(BENCH_VENV)/bin/python $(QUALITY_ARGS)
+
+## bench-parity: equal-token quality vs torch with the same network (hours on 2 cores; resumable);
+##               writes bench/PARITY.md
+bench-parity: venv bench-venv
+	$(PY) bench/parity.py --peer-python $(BENCH_VENV)/bin/python $(PARITY_ARGS)
 
 ## clean-cache: drop numba's compiled-kernel cache (after a numba upgrade or cross-module edits)
 clean-cache:
@@ -49,11 +55,13 @@ clean: clean-cache
 ##        make bench BENCH_ARGS=--quick is a 3-second smoke test; see bench/README.md
 BENCH_VENV ?= .venv-bench
 BENCH_ARGS ?=
-bench: venv
+bench-venv:
 	@$(BENCH_VENV)/bin/python -c "import torch, numpy" 2>/dev/null || \
 	  { echo "bench: creating $(BENCH_VENV) with torch==2.13.0 numpy (the peers' venv)" >&2 && \
 	    $(PYTHON) -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install -q torch==2.13.0 numpy; } || \
 	  echo "bench: could not set up $(BENCH_VENV); the peer rows will say so and be skipped" >&2
+
+bench: venv bench-venv
 	$(PY) bench/speed.py --peer-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
 ## test-cudasim: the CUDA kernels under numba's simulator, no GPU needed (.ci/run runs it after

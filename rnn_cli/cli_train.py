@@ -64,8 +64,8 @@ def add_parser(sub, formatter, common) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--level", choices=("char", "word"), help=f"tokens (default: {m.level})")
     g.add_argument("--cell", choices=("rnn", "gru", "lstm"),
-                   help=f"recurrent cell: rnn (the seed's), gru (PyTorch's GRU), lstm (forget-gate "
-                        f"bias 1) (default: {DEFAULT_CELL})")
+                   help=f"recurrent cell: rnn (the seed's), gru (PyTorch's GRU), lstm (PyTorch's "
+                        f"LSTM) (default: {DEFAULT_CELL})")
     g.add_argument("--activation", choices=("tanh", "relu"),
                    help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
                         f"(default: {m.activation})")

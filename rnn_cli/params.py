@@ -59,9 +59,11 @@ class Params:
         sizes = [math.prod(s) for s in self.shapes.values()]
         self.flat = np.zeros(sum(sizes), dtype=dtype)
         self.views: dict[str, np.ndarray] = {}
+        self.spans: dict[str, tuple[int, int]] = {}  # name -> (start, stop) in the flat buffer
         offset = 0
         for (name, shape), n in zip(self.shapes.items(), sizes):
             self.views[name] = self.flat[offset:offset + n].reshape(shape)
+            self.spans[name] = (offset, offset + n)
             offset += n
         if "W_ya" not in self.views:  # tied: the output layer reads the embedding
             self.views["W_ya"] = self.views["W_emb"]
@@ -84,24 +86,37 @@ class Params:
         return other
 
     def init(self, rng: np.random.Generator) -> "Params":
-        """PyTorch's nn.RNN/GRU/LSTM scheme: every weight U(-1/sqrt(H), 1/sqrt(H)), biases zero;
-        the embedding U(-0.1, 0.1) (word_language_model); the LSTM forget-gate bias 1. A one-hot
-        input's W_ax is itself the embedding: U(-1, 1) (std 0.58, the size of the input term of
-        PyTorch's N(0, 1) embedding times its input weights; with the small bound, the input
-        barely moved the state and tiny Shakespeare at H 512 ended 20 s at 2.10 instead of 1.83
-        nats/char)."""
-        bound = 1.0 / math.sqrt(self.cfg.hidden)
-        for name in self.shapes:  # buffer order, so a seed gives the same weights as before
+        """PyTorch's default initialisation of the same network, block by block (issue 11: with the
+        same steps, our models learned less than torch's until the blocks were drawn as torch
+        draws them; bench/PARITY.md). With k = 1/sqrt(H):
+
+            W_ax, W_ax_up, W_aa, W_ya   U(-k, k)         nn.RNN/GRU/LSTM weights, nn.Linear
+            b_a                         U(-k, k) + U(-k, k)   torch's two biases b_ih + b_hh,
+                                        (the GRU's candidate block: U(-k, k), b_hn: U(-k, k))
+            b_y                         U(-k, k)         nn.Linear's bias
+            W_emb                       N(0, 1)          nn.Embedding; tied to W_ya: U(-0.1, 0.1),
+                                                         word_language_model's init_weights
+            W_ax of a one-hot input     U(-1, 1)         it is the embedding and the input weights
+                                                         at once: std 0.58, the size of torch's
+                                                         N(0, 1) embedding times its input weights
+
+        Blocks are drawn in buffer order from `rng`, so a seed fixes the model."""
+        cfg = self.cfg
+        k = 1.0 / math.sqrt(cfg.hidden)
+        for name in self.shapes:
             view = self.views[name]
             if name == "W_emb":
-                view[...] = rng.uniform(-0.1, 0.1, size=view.shape)
-            elif name == "W_ax" and not self.cfg.embed:
+                view[...] = (rng.uniform(-0.1, 0.1, size=view.shape) if cfg.tie_weights
+                             else rng.standard_normal(size=view.shape))
+            elif name == "W_ax" and not cfg.embed:
                 view[...] = rng.uniform(-1.0, 1.0, size=view.shape)
-            elif name.startswith("W_"):
-                view[...] = rng.uniform(-bound, bound, size=view.shape)
+            elif name.startswith("W_") or name in ("b_y", "b_hn"):
+                view[...] = rng.uniform(-k, k, size=view.shape)
+            elif name == "b_a":
+                view[...] = rng.uniform(-k, k, size=view.shape) + rng.uniform(-k, k, view.shape)
+                if cfg.cell == "gru":  # b_in only: the candidate's recurrent bias is b_hn
+                    H = cfg.hidden
+                    view[:, 2 * H:] = rng.uniform(-k, k, size=(cfg.layers, H))
             else:
-                view[...] = 0.0
-        if self.cfg.cell == "lstm":
-            H = self.cfg.hidden
-            self.b_a[:, H:2 * H] = 1.0  # remember by default (Gers et al. 2000; Jozefowicz 2015)
+                raise AssertionError(f"no initialisation for {name}")
         return self

@@ -276,9 +276,7 @@ def test_dropout_masks_are_seeded_scaled_and_off_without_masks():
     assert Network(make_params(cfg_of("lstm")), B, T).draw_masks(np.random.default_rng()) is None
 
 
-def test_lstm_forget_bias_is_one_and_gru_has_separate_candidate_bias():
-    p = Params(cfg_of("lstm", 2)).init(np.random.default_rng(0))
-    assert np.all(p.b_a[:, H:2 * H] == 1.0) and np.all(p.b_a[:, :H] == 0.0)
+def test_gru_has_separate_candidate_bias():  # init statistics: tests/test_init.py
     g = Params(cfg_of("gru", 2)).init(np.random.default_rng(0))
     assert g.b_hn.shape == (2, H) and g.W_aa.shape == (2, 3 * H, H)
 

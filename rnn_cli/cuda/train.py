@@ -40,17 +40,19 @@ class DeviceOptimizer:
         cfg, s = self.host.cfg, self.state
         self.host.t += 1
         t = self.host.t
-        if cfg.optim == "adam":
-            b1, b2, eps = ADAM_BETAS
-            c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-            co.adam_update(p, g, s["m"], s["v"], cfg.lr * math.sqrt(c2) / c1, b1, b2,
-                           eps * math.sqrt(c2))
-        elif cfg.optim == "adagrad":
-            co.adagrad_update(p, g, s["h"], cfg.lr, 1e-8)
-        elif cfg.optim == "rmsprop":
-            co.rmsprop_update(p, g, s["h"], cfg.lr, 0.99, 1e-8)
-        else:
-            co.sgd_update(p, g, cfg.lr)
+        b1, b2, eps = ADAM_BETAS
+        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        for a, b, f in self.host.pieces:  # the host's learning-rate pieces and decayed rate
+            lr = self.host.lr * f
+            if cfg.optim == "adam":
+                co.adam_update(p[a:b], g[a:b], s["m"][a:b], s["v"][a:b],
+                               lr * math.sqrt(c2) / c1, b1, b2, eps * math.sqrt(c2))
+            elif cfg.optim == "adagrad":
+                co.adagrad_update(p[a:b], g[a:b], s["h"][a:b], lr, 1e-8)
+            elif cfg.optim == "rmsprop":
+                co.rmsprop_update(p[a:b], g[a:b], s["h"][a:b], lr, 0.99, 1e-8)
+            else:
+                co.sgd_update(p[a:b], g[a:b], lr)
 
     def download(self) -> None:
         for k, d in self.state.items():
