@@ -41,7 +41,8 @@ def add_parser(sub, formatter, common, model_choice) -> None:
                         "(default: 0, the most probable line; 1 favours longer lines)")
     pr = g.add_mutually_exclusive_group()
     pr.add_argument("--prime", metavar="TEXT",
-                    help="text fed through the network first and printed; - reads stdin")
+                    help="text fed through the network first (one compiled pass) and printed; "
+                         "- reads stdin; -v shows its log-probability")
     pr.add_argument("--prime-file", metavar="FILE",
                     help="like --prime, with the text of FILE (- reads stdin)")
     g.add_argument("--allow-unk", action="store_true", help="let <UNK> be drawn")
