@@ -36,6 +36,7 @@ class SampleConfig:
     beam: int = 0  # 0: draw; K >= 1: beam search over K hypotheses
     length_norm: float = 0.0  # beam --lines: compare finished lines by logP / length**alpha
 
+
 BEAM_LINE_CAP = 1000  # the longest line beam search considers with --lines and no -n
 
 
@@ -111,14 +112,13 @@ class Sampler:
                 n = generate.stack_generate(out[:n_max], uniforms, self.cell_code, self.state, x,
                                             *self.views, self.act, *self.out_views, temperature,
                                             sc.top_k, sc.top_p, sc.greedy, ban, stop_id,
-                                            self.logits,
-                                            self.probs, self.scratch, self.h_tmp, self.tmp)
+                                            self.logits, self.probs, self.scratch, self.h_tmp,
+                                            self.tmp)
             else:
                 n = sampling.rnn_generate(out[:n_max], uniforms, self.state, x, *self.views,
                                           *self.out_views, self.act, temperature, sc.top_k,
                                           sc.top_p, sc.greedy, ban, stop_id, self.logits,
-                                          self.probs,
-                                          self.scratch, self.h_tmp)
+                                          self.probs, self.scratch, self.h_tmp)
             ids = out[:n]
             drawn += n
             if stop_id >= 0 and n and ids[-1] == stop_id:
