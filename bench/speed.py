@@ -62,7 +62,11 @@ CONFIGS = [
     ("H512-B1", "shakespeare", "char", 512, 1, 64, {"numpy": 1.5}, "≥ 1.5× numpy"),
     ("ptb-H256-B32", "ptb", "word", 256, 32, 35, {"numpy": 1.8}, "≥ 1.8× numpy"),
 ]
-EXTRAS = ["sample", "score", "startup", "help", "memory"]
+EXTRAS = ["sample", "sample-modes", "score", "startup", "help", "memory"]
+# sampling modes (issue 15): name, flags, divisor of --sample-n (a beam of K steps K hypotheses)
+SAMPLE_MODES = [("draw", "", 1), ("--top-k 40", "--top-k 40", 1), ("--top-p 0.9", "--top-p 0.9", 1),
+                ("--argmax", "--argmax", 1), ("--beam 1", "--beam 1", 1), ("--beam 4", "--beam 4", 4),
+                ("--beam 16", "--beam 16", 16)]
 QUICK_CONFIGS = ["H128-B32", "H512-B1"]
 SAMPLE_TARGETS = {512: 50_000, 128: 300_000}   # chars/s, B=1, streaming to a pipe
 SCORE_TARGET = 3.0         # score tok/s ÷ training tok/s of the same model
@@ -411,9 +415,43 @@ def ensure_model(s, a, tmp, H, rows, emit):
     return rec["model"], rec.get("tokens_per_sec")
 
 
+def bench_sample_modes(a, s, models, emit):
+    """Tokens/s of each sampling mode, measured like `sample` ((n-1) / (wall(n) - wall(1)),
+    medians of 3) with n = --sample-n divided by the mode's divisor (beam K: n/K tokens)."""
+    recs = []
+    for H, (model, _) in models.items():
+        for name, flags, div in SAMPLE_MODES:
+            if model is None:
+                recs.append({"H": H, "mode": name, "error": "no model"})
+                continue
+            n = max(a.sample_n // div, 200)
+            tmpl = OURS_SAMPLE + " " + flags
+            argv1 = cmdline(tmpl, rnn=q(s.rnn), model=q(model), n=1, threads=THREADS)
+            argvn = cmdline(tmpl, rnn=q(s.rnn), model=q(model), n=n, threads=THREADS)
+            run(argv1, a.timeout, stream=True)                       # warm the kernel cache
+            w1, e1 = median_run(argv1, 3, a.timeout, stream=True)
+            wn, en = median_run(argvn, 3, a.timeout, stream=True)
+            rec = {"H": H, "mode": name, "n": n, "cmd": show(argvn)}
+            if e1 or en:
+                rec["error"] = e1 or en
+            elif wn - w1 < 0.5:  # start-up noise on a loaded machine would swamp the difference
+                rec["error"] = (f"n={n} ran {wn - w1:.2f} s longer than n=1: too short to "
+                                "measure; raise --sample-n")
+            else:
+                rec.update(wall_n_s=wn, wall_1_s=w1,
+                           tokens_per_sec=round((n - 1) / max(wn - w1, 1e-9)))
+                log(f"== sample H={H} {name}: {rec['tokens_per_sec']:,} tokens/s "
+                    f"(n={n}: {wn:.2f} s, n=1: {w1:.2f} s, medians of 3)")
+            if rec.get("error"):
+                log(f"== sample H={H} {name}: {rec['error']}")
+            recs.append(rec)
+            emit(dict(kind="sample-mode", **rec))
+    return recs
+
+
 def bench_extras(s, a, tmp, rows, emit):
     ex = {}
-    need_model = any(selected(a, n) for n in ("sample", "score", "startup"))
+    need_model = any(selected(a, n) for n in ("sample", "sample-modes", "score", "startup"))
     models = {}
     if need_model and s.have["shakespeare"]:
         for H in (512, 128):
@@ -448,6 +486,9 @@ def bench_extras(s, a, tmp, rows, emit):
                     f"(n={a.sample_n}: {rn['wall_s']:.2f} s, n=1: {w1:.2f} s, medians of 3)")
             ex["sample"].append(rec)
             emit(dict(kind="sample", **rec))
+
+    if selected(a, "sample-modes"):
+        ex["sample-modes"] = bench_sample_modes(a, s, models, emit)
 
     if selected(a, "score"):
         r = run([s.rnn, "score", "--help"], 60)
@@ -612,6 +653,10 @@ def extras_table(ex, mem):
             L.append(f"| sampling H{rec['H']}, B=1, to a pipe (chars/s = (n−1) ÷ (wall(n={rec['n']:,}) − wall(n=1)), medians of 3) "
                      f"| {v:,} (in-stream {fmt(rec.get('stream_chars_per_sec'))}) | ≥ {tgt:,} | "
                      f"{'yes' if v >= tgt else '**no** (' + format(v / tgt, '.2f') + '× the target)'} |")
+    for rec in ex.get("sample-modes", []):
+        label = f"sampling H{rec['H']} `{rec['mode']}` (tokens/s, n = {rec.get('n', 0):,}, as above)"
+        L.append(f"| {label} | **failed**: {rec['error'][:120]} | – | – |" if rec.get("error") else
+                 f"| {label} | {rec['tokens_per_sec']:,} | – | – |")
     sc = ex.get("score")
     if isinstance(sc, dict):
         L.append(f"| `score` forward tok/s ÷ training tok/s | skipped: {sc['skipped']} | ≥ {SCORE_TARGET:g}× | – |")
@@ -698,7 +743,7 @@ def write_md(path, s, a, rows, ex, meta):
     for row in rows:
         for k, r in row.get("runs", {}).items():
             cmds.append(r["cmd"])
-    for k in ("sample", "score", "startup"):
+    for k in ("sample", "sample-modes", "score", "startup"):
         if isinstance(ex.get(k), list):
             cmds += [r["cmd"] for r in ex[k] if r.get("cmd")]
     for k in ("help", "memory"):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
-from rnn_cli.errors import UsageError
+from rnn_cli.errors import CorpusError, RnnCliError, UsageError
 
 
 def add_parser(sub, formatter, common, model_choice) -> None:
@@ -17,18 +18,33 @@ def add_parser(sub, formatter, common, model_choice) -> None:
     p.set_defaults(handler=run)
     model_choice(p)
     g = p.add_argument_group("sampling")
-    g.add_argument("-n", "--length", type=_positive_int,
-                   help="tokens to draw (default: 500, or no limit with --lines)")
+    g.add_argument("-n", "--length", type=_nonneg_int,
+                   help="tokens to draw (default: 500, or no limit with --lines); 0: stream "
+                        "without end until stdout closes or Ctrl-C")
     g.add_argument("--lines", type=_positive_int,
                    help="stop after N lines (sentences ended by <EOS> at word level)")
     g.add_argument("--temperature", type=_finite_float(0.0, True, 100.0),
                    help="divide the logits by T: < 1 is safer, > 1 is wilder (default: 1)")
     g.add_argument("--top-k", type=_positive_int,
                    help="draw only among the k most probable tokens (default: all)")
+    g.add_argument("--top-p", type=_finite_float(0.0, True, 1.0), metavar="P",
+                   help="nucleus sampling: draw only from the smallest set of most probable "
+                        "tokens whose probability reaches P, after --temperature and --top-k "
+                        "(default: 1, all)")
     g.add_argument("--argmax", action="store_true",
                    help="always take the most probable token (deterministic)")
-    g.add_argument("--prime", metavar="TEXT",
-                   help="text fed through the network first and printed; - reads stdin")
+    g.add_argument("--beam", type=_positive_int, metavar="K",
+                   help="beam search over K hypotheses: the most probable continuation of -n "
+                        "tokens, or with --lines of each line (deterministic; 1 = --argmax)")
+    g.add_argument("--length-norm", type=_finite_float(0.0, False, 10.0), metavar="ALPHA",
+                   help="with --beam --lines: compare finished lines by logP / tokens^ALPHA "
+                        "(default: 0, the most probable line; 1 favours longer lines)")
+    pr = g.add_mutually_exclusive_group()
+    pr.add_argument("--prime", metavar="TEXT",
+                    help="text fed through the network first (one compiled pass) and printed; "
+                         "- reads stdin; -v shows its log-probability")
+    pr.add_argument("--prime-file", metavar="FILE",
+                    help="like --prime, with the text of FILE (- reads stdin)")
     g.add_argument("--allow-unk", action="store_true", help="let <UNK> be drawn")
     common(p)
 
@@ -38,9 +54,7 @@ def run(args, ui) -> int:
 
     from rnn_cli import checkpoint
 
-    if args.argmax and (args.temperature is not None or args.top_k is not None):
-        raise UsageError("--argmax cannot be combined with --temperature or --top-k",
-                         hint="--argmax always takes the most probable token; drop one of them")
+    _check_modes(args)
     from rnn_cli.cuda.backend import resolve as resolve_device
 
     device = resolve_device(args.device, ui.warn)  # no numba.cuda import for --device cpu
@@ -52,27 +66,29 @@ def run(args, ui) -> int:
     if args.lines and vocab.eos_id is None:
         raise UsageError("--lines needs a model whose vocabulary has an end-of-line symbol",
                          hint="use -n/--length instead")
-    prime = args.prime or ""
-    if prime == "-":
-        if sys.stdin.isatty():
-            raise UsageError("--prime - reads standard input, but it is a terminal",
-                             hint="pipe the text in, or pass --prime TEXT")
-        prime = sys.stdin.read()
-    length = args.length if args.length or args.lines else 500
+    prime = _read_prime(args)
+    length = args.length if args.length is not None or args.lines else 500
+    length = length or None  # -n 0: no end
     from rnn_cli.sample import SampleConfig, Sampler  # numba: only once the model is valid
 
     sc = SampleConfig(length=length, lines=args.lines, temperature=args.temperature or 1.0,
-                      top_k=args.top_k or 0, greedy=args.argmax, allow_unk=args.allow_unk,
-                      prime=prime)
+                      top_k=args.top_k or 0, top_p=args.top_p or 1.0, greedy=args.argmax,
+                      allow_unk=args.allow_unk, prime=prime, beam=args.beam or 0,
+                      length_norm=args.length_norm or 0.0)
+    if device == "cuda" and (sc.beam or sc.top_p < 1.0):
+        device = _cpu_for_new_modes(args, ui)
     if device == "cuda":
         from rnn_cli.cuda.sampling import CudaSampler
 
         sampler = CudaSampler(model)
     else:
         sampler = Sampler(model)
-    x0, unknown = sampler.prime(prime)
+    x0, unknown = sampler.prime(prime, logprob=args.verbose > 0)
     if unknown:
         ui.warn(f"{unknown} token(s) of --prime are not in the vocabulary and were read as <UNK>")
+    if prime and args.verbose:
+        ui.debug(f"prime: ln P = {sampler.prime_logprob:.6f} over {sampler.prime_tokens} tokens "
+                 f"({sampler.prime_logprob / math.log(10):.6f} in log10)")
     rng = np.random.default_rng(args.seed)
     tty = sys.stdout.isatty()
     out = sys.stdout
@@ -80,7 +96,11 @@ def run(args, ui) -> int:
     if prime:
         out.write(prime)
         last = prime[-1]
-    for piece in sampler.generate(sc, rng, x0, chunk=64 if tty else 1024):
+    if sc.beam:
+        pieces = sampler.beam(sc, x0, report=_beam_report(ui, sc))
+    else:
+        pieces = sampler.generate(sc, rng, x0, chunk=64 if tty else 1024)
+    for piece in pieces:
         out.write(piece)
         last = piece[-1]
         if tty or "\n" in piece:
@@ -89,3 +109,73 @@ def run(args, ui) -> int:
         out.write("\n")
     out.flush()
     return 0
+
+
+def _check_modes(args) -> None:
+    """Usage errors (exit 2) for sampling flags that do not go together."""
+    shaping = [f for f, v in (("--temperature", args.temperature), ("--top-k", args.top_k),
+                              ("--top-p", args.top_p)) if v is not None]
+    if args.argmax and shaping:
+        raise UsageError(f"--argmax cannot be combined with {shaping[0]}",
+                         hint="--argmax always takes the most probable token; drop one of them")
+    if args.beam is not None:
+        if shaping or args.argmax:
+            raise UsageError(f"--beam cannot be combined with {(shaping or ['--argmax'])[0]}",
+                             hint="beam search draws nothing: it keeps the K most probable "
+                                  "continuations; drop one of them")
+        if args.length == 0 and not args.lines:
+            raise UsageError("--beam needs an end: -n 0 streams without one",
+                             hint="give -n N (tokens) or --lines N")
+    elif args.length_norm is not None:
+        raise UsageError("--length-norm applies to --beam only",
+                         hint="add --beam K, or drop --length-norm")
+
+
+def _read_prime(args) -> str:
+    """The text of --prime / --prime-file ('-': standard input, refused when it is a terminal)."""
+    flag, value = ("--prime-file", args.prime_file) if args.prime_file else ("--prime", args.prime)
+    if not value:
+        return ""
+    if value == "-":
+        if sys.stdin.isatty():
+            raise UsageError(f"{flag} - reads standard input, but it is a terminal",
+                             hint="pipe the text in, or pass --prime TEXT")
+        return sys.stdin.read()
+    if flag == "--prime":
+        return value
+    try:
+        with open(value, encoding="utf-8", newline=None) as f:
+            return f.read().removeprefix("\ufeff")
+    except FileNotFoundError:
+        raise CorpusError(f"--prime-file: file not found: {value}",
+                          hint="check the path, or pass --prime-file - to read standard input"
+                          ) from None
+    except IsADirectoryError:
+        raise CorpusError(f"--prime-file: {value} is a directory",
+                          hint="give the path of a text file") from None
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"--prime-file: {value} is not valid UTF-8 (byte offset {e.start})",
+                          hint="convert the file to UTF-8 (e.g. iconv -t utf-8)") from None
+    except OSError as e:
+        raise CorpusError(f"--prime-file: cannot read {value}: {e.strerror or e}",
+                          hint="check that the path is a readable text file") from None
+
+
+def _cpu_for_new_modes(args, ui) -> str:
+    """The CUDA sampler draws only (temperature, top-k, argmax): --top-p and --beam run on the
+    CPU (a notice for --device auto, an error for --device cuda)."""
+    what = "--beam" if args.beam else "--top-p"
+    if args.device == "cuda":
+        raise RnnCliError(f"--device cuda does not run {what} (the CUDA sampler only draws)",
+                         hint=f"use --device cpu (or auto) with {what}")
+    ui.warn(f"--device auto: {what} runs on the CPU")
+    return "cpu"
+
+
+def _beam_report(ui, sc):
+    """-v: each beam search's ln P on stderr; a warning when a line hit the length cap."""
+    def report(logprob: float, tokens: int, finished: bool) -> None:
+        ui.debug(f"beam {sc.beam}: ln P = {logprob:.6f} over {tokens} tokens")
+        if sc.lines is not None and not finished:
+            ui.warn(f"beam search found no end of line within {tokens} tokens; the line is cut")
+    return report

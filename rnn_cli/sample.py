@@ -5,6 +5,9 @@ end-of-line symbol (`--lines`) or a length. The first input is the end-of-line s
 starts where a line would start (the seed's x<1> = 0 when the vocabulary has no such symbol);
 `--prime` text is fed through the network first and printed. `<UNK>` is never drawn unless allowed
 (its probability is set to zero, which is the seed's "resample when <UNK> comes out").
+
+Beam search (`Sampler.beam`, kernels/beam.py) replaces the draws by the K most probable partial
+sequences; it prints nothing until a line (or the whole `-n` length) is decided.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnn_cli.checkpoint import Model
-from rnn_cli.kernels import generate, sampling
+from rnn_cli.kernels import beam, generate, sampling
 from rnn_cli.network import ACTIVATIONS
 from rnn_cli.train import start_id
 
@@ -26,9 +29,15 @@ class SampleConfig:
     lines: int | None = None  # stop after this many end-of-line symbols
     temperature: float = 1.0
     top_k: int = 0  # 0: all tokens
+    top_p: float = 1.0  # nucleus mass; 1: all tokens
     greedy: bool = False  # --argmax
     allow_unk: bool = False
     prime: str = ""
+    beam: int = 0  # 0: draw; K >= 1: beam search over K hypotheses
+    length_norm: float = 0.0  # beam --lines: compare finished lines by logP / length**alpha
+
+
+BEAM_LINE_CAP = 1000  # the longest line beam search considers with --lines and no -n
 
 
 class Sampler:
@@ -45,19 +54,23 @@ class Sampler:
         self.h_tmp = np.zeros(cfg.gates * H, np.float32)
         # gated cells and embeddings: the generic compiled step (kernels/generate.py)
         self.generic = cfg.cell != "rnn" or cfg.embed > 0
+        empty = np.zeros((0, 0), np.float32)
+        self.cell_code = generate.CELL_CODES[cfg.cell]
+        self.net_views = (p.W_emb if cfg.embed else empty, p.W_ax, p.W_ax_up, p.W_aa, p.b_a,
+                          p.b_hn if cfg.cell == "gru" else empty)  # kernels/beam.py's net_step
+        self.tmp = np.zeros(H, np.float32)
         if self.generic:
-            empty = np.zeros((0, 0), np.float32)
-            self.cell_code = generate.CELL_CODES[cfg.cell]
-            self.views = (p.W_emb if cfg.embed else empty, p.W_ax, p.W_ax_up, p.W_aa, p.b_a,
-                          p.b_hn if cfg.cell == "gru" else empty)
-            self.tmp = np.zeros(H, np.float32)
+            self.views = self.net_views
         self.logits = np.zeros(V, np.float32)
         self.probs = np.zeros(V, np.float64)
         self.scratch = np.zeros(V, np.float32)
 
-    def prime(self, text: str) -> tuple[int, int]:
-        """Reset the state and feed `text`; returns (next input id, unknown tokens in text)."""
+    def prime(self, text: str, logprob: bool = False) -> tuple[int, int]:
+        """Reset the state and feed `text` in one compiled call; returns (next input id, unknown
+        tokens in text). With `logprob`, `self.prime_logprob` becomes ln P(text's tokens) from the
+        start symbol (what `score --total` gives the text), and `self.prime_tokens` their count."""
         self.state[...] = 0.0
+        self.prime_logprob, self.prime_tokens = 0.0, 0
         self.detok = self.vocab.detokenizer()
         x = start_id(self.vocab)
         if not text:
@@ -66,12 +79,18 @@ class Sampler:
             else self.vocab.encode(text)
         if ids.shape[0] == 0:
             return x, unknown
-        feed = np.concatenate([np.array([x], np.int32), ids[:-1]]) if x >= 0 else ids[:-1]
-        if self.generic:
-            generate.stack_feed(self.cell_code, self.state, feed.astype(np.int32), *self.views,
-                                self.act, self.h_tmp, self.tmp)
+        # the start symbol (or the seed's zero vector, x = -1) first, as `score` and generation
+        feed = np.concatenate([np.array([x], np.int32), ids[:-1]]).astype(np.int32)
+        if logprob:
+            self.prime_tokens = int(ids.shape[0])
+            self.prime_logprob = float(beam.feed_logprob(
+                self.cell_code, self.state, feed, ids.astype(np.int32), *self.net_views,
+                self.act, *self.out_views, self.logits, self.h_tmp, self.tmp))
+        elif self.generic:
+            generate.stack_feed(self.cell_code, self.state, feed, *self.views, self.act,
+                                self.h_tmp, self.tmp)
         else:
-            sampling.rnn_feed(self.state, feed.astype(np.int32), *self.views, self.act, self.h_tmp)
+            sampling.rnn_feed(self.state, feed, *self.views, self.act, self.h_tmp)
         self.detok.piece(ids)  # so the first drawn word is spaced after the prime
         return int(ids[-1]), unknown
 
@@ -92,18 +111,56 @@ class Sampler:
             if self.generic:
                 n = generate.stack_generate(out[:n_max], uniforms, self.cell_code, self.state, x,
                                             *self.views, self.act, *self.out_views, temperature,
-                                            sc.top_k, sc.greedy, ban, stop_id, self.logits,
-                                            self.probs, self.scratch, self.h_tmp, self.tmp)
+                                            sc.top_k, sc.top_p, sc.greedy, ban, stop_id,
+                                            self.logits, self.probs, self.scratch, self.h_tmp,
+                                            self.tmp)
             else:
                 n = sampling.rnn_generate(out[:n_max], uniforms, self.state, x, *self.views,
                                           *self.out_views, self.act, temperature, sc.top_k,
-                                          sc.greedy, ban, stop_id, self.logits, self.probs,
-                                          self.scratch, self.h_tmp)
+                                          sc.top_p, sc.greedy, ban, stop_id, self.logits,
+                                          self.probs, self.scratch, self.h_tmp)
             ids = out[:n]
             drawn += n
             if stop_id >= 0 and n and ids[-1] == stop_id:
                 lines += 1
             x = int(ids[-1]) if n else x
             piece = detok.piece(ids)
+            if piece:
+                yield piece
+
+    def beam(self, sc: SampleConfig, x0: int, report=None) -> Iterator[str]:
+        """Yield the text chosen by beam search over sc.beam hypotheses (after `prime`).
+
+        With sc.lines: one search per line, each ending at the end-of-line symbol and continuing
+        from the state the previous line left (lines of up to BEAM_LINE_CAP tokens, or what is
+        left of sc.length). Otherwise one search over sc.length tokens. `report(logprob, tokens,
+        finished)` receives each search's ln P (the model's own, <UNK> excluded, never
+        renormalised).
+        """
+        vocab, K, cfg = self.vocab, sc.beam, self.model.cfg
+        stop = vocab.eos_id if (sc.lines is not None and vocab.eos_id is not None) else -1
+        ban = -1 if sc.allow_unk else vocab.unk_id
+        V, H, R = cfg.vocab_size, cfg.hidden, self.state.shape[0]
+        cap = sc.length if sc.lines is None else min(sc.length or BEAM_LINE_CAP, BEAM_LINE_CAP)
+        out = np.zeros(cap, np.int32)
+        bufs = (np.zeros((2, K, R, H), self.state.dtype), np.zeros((cap, K), np.int32),
+                np.zeros((cap, K), np.int32), np.zeros(K * V), np.zeros(K * V),
+                np.zeros(K, np.int64), np.zeros((2, K)), np.zeros_like(self.state))
+        drawn, lines, x = 0, 0, x0
+        while (sc.length is None or drawn < sc.length) and (sc.lines is None or lines < sc.lines):
+            n_max = cap if sc.length is None else min(cap, sc.length - drawn)
+            n, logprob, finished = beam.beam_search(
+                out[:n_max], K, self.state, x, stop, ban, sc.length_norm, self.cell_code,
+                *self.net_views, self.act, *self.out_views, *bufs, self.logits, self.h_tmp,
+                self.tmp)
+            if n == 0:
+                return
+            ids = out[:n]
+            drawn += n
+            lines += 1
+            x = int(ids[-1])
+            if report is not None:
+                report(float(logprob), int(n), bool(finished))
+            piece = self.detok.piece(ids)
             if piece:
                 yield piece

@@ -305,13 +305,16 @@ def ref_kth_largest(values, k):
     return np.sort(np.asarray(values))[::-1][k - 1]
 
 
-def ref_draw_token(logits, temperature, top_k, greedy, ban_id, u):
+def ref_draw_token(logits, temperature, top_k, greedy, ban_id, u, top_p=1.0):
     """(token, weights): the sampler's distribution and its inverse-CDF draw with uniform u.
 
     Allowed tokens: every id but `ban_id`. greedy: the first argmax among allowed tokens.
     top_k in (0, V): keep the allowed tokens whose logit is >= the k-th largest allowed logit (ties
-    kept). weights[k] = exp((logit[k] - max_allowed) / temperature) for kept tokens, 0 otherwise
-    (unnormalised). The draw is the first kept k with cumsum(weights)[k] > u * sum(weights).
+    kept). top_p < 1 (nucleus): of those, walk the kept tokens from the largest logit down and
+    keep the ones whose logit is >= the logit at which the running sum of weights first reaches
+    top_p of the kept total (ties kept). weights[k] = exp((logit[k] - max_allowed) / temperature)
+    for kept tokens, 0 otherwise (unnormalised). The draw is the first kept k with
+    cumsum(weights)[k] > u * sum(weights).
     """
     logits = np.asarray(logits, dtype=np.float64)
     V = logits.shape[0]
@@ -326,6 +329,17 @@ def ref_draw_token(logits, temperature, top_k, greedy, ban_id, u):
         keep &= logits >= cut
     w = np.zeros(V)
     w[keep] = np.exp((logits[keep] - logits[best]) / temperature)
+    if top_p < 1.0:
+        total = 0.0
+        for k in range(V):
+            total += w[k]
+        acc = 0.0
+        for k in sorted(np.flatnonzero(keep), key=lambda i: -logits[i]):
+            acc += w[k]
+            if acc >= top_p * total:
+                keep &= logits >= logits[k]
+                break
+        w[~keep] = 0.0
     if greedy:
         return best, w
     total = 0.0
@@ -341,3 +355,59 @@ def ref_draw_token(logits, temperature, top_k, greedy, ban_id, u):
             if acc > target:
                 return k, w
     return last, w
+
+
+def ref_log_softmax(logits):
+    logits = np.asarray(logits, np.float64)
+    return logits - _logsumexp(logits)
+
+
+def ref_beam_search(step, logits_of, state, x0, K, N, stop_id=-1, ban_id=-1, alpha=0.0):
+    """(tokens, ln P, finished, state) of beam search over K hypotheses, written with lists.
+
+    step(state, x) -> new state, logits_of(state) -> logits: the network (float64). Each step
+    extends every hypothesis by every allowed token with score + log softmax; the K best (ties: lower
+    parent, then lower token) survive, and the greedy path (argmax of its logits, first of ties) is
+    put in the last place if it fell out. stop_id >= 0: a chosen candidate ending in stop_id is
+    finished (it leaves the beam); the best finished by score / length**alpha wins; the search
+    ends when the beam is empty or its best score / (t+1)**alpha cannot beat it. Otherwise the
+    best hypothesis after N steps. `state` returned: the winner's, its last token not fed.
+    """
+    beams = [(0.0, [], np.asarray(state, np.float64), x0, True)]  # score, tokens, state, x, greedy
+    fin = None  # (normalised, raw, tokens, state)
+    for t in range(N):
+        cands = []
+        for b, (score, toks, st, x, is_greedy) in enumerate(beams):
+            new_st = step(st, x)
+            logits = np.asarray(logits_of(new_st), np.float64)
+            lp = ref_log_softmax(logits)
+            allowed = [v for v in range(len(logits)) if v != ban_id]
+            g = max(allowed, key=lambda v: (logits[v], -v))
+            for v in allowed:
+                cands.append((score + lp[v], b * len(logits) + v, toks + [v], new_st,
+                              is_greedy and v == g))
+        if not cands:
+            break
+        cands.sort(key=lambda c: (-c[0], c[1]))
+        chosen = cands[:K]
+        greedy = [c for c in cands if c[4]]
+        if greedy and greedy[0] not in chosen:
+            chosen[-1] = greedy[0]
+        beams = []
+        for score, _, toks, st, is_greedy in chosen:
+            if toks[-1] == stop_id:
+                norm = score / (t + 1.0) ** alpha
+                if fin is None or norm > fin[0]:
+                    fin = (norm, score, toks, st)
+            else:
+                beams.append((score, toks, st, toks[-1], is_greedy))
+        if not beams:
+            break
+        if fin is not None and max(b[0] for b in beams) / (t + 1.0) ** alpha <= fin[0]:
+            break
+    if fin is not None:
+        return fin[2], fin[1], True, fin[3]
+    if not beams or not beams[0][1]:
+        return [], 0.0, False, state
+    best = max(range(len(beams)), key=lambda i: (beams[i][0], -i))
+    return beams[best][1], beams[best][0], False, beams[best][2]

@@ -184,8 +184,9 @@ TRAIN_FLAGS = [
 ]
 SAMPLE_FLAGS = [
     ("--temperature", "0"), ("--temperature", "-1"), ("--temperature", "nan"),
-    ("--temperature", "inf"), ("--top-k", "0"), ("--top-k", "-2"), ("--length", "0"),
-    ("--lines", "0"), ("--level", "byte"), ("--seed", "-7"), ("--threads", "-1"),
+    ("--temperature", "inf"), ("--top-k", "0"), ("--top-k", "-2"), ("--length", "-1"),
+    ("--top-p", "0"), ("--top-p", "1.01"), ("--top-p", "nan"), ("--beam", "0"),
+    ("--length-norm", "-1"), ("--lines", "0"), ("--level", "byte"), ("--seed", "-7"), ("--threads", "-1"),
 ]
 
 
@@ -212,7 +213,7 @@ def test_bad_sample_flag(flag_runs, flag, value):
 
 
 def test_conflicting_sample_options(model):
-    for extra in (("--temperature", "0.5"), ("--top-k", "3")):
+    for extra in (("--temperature", "0.5"), ("--top-k", "3"), ("--top-p", "0.5")):
         err = assert_clean_error(rnn("sample", "-m", model, "--argmax", *extra), 2, "--argmax")
         assert extra[0] in err
 

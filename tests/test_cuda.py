@@ -233,8 +233,8 @@ def test_generate_kernel_matches_cpu(act, L, top_k, greedy, ban, stop):
     state = f32(rng, L, H, scale=0.3)
     out = np.zeros(N, np.int32)
     a = state.copy()
-    n = sampling.rnn_generate(out, uniforms, a, 1, *views, act, temperature, top_k, greedy, ban,
-                              stop, np.zeros(V, np.float32), np.zeros(V), np.zeros(V, np.float32),
+    n = sampling.rnn_generate(out, uniforms, a, 1, *views, act, temperature, top_k, 1.0, greedy,
+                              ban, stop, np.zeros(V, np.float32), np.zeros(V), np.zeros(V, np.float32),
                               np.zeros(H, np.float32))
     d_out, count, d_a = cuda.device_array(N, np.int32), cuda.device_array(1, np.int32), dev(state)
     cs.rnn_generate(d_out, count, dev(uniforms), d_a, 1, *map(dev, views), act, temperature,

@@ -24,10 +24,12 @@ UNIFORMS = np.concatenate([np.linspace(0.0, 1.0, 101, endpoint=False),
 ACT = {"tanh": cell.TANH, "relu": cell.RELU}
 
 
-def draw(logits, temperature=1.0, top_k=0, greedy=False, ban_id=-1, u=0.5, probs=None):
+def draw(logits, temperature=1.0, top_k=0, greedy=False, ban_id=-1, u=0.5, probs=None,
+         top_p=1.0):
     probs = np.full(logits.shape[0], np.nan) if probs is None else probs
     scratch = np.zeros(logits.shape[0], logits.dtype)
-    tok = sampling.draw_token(probs, logits, temperature, top_k, greedy, ban_id, u, scratch)
+    tok = sampling.draw_token(probs, logits, temperature, top_k, top_p, greedy, ban_id, u,
+                              scratch)
     return int(tok), probs
 
 
@@ -220,9 +222,10 @@ def test_rnn_feed_equals_repeated_step(layers):
 class Gen:
     """rnn_generate with its buffers; `run` returns (count, out, state)."""
 
-    def __init__(self, p, act, temperature=1.0, top_k=0, greedy=False, ban_id=-1, stop_id=-1):
+    def __init__(self, p, act, temperature=1.0, top_k=0, greedy=False, ban_id=-1, stop_id=-1,
+                 top_p=1.0):
         self.p, self.act = p, act
-        self.opts = (temperature, top_k, greedy, ban_id, stop_id)
+        self.opts = (temperature, top_k, top_p, greedy, ban_id, stop_id)
 
     def run(self, uniforms, x0, a=None, fill=-7):
         p, dt = self.p, self.p.flat.dtype
@@ -313,7 +316,7 @@ def test_rnn_generate_float32_equals_kernel_composition():
     for i, u in enumerate(uniforms):
         sampling.rnn_step(s, x, *weights(p), cell.TANH, np.zeros(H, np.float32))
         sampling.output_logits(logits, s[-1], p.W_ya, p.b_y)
-        x = sampling.draw_token(probs, logits, 0.9, 0, False, -1, u, scratch)
+        x = sampling.draw_token(probs, logits, 0.9, 0, 1.0, False, -1, u, scratch)
         assert out[i] == x
     assert_array_equal(a, s)
 
@@ -326,7 +329,7 @@ def test_sampling_kernels_equal_py_func():
     p = make_params("tanh", 2, seed=6)
     logits = distinct_logits(6)
     for u in UNIFORMS[::10]:
-        args = (1.0, 3, False, 1, u)
+        args = (1.0, 3, 0.8, False, 1, u)
         pc, pp = np.zeros(V), np.zeros(V)
         assert sampling.draw_token(pc, logits, *args, np.zeros(V)) == \
             sampling.draw_token.py_func(pp, logits, *args, np.zeros(V))
@@ -353,7 +356,7 @@ def test_sampling_kernels_equal_py_func():
     for fn in (sampling.rnn_generate, sampling.rnn_generate.py_func):
         out, a = np.zeros(12, np.int32), np.zeros((2, H))
         n = fn(out, uniforms, a, -1, p.W_ax, p.W_ax_up, p.W_aa, p.b_a, p.W_ya, p.b_y, cell.TANH,
-               0.9, 0, False, -1, -1, np.zeros(V), np.zeros(V), np.zeros(V), np.zeros(H))
+               0.9, 0, 0.7, False, -1, -1, np.zeros(V), np.zeros(V), np.zeros(V), np.zeros(H))
         results.append((n, out, a))
     assert results[0][0] == results[1][0]
     assert_array_equal(results[0][1], results[1][1])

@@ -183,14 +183,16 @@ class CudaSampler(Sampler):
         self.d_h = cuda.device_array(cfg.gates * H, np.float32)
         self.d_count = cuda.device_array(1, np.int32)
 
-    def prime(self, text: str) -> tuple[int, int]:
-        x, unknown = super().prime(text)
+    def prime(self, text: str, logprob: bool = False) -> tuple[int, int]:
+        x, unknown = super().prime(text, logprob)
         self.d_state.copy_to_device(self.state)
         return x, unknown
 
     def generate(self, sc: SampleConfig, rng: np.random.Generator, x0: int,
                  chunk: int = 256) -> Iterator[str]:
-        """As Sampler.generate (same uniforms from `rng`, same stopping), drawing on the device."""
+        """As Sampler.generate (same uniforms from `rng`, same stopping), drawing on the device.
+        --top-p and --beam are not implemented here (cli_sample runs them on the CPU)."""
+        assert sc.top_p >= 1.0 and not sc.beam, "the CUDA sampler draws without top-p or beam"
         vocab = self.vocab
         stop = vocab.eos_id if vocab.eos_id is not None else -1
         ban = -1 if sc.allow_unk else vocab.unk_id

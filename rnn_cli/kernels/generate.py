@@ -88,7 +88,7 @@ def stack_feed(cell, state, ids, W_emb, W_ax0, W_ax_up, W_aa, b_a, b_hn, act, xi
 
 @njit
 def stack_generate(out, uniforms, cell, state, x0, W_emb, W_ax0, W_ax_up, W_aa, b_a, b_hn, act,
-                   W_ya, b_y, temperature, top_k, greedy, ban_id, stop_id, logits, probs,
+                   W_ya, b_y, temperature, top_k, top_p, greedy, ban_id, stop_id, logits, probs,
                    scratch, xin, tmp):
     """Draw up to len(out) tokens, starting by feeding x0; stops early after drawing `stop_id`.
 
@@ -100,7 +100,8 @@ def stack_generate(out, uniforms, cell, state, x0, W_emb, W_ax0, W_ax_up, W_aa, 
     for n in range(out.shape[0]):
         stack_step(cell, state, x, W_emb, W_ax0, W_ax_up, W_aa, b_a, b_hn, act, xin, tmp)
         output_logits(logits, state[L - 1], W_ya, b_y)
-        x = draw_token(probs, logits, temperature, top_k, greedy, ban_id, uniforms[n], scratch)
+        x = draw_token(probs, logits, temperature, top_k, top_p, greedy, ban_id, uniforms[n],
+                       scratch)
         out[n] = x
         if x == stop_id:
             return n + 1

@@ -58,12 +58,64 @@ def kth_largest(values, k, scratch, exclude=-1):
 
 
 @njit
-def draw_token(probs, logits, temperature, top_k, greedy, ban_id, u, scratch):
+def _sift_down(heap, i, n):
+    """Restore the max-heap property of heap[:n] below position i."""
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            return
+        if c + 1 < n and heap[c + 1] > heap[c]:
+            c += 1
+        if heap[c] <= heap[i]:
+            return
+        tmp = heap[i]
+        heap[i] = heap[c]
+        heap[c] = tmp
+        i = c
+
+
+@njit
+def nucleus_cut(logits, cut, m, temperature, top_p, ban_id, scratch):
+    """The smallest logit the nucleus keeps: walking the allowed logits >= `cut` from the largest
+    down, the first at which the mass of exp((logit - m) / T) reaches top_p of their total.
+
+    A max-heap in `scratch` (no allocation): O(V) to build, O(log V) per token of the nucleus, so a
+    small nucleus costs about one pass over the vocabulary. Ties at the returned logit are kept by
+    the caller (`logits >= cut`), as top-k keeps them.
+    """
+    V = logits.shape[0]
+    n = 0
+    total = 0.0
+    for k in range(V):
+        if k != ban_id and logits[k] >= cut:
+            scratch[n] = logits[k]
+            n += 1
+            total += math.exp((logits[k] - m) / temperature)
+    for i in range(n // 2 - 1, -1, -1):
+        _sift_down(scratch, i, n)
+    target = top_p * total
+    acc = 0.0
+    v = scratch[0]
+    while n > 0:
+        v = scratch[0]
+        acc += math.exp((v - m) / temperature)
+        if acc >= target:
+            return v
+        n -= 1
+        scratch[0] = scratch[n]
+        _sift_down(scratch, 0, n)
+    return v  # rounding kept acc just below the target: every allowed token stays
+
+
+@njit
+def draw_token(probs, logits, temperature, top_k, top_p, greedy, ban_id, u, scratch):
     """Turn one row of logits into probabilities and draw a token with the uniform `u`.
 
-    probs (V,) out: the distribution drawn from (unnormalised weights; ban_id gets 0, top-k keeps
-    the k largest logits, ties included); temperature T: softmax(logits / T); greedy: argmax.
-    Returns the token id.
+    The order (documented in the README): ban_id gets 0; softmax(logits / T); top-k keeps the k
+    largest allowed logits (ties included); top-p (nucleus, top_p < 1) then keeps the smallest set
+    of the most probable remaining tokens whose renormalised mass reaches top_p (ties at the cut
+    included); draw by inverse CDF with u. greedy: the first argmax of the allowed tokens.
+    probs (V,) out: the distribution drawn from (unnormalised weights). Returns the token id.
     """
     V = logits.shape[0]
     best = -1
@@ -76,6 +128,8 @@ def draw_token(probs, logits, temperature, top_k, greedy, ban_id, u, scratch):
     if 0 < top_k < V:
         cut = kth_largest(logits, top_k, scratch, ban_id)
     m = logits[best]
+    if top_p < 1.0:
+        cut = nucleus_cut(logits, cut, m, temperature, top_p, ban_id, scratch)
     total = 0.0
     for k in range(V):
         if k == ban_id or logits[k] < cut:
@@ -141,7 +195,8 @@ def rnn_feed(a, ids, W_ax0, W_ax_up, W_aa, b_a, act, h_tmp):
 
 @njit
 def rnn_generate(out, uniforms, a, x0, W_ax0, W_ax_up, W_aa, b_a, W_ya, b_y, act,
-                 temperature, top_k, greedy, ban_id, stop_id, logits, probs, scratch, h_tmp):
+                 temperature, top_k, top_p, greedy, ban_id, stop_id, logits, probs, scratch,
+                 h_tmp):
     """Draw up to len(out) tokens, starting by feeding x0; stops early after drawing `stop_id`.
 
     out (N,) int32 out, uniforms (N,) float64, a (L,H) state in/out. Returns the number drawn; the
@@ -151,7 +206,8 @@ def rnn_generate(out, uniforms, a, x0, W_ax0, W_ax_up, W_aa, b_a, W_ya, b_y, act
     for n in range(out.shape[0]):
         rnn_step(a, x, W_ax0, W_ax_up, W_aa, b_a, act, h_tmp)
         output_logits(logits, a[a.shape[0] - 1], W_ya, b_y)
-        x = draw_token(probs, logits, temperature, top_k, greedy, ban_id, uniforms[n], scratch)
+        x = draw_token(probs, logits, temperature, top_k, top_p, greedy, ban_id, uniforms[n],
+                       scratch)
         out[n] = x
         if x == stop_id:
             return n + 1
