@@ -176,10 +176,11 @@ class Trainer:
     def _held_out_nll(self, params: Params, ids: np.ndarray) -> float:
         """Summed nll of held-out ids, exactly as `score` computes it (one stream, state carried).
 
-        Not split into parallel streams from zero states (word_language_model's eval batches):
-        early in training an LSTM started from a zero state in mid-text can fall into a garbage
-        attractor (measured: 7.1 nats/char over 1,500 characters of tiny Shakespeare where the
-        carried state gave 2.3), which made such an estimate 1.2 nats too pessimistic.
+        Not split into parallel streams from zero states (word_language_model's eval batches): a
+        zero state in mid-text is not what `score` sees. (Version 1's LSTMs could also lock into
+        a garbage mode from an unlucky zero-state start, 6.9 nats/char where 19 of 20 other starts
+        gave 2.3-2.4; gone with the torch-style initialisation, README "The LSTM from a zero
+        state", tests/test_zero_state.py.)
         """
         net = self.eval_net if params is self.params else eval_network(params)
         return sequence_nll(net, ids, start_id(self.model.vocab))
