@@ -92,21 +92,28 @@ class Optimizer:
                 self.state[k][:] = v
 
     def update(self, p: np.ndarray, g: np.ndarray) -> None:
-        cfg, s = self.cfg, self.state
         self.t += 1
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        c1, c2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
-        for a, b, f in self.pieces:
-            lr = self.lr * f
-            if cfg.optim == "adam":
-                optim.adam_update(p[a:b], g[a:b], s["m"][a:b], s["v"][a:b],
-                                  lr * math.sqrt(c2) / c1, b1, b2, eps * math.sqrt(c2))
-            elif cfg.optim == "adagrad":
-                optim.adagrad_update(p[a:b], g[a:b], s["h"][a:b], lr, 1e-8)
-            elif cfg.optim == "rmsprop":
-                optim.rmsprop_update(p[a:b], g[a:b], s["h"][a:b], lr, 0.99, 1e-8)
-            else:
-                optim.sgd_update(p[a:b], g[a:b], lr)
+        apply_update(optim, self.cfg.optim, self.lr, self.t, self.pieces, p, g, self.state)
+
+
+ADAM_BETAS = (0.9, 0.999, 1e-8)  # beta1, beta2, eps
+
+
+def apply_update(rules, name: str, lr: float, t: int, pieces, p, g, s: dict) -> None:
+    """Step `t` of optimizer `name` on each piece of the flat buffers p, g (moments in `s`), with
+    the update kernels of `rules`: kernels.optim on the CPU, cuda.optim on the device."""
+    b1, b2, eps = ADAM_BETAS
+    c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+    for a, b, f in pieces:
+        if name == "adam":
+            rules.adam_update(p[a:b], g[a:b], s["m"][a:b], s["v"][a:b],
+                              lr * f * math.sqrt(c2) / c1, b1, b2, eps * math.sqrt(c2))
+        elif name == "adagrad":
+            rules.adagrad_update(p[a:b], g[a:b], s["h"][a:b], lr * f, 1e-8)
+        elif name == "rmsprop":
+            rules.rmsprop_update(p[a:b], g[a:b], s["h"][a:b], lr * f, 0.99, 1e-8)
+        else:
+            rules.sgd_update(p[a:b], g[a:b], lr * f)
 
 
 def clip_gradients(g: np.ndarray, clip: float, mode: str) -> float:

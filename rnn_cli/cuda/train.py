@@ -9,7 +9,6 @@ preview, and checkpoints (`to_model`), which therefore hold exactly what a CPU r
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -18,9 +17,7 @@ from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.cuda import optim as co
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams
 from rnn_cli.params import Params
-from rnn_cli.train import Optimizer, Trainer
-
-ADAM_BETAS = (0.9, 0.999, 1e-8)  # as train.Optimizer (a test checks one step against it)
+from rnn_cli.train import Optimizer, Trainer, apply_update
 
 
 class DeviceOptimizer:
@@ -37,22 +34,9 @@ class DeviceOptimizer:
         self.state = {k: cuda.to_device(v) for k, v in host.state.items()}
 
     def update(self, p, g) -> None:
-        cfg, s = self.host.cfg, self.state
-        self.host.t += 1
-        t = self.host.t
-        b1, b2, eps = ADAM_BETAS
-        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-        for a, b, f in self.host.pieces:  # the host's learning-rate pieces and decayed rate
-            lr = self.host.lr * f
-            if cfg.optim == "adam":
-                co.adam_update(p[a:b], g[a:b], s["m"][a:b], s["v"][a:b],
-                               lr * math.sqrt(c2) / c1, b1, b2, eps * math.sqrt(c2))
-            elif cfg.optim == "adagrad":
-                co.adagrad_update(p[a:b], g[a:b], s["h"][a:b], lr, 1e-8)
-            elif cfg.optim == "rmsprop":
-                co.rmsprop_update(p[a:b], g[a:b], s["h"][a:b], lr, 0.99, 1e-8)
-            else:
-                co.sgd_update(p[a:b], g[a:b], lr)
+        host = self.host
+        host.t += 1  # the host's step, learning-rate pieces and decayed rate
+        apply_update(co, host.cfg.optim, host.lr, host.t, host.pieces, p, g, self.state)
 
     def download(self) -> None:
         for k, d in self.state.items():
