@@ -127,17 +127,16 @@ class Network:
         self._masks = None
 
     def _init_table(self, embed_table: bool | None) -> None:
-        """With --embed and a small vocabulary, layer 0's input terms come from the (V, G*H) table
-        W_emb W_ax^T (`kernels.embed`): V*E*G*H multiply-adds per window instead of T*B*E*G*H,
-        three times (forward, dW_ax, dW_emb). Auto (None): when V <= T*B. Not used in a training
-        window with embedding dropout (each position's e<t> differs then); evaluation has none."""
+        """Layer 0's input terms as rows of a (V, G*H) table (`kernels.embed`): W_ax^T for a
+        one-hot input (a row gather, same sums as the column gather of W_ax), W_emb W_ax^T with
+        --embed (V*E*G*H multiply-adds per window instead of T*B*E*G*H, three times: forward,
+        dW_ax, dW_emb). Auto (None): when V <= T*B. Not in a training window with embedding
+        dropout (each position's e<t> differs then); evaluation has none."""
         cfg = self.cfg
         V, GH, dt = cfg.vocab_size, cfg.gates * cfg.hidden, self.params.flat.dtype
-        if embed_table is None:
-            embed_table = V <= self.T * self.B
-        self.use_table = bool(cfg.embed) and embed_table
+        self.use_table = V <= self.T * self.B if embed_table is None else embed_table
         if self.use_table:
-            self.table = np.zeros((V, GH), dt)  # (V, GH) W_emb W_ax^T
+            self.table = np.zeros((V, GH), dt)  # (V, GH) W_ax^T or W_emb W_ax^T
             self.dtable = np.zeros((V, GH), dt)  # (V, GH) its gradient
         self._tabled = False  # whether the last forward window used it
 
@@ -234,9 +233,12 @@ class Network:
         for layer in range(self.cfg.layers):
             a = self.a[layer][:T + 1]
             a[0] = self.state[layer]
-            if layer == 0 and self.cfg.embed and self.use_table and self._masks is None:
+            if layer == 0 and self.use_table and (self._masks is None or not self.cfg.embed):
                 self._tabled = True
-                self._matmul(self.table, p.W_emb, p.W_ax, trans_b=True)
+                if self.cfg.embed:
+                    self._matmul(self.table, p.W_emb, p.W_ax, trans_b=True)
+                else:
+                    np.copyto(self.table, p.W_ax.T)
                 embed.table_forward(xa, self.table, p.b_a[0], x)
             elif layer == 0 and self.cfg.embed:
                 self._tabled = False
@@ -247,6 +249,7 @@ class Network:
                 self._matmul(xa.reshape(R, GH), e.reshape(R, self.cfg.embed), p.W_ax,
                              trans_b=True, beta=1.0)
             elif layer == 0:
+                self._tabled = False
                 cell.gather_input_forward(xa, p.W_ax, p.b_a[0], x)
             else:
                 inp = self._dropped(layer, below[1:], T)
@@ -288,9 +291,13 @@ class Network:
                 dM[...] = 0.0
                 grads.b_a[0] = 0.0
                 embed.table_backward(dM, grads.b_a[0], dz, x)
-                self._matmul(grads.W_ax, dM, p.W_emb, trans_a=True)
-                # tied: adds onto the output layer's gradient, already in grads.W_emb
-                self._matmul(grads.W_emb, dM, p.W_ax, beta=1.0 if self.cfg.tie_weights else 0.0)
+                if not self.cfg.embed:
+                    np.copyto(grads.W_ax, dM.T)
+                else:
+                    self._matmul(grads.W_ax, dM, p.W_emb, trans_a=True)
+                    # tied: adds onto the output layer's gradient, already in grads.W_emb
+                    self._matmul(grads.W_emb, dM, p.W_ax,
+                                 beta=1.0 if self.cfg.tie_weights else 0.0)
             elif layer == 0 and self.cfg.embed:
                 E = self.cfg.embed
                 e = self.emb[:T]  # dropped in place by forward
