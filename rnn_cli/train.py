@@ -128,10 +128,11 @@ def warm_up(cfg: ModelConfig) -> float:
                           "embed": 2 if cfg.embed else 0})
     p = Params(tiny).init(np.random.default_rng(0))
     g = p.zeros_like()
-    net = Network(p, 1, 2, parallel=True)
     x = np.zeros((2, 1), np.int32)
-    net.forward(x, x, net.draw_masks(np.random.default_rng(0)))
-    net.backward(g, x, x, 1.0)
+    for table in (True, False):  # layer 0's input terms: the (V, G*H) table or the direct path
+        net = Network(p, 1, 2, parallel=True, embed_table=table)
+        net.forward(x, x, net.draw_masks(np.random.default_rng(0)))
+        net.backward(g, x, x, 1.0)
     clip_gradients(g.flat, 1.0, "norm")
     clip_gradients(g.flat, 1.0, "value")
     for name in ("adam", "sgd", "adagrad", "rmsprop"):
