@@ -35,24 +35,46 @@ import time
 # --eval-every is huge so that validation runs once, at the end (excluded from tok/s anyway).
 OURS_TRAIN = ("{rnn} train {data} -o {model} --level {level} --hidden {H} --batch-size {B} "
               "--seq-len {T} --threads {threads} --max-seconds {seconds} --eval-every 1000000 "
-              "--val-frac {val_frac} --json --seed 1 --cell rnn --dropout 0 --embed 0 {extra}")
+              "--val-frac {val_frac} --json --seed 1 --cell {cell} --dropout 0 --embed {E} {extra}")
+OURS_TIE = "--tie-weights"
 OURS_WORD_EXTRA = "--tokenizer space --vocab-size 10000"
 OURS_SAMPLE = "{rnn} sample -m {model} -n {n} --seed 1 --threads {threads}"
 OURS_SCORE = "{rnn} score -m {model} --total --json --threads {threads} {file}"
 OURS_BASELINE = ("{rnn} train {data} -o {model} --hidden 8 --batch-size 1 --seq-len 8 "
                  "--steps 1 --threads {threads} --val-frac 0.1 --seed 1 --cell rnn --dropout 0")
-PEER_TRAIN = ("{python} {peers} --impl {impl} --cell rnn --hidden {H} --batch {B} --seq {T} "
-              "--vocab-file {data} --seconds {seconds} --threads {threads} {extra}")
+PEER_TRAIN = ("{python} {peers} --impl {impl} --cell {cell} --hidden {H} --batch {B} --seq {T} "
+              "--vocab-file {data} --seconds {seconds} --threads {threads} --emb {E} {extra}")
 PEER_CHAR_EXTRA = "--level char --val-frac 0.1"
 PEER_WORD_EXTRA = "--level word --val-file {valid}"
-ENV_PREFIX = ["env", "-u", "OPENBLAS_CORETYPE", "-u", "OPENBLAS_L2_SIZE"]
+# OMP_WAIT_POLICY=PASSIVE: rnn-cli's default (kernels/_jit.py); the torch peer spins in its
+# OpenMP barriers otherwise, which on a shared machine cost it up to 10x its speed (measured at
+# load average 7-10 on 2 cores: 200-2,000 tok/s instead of ~20k), so it gets the same policy.
+ENV_PREFIX = ["env", "-u", "OPENBLAS_CORETYPE", "-u", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY=PASSIVE"]
 
 # The peers train --warmup (default 2 s, untimed) + --seconds; rnn-cli has no separate warm-up
 # (its kernel compile is not training), so it gets the same total training wall time.
 PEER_WARMUP_S = 2.0
 THREADS = 2
 
-# name, corpus, level, H, B, T, targets {peer: minimum ratio}, issue's reference figures
+# name, corpus, level, H, B, T, targets {peer: minimum ratio}, issue's reference figures[, arch]
+# arch (issue 12): cell, embedding width E (0: one-hot; the torch peer always has an embedding,
+# H wide unless E says otherwise), tied weights, which peers run (default torch and numpy)
+TORCH_ONLY = ("torch",)
+
+
+def _cells_rows():
+    rows = [("H256-B32", "shakespeare", "char", 256, 32, 64, {"torch": 1.5}, "≥ 1.5× torch",
+             {"peers": TORCH_ONLY})]
+    for H in (128, 256, 512):
+        k, txt = (2.0, "≥ 2× torch") if H == 128 else (1.5, "≥ 1.5× torch")
+        for cell in ("rnn", "gru", "lstm"):
+            rows.append((f"{cell}-E{H}-H{H}", "shakespeare", "char", H, 32, 64, {"torch": k}, txt,
+                         {"cell": cell, "E": H, "peers": TORCH_ONLY}))
+    rows.append(("ptb-gru-H256-tied", "ptb", "word", 256, 32, 35, {"torch": 1.5}, "≥ 1.5× torch",
+                 {"cell": "gru", "E": 256, "tie": True, "peers": TORCH_ONLY}))
+    return rows
+
+
 CONFIGS = [
     ("H128-B32", "shakespeare", "char", 128, 32, 64, {"torch": 2.0, "numpy": 1.5},
      "≥ 2× torch and ≥ 1.5× numpy"),
@@ -61,7 +83,7 @@ CONFIGS = [
      "≥ 2× torch (≈ 50 % of the FLOP limit)"),
     ("H512-B1", "shakespeare", "char", 512, 1, 64, {"numpy": 1.5}, "≥ 1.5× numpy"),
     ("ptb-H256-B32", "ptb", "word", 256, 32, 35, {"numpy": 1.8}, "≥ 1.8× numpy"),
-]
+] + _cells_rows()
 EXTRAS = ["sample", "sample-modes", "score", "startup", "help", "memory"]
 # sampling modes (issue 15): name, flags, divisor of --sample-n (a beam of K steps K hypotheses)
 SAMPLE_MODES = [("draw", "", 1), ("--top-k 40", "--top-k 40", 1), ("--top-p 0.9", "--top-p 0.9", 1),
@@ -289,8 +311,16 @@ def prepare_ptb(s, tmp):
 
 
 # ----------------------------------------------------------------------------- limits
-def flops_per_token(H, V):
-    return 6 * H * H + 6 * H * V
+def arch(cfg):
+    """The row's architecture: cell, E, tie, peers (the seed's one-hot RNN by default)."""
+    out = {"cell": "rnn", "E": 0, "tie": False, "peers": ("torch", "numpy")}
+    out.update(cfg[8] if len(cfg) > 8 else {})
+    return out
+
+
+def flops_per_token(H, V, G=1):
+    """Recurrence and output layer, forward and backward (flops.md; G gate blocks per cell)."""
+    return 6 * G * H * H + 6 * H * V
 
 
 def peak_rate(limits, threads):
@@ -316,9 +346,11 @@ def memory_bound(H, V, B, T, n_tokens):
 def train_ours(s, a, cfg, data, val_frac, tmp, seconds):
     name, corpus, level, H, B, T = cfg[:6]
     model = os.path.join(tmp, f"ours-{name}.npz")
+    ar = arch(cfg)
+    extra = (OURS_WORD_EXTRA if level == "word" else "") + (" " + OURS_TIE if ar["tie"] else "")
     argv = cmdline(OURS_TRAIN, rnn=q(s.rnn), data=q(data), model=q(model), level=level, H=H, B=B,
                    T=T, threads=THREADS, seconds=f"{seconds + PEER_WARMUP_S:g}",
-                   val_frac=f"{val_frac:.9g}", extra=OURS_WORD_EXTRA if level == "word" else "")
+                   val_frac=f"{val_frac:.9g}", cell=ar["cell"], E=ar["E"], extra=extra)
     r = run(argv, a.timeout)
     j = last_json(r.get("stdout"))
     rec = {"impl": "rnn-cli", "cmd": show(argv), "model": model}
@@ -335,8 +367,10 @@ def train_peer(s, a, impl, cfg, seconds):
     name, corpus, level, H, B, T = cfg[:6]
     data = s.shakespeare if corpus == "shakespeare" else s.ptb_train
     extra = PEER_CHAR_EXTRA if level == "char" else PEER_WORD_EXTRA.format(valid=q(s.ptb_valid))
+    ar = arch(cfg)
     argv = cmdline(PEER_TRAIN, python=q(s.peer_python), peers=q(s.peers), impl=impl, H=H, B=B, T=T,
-                   data=q(data), seconds=f"{seconds:g}", threads=THREADS, extra=extra)
+                   data=q(data), seconds=f"{seconds:g}", threads=THREADS, extra=extra,
+                   cell=ar["cell"], E=ar["E"] or H)
     r = run(argv, a.timeout)
     j = last_json(r.get("stdout"))
     rec = {"impl": impl, "cmd": show(argv)}
@@ -353,7 +387,7 @@ def bench_configs(s, a, tmp, emit):
     rows = []
     ptb = None
     for cfg in CONFIGS:
-        name, corpus, level, H, B, T, targets, target_txt = cfg
+        name, corpus, level, H, B, T, targets, target_txt = cfg[:8]
         if not selected(a, name):
             continue
         if not s.have[corpus]:
@@ -367,22 +401,31 @@ def bench_configs(s, a, tmp, emit):
             data, val_frac = s.shakespeare, 0.1
             n_tokens = os.path.getsize(data)      # ASCII: one byte per char
         row = {"config": cfg, "n_tokens": n_tokens, "runs": {}}
-        log(f"== {name}: {level} H={H} B={B} T={T}, {a.seconds:g} s per run")
-        for impl in ("rnn-cli", "torch", "numpy"):
-            if impl != "rnn-cli" and not s.peer_ok[impl]:
-                continue
-            load = os.getloadavg()[0]
-            if impl == "rnn-cli":
-                rec = train_ours(s, a, cfg, data, val_frac, tmp, a.seconds)
-            else:
-                rec = train_peer(s, a, impl, cfg, a.seconds)
-            rec["loadavg_1m_before"] = round(load, 2)
-            row["runs"][impl] = rec
-            emit(dict(kind="train", config=name, level=level, **{k: v for k, v in rec.items()
-                                                                  if k != "model"}))
-            log(f"   {impl:8} " + (f"{rec['tokens_per_sec']:>12,.0f} tok/s  val {fmt(rec.get('val_loss'), 3)}"
-                                    f"  RSS {fmt(rec.get('maxrss_mb'))} MB  wall {rec['wall_s']:.1f} s"
-                                    if rec.get("tokens_per_sec") else f"FAILED: {rec.get('error')}"))
+        log(f"== {name}: {level} H={H} B={B} T={T}, {a.seconds:g} s per run, {a.rounds} round(s)")
+        recs = {}
+        for rnd in range(a.rounds):  # rnn-cli, torch, numpy, then again: interleaved rounds
+            for impl in ("rnn-cli", "torch", "numpy"):
+                if impl != "rnn-cli" and (not s.peer_ok[impl] or impl not in arch(cfg)["peers"]):
+                    continue
+                load = os.getloadavg()[0]
+                if impl == "rnn-cli":
+                    rec = train_ours(s, a, cfg, data, val_frac, tmp, a.seconds)
+                else:
+                    rec = train_peer(s, a, impl, cfg, a.seconds)
+                rec["loadavg_1m_before"] = round(load, 2)
+                rec["round"] = rnd
+                recs.setdefault(impl, []).append(rec)
+                emit(dict(kind="train", config=name, level=level, **{k: v for k, v in rec.items()
+                                                                      if k != "model"}))
+                log(f"   {impl:8} " + (f"{rec['tokens_per_sec']:>12,.0f} tok/s  val {fmt(rec.get('val_loss'), 3)}"
+                                        f"  RSS {fmt(rec.get('maxrss_mb'))} MB  wall {rec['wall_s']:.1f} s"
+                                        f"  load {load:.1f}"
+                                        if rec.get("tokens_per_sec") else f"FAILED: {rec.get('error')}"))
+        for impl, rs in recs.items():  # the run with the median tok/s stands for the config
+            ok = sorted((r for r in rs if r.get("tokens_per_sec")), key=lambda r: r["tokens_per_sec"])
+            row["runs"][impl] = ok[(len(ok) - 1) // 2] if ok else rs[0]
+            row["runs"][impl]["rounds_tok_s"] = [r.get("tokens_per_sec") for r in rs]
+            row["runs"][impl]["rounds_load"] = [r["loadavg_1m_before"] for r in rs]
         rows.append(row)
     return rows
 
@@ -403,7 +446,8 @@ def ensure_model(s, a, tmp, H, rows, emit):
     """The H×B32×T64 model from the matrix if it ran, else a short fresh one."""
     for row in rows:
         c = row["config"]
-        if c[2] == "char" and c[3] == H and c[4] == 32 and "runs" in row:
+        if c[2] == "char" and c[3] == H and c[4] == 32 and "runs" in row and \
+                arch(c)["cell"] == "rnn" and not arch(c)["E"]:
             r = row["runs"].get("rnn-cli", {})
             if r.get("tokens_per_sec") and os.path.isfile(r.get("model", "")):
                 return r["model"], r["tokens_per_sec"]
@@ -602,10 +646,13 @@ def config_table(s, rows, ex):
     L = ["| config | rnn-cli tok/s | torch tok/s | numpy tok/s | ratio vs torch | ratio vs numpy "
          "| target | met? | % of FLOP limit | val loss (ours / torch / numpy) | peak RSS MB (ours / torch / numpy) |",
          "|---|---:|---:|---:|---:|---:|---|---|---:|---|---|"]
-    mem = []
+    mem, rounds = [], []
     for row in rows:
-        name, corpus, level, H, B, T, targets, target_txt = row["config"]
-        label = (f"char rnn H{H} B{B} T{T}" if level == "char" else f"word rnn PTB H{H} B{B} T{T}")
+        name, corpus, level, H, B, T, targets, target_txt = row["config"][:8]
+        ar = arch(row["config"])
+        emb = f" E{ar['E']}{' tied' if ar['tie'] else ''}" if ar["E"] else ""
+        label = (f"char {ar['cell']} H{H}{emb} B{B} T{T}" if level == "char"
+                 else f"word {ar['cell']} PTB H{H}{emb} B{B} T{T}")
         if "skipped" in row:
             L.append(f"| {label} | skipped: {row['skipped']} |" + " |" * 9)
             continue
@@ -621,7 +668,8 @@ def config_table(s, rows, ex):
             met = "yes" if all(c[0] for c in checks) else "**no** (" + ", ".join(
                 f"{rr[p]:.2f}× vs {p} < {m}×" for ok, p, m in checks if not ok) + ")"
         V = R.get("rnn-cli", {}).get("V")
-        lim = rpk / flops_per_token(H, V) if rpk and V else None
+        G = {"rnn": 1, "gru": 3, "lstm": 4}[ar["cell"]]
+        lim = rpk / flops_per_token(H, V, G) if rpk and V else None
         pct = f"{100 * ours / lim:.1f}% of {lim:,.0f}" if ours and lim else "–"
 
         def cell(k, key, nd):
@@ -634,11 +682,18 @@ def config_table(s, rows, ex):
                  f"{fmt(rn, 2)}{'×' if rn else ''} | {target_txt} | {met} | {pct} | "
                  f"{cell('rnn-cli', 'val_loss', 3)} / {cell('torch', 'val_loss', 3)} / {cell('numpy', 'val_loss', 3)} | "
                  f"{cell('rnn-cli', 'maxrss_mb', 0)} / {cell('torch', 'maxrss_mb', 0)} / {cell('numpy', 'maxrss_mb', 0)} |")
+        if len(R.get("rnn-cli", {}).get("rounds_tok_s") or []) > 1:
+            rounds.append(f"- {label}: " + "; ".join(
+                f"{k} " + " / ".join(fmt(v) for v in R[k]["rounds_tok_s"]) for k in R)
+                + " (load " + " / ".join(f"{v:.1f}" for v in R["rnn-cli"]["rounds_load"]) + ")")
         o = R.get("rnn-cli", {})
-        if o.get("maxrss_mb") and V:
+        if o.get("maxrss_mb") and V and ar["cell"] == "rnn" and not ar["E"]:
             bound, P = memory_bound(H, V, o.get("B") or B, o.get("T") or T, row["n_tokens"])
             bmb = bound / 2 ** 20
             mem.append((label, P, bmb, o["maxrss_mb"], base))
+    if rounds:
+        L += ["", "tok/s of every round, in run order (each row above shows the median round; "
+              "load = 1-minute load average before rnn-cli's run):", ""] + rounds
     return L, mem
 
 
@@ -706,7 +761,8 @@ def write_md(path, s, a, rows, ex, meta):
          "step time, the peers' definition; kernel compile, evaluation and data loading excluded. Every "
          "implementation trains for the same wall time (the peers: 2 s untimed warm-up + the timed seconds; "
          f"rnn-cli: `--max-seconds` = both), then evaluates once. Ratios = rnn-cli tok/s ÷ peer tok/s, both "
-         "measured in this run, one after the other (rnn-cli, torch, numpy per config). % of FLOP limit = "
+         "measured in this run, one after the other (rnn-cli, torch, numpy per config; with --rounds, the "
+         "median of interleaved rounds). % of FLOP limit = "
          "rnn-cli tok/s ÷ (best 1024³ float32 GEMM rate at 2 threads from `../shared/bench/results/limits.json` "
          "÷ (6H² + 6HV) FLOPs per token), as in `../shared/bench/flops.md`. Losses in nats per token "
          "(char: last 10 % of tiny Shakespeare; PTB: ptb.valid.txt). Train losses (the mean of the last 50 "
@@ -788,6 +844,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=None,
                     help="timed training seconds per run (default 20; 3 with --quick)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run each config's implementations this many times, interleaved, and "
+                         "report the run with the median tok/s (default 1)")
     ap.add_argument("--only", nargs="+", metavar="NAME", choices=names,
                     help="run only these: " + ", ".join(names))
     ap.add_argument("--quick", action="store_true",

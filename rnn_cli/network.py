@@ -48,7 +48,7 @@ class Network:
     """Buffers and passes for windows of up to `steps` x `batch` tokens."""
 
     def __init__(self, params: Params, batch: int, steps: int, parallel: bool = True,
-                 recurrence: str | None = None):
+                 recurrence: str | None = None, embed_table: bool | None = None):
         cfg = params.cfg
         self.params, self.cfg, self.B, self.T = params, cfg, batch, steps
         L, H, V, GH = cfg.layers, cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden
@@ -90,6 +90,7 @@ class Network:
             self._fwd = lambda a, xa, W: fwd(a, xa, W, self.act)
             self._bwd = lambda dz, dn, da, a, W: bwd(dz, dn, da, a, W, self.act)
         self._init_cells(parallel, chunks)
+        self._init_table(embed_table)
         self._T = 0
 
     def _matmul(self, C, A, B, trans_a=False, trans_b=False, beta=0.0) -> None:
@@ -124,6 +125,20 @@ class Network:
         # dropout sites: 0 the embedding output (E wide), l = 1..L-1 layer l's input, L the output's
         self.drop = [None] + [np.zeros((T, B, H), dt) for _ in range(L)] if cfg.dropout else None
         self._masks = None
+
+    def _init_table(self, embed_table: bool | None) -> None:
+        """Layer 0's input terms as rows of a (V, G*H) table (`kernels.embed`): W_ax^T for a
+        one-hot input (a row gather, same sums as the column gather of W_ax), W_emb W_ax^T with
+        --embed (V*E*G*H multiply-adds per window instead of T*B*E*G*H, three times: forward,
+        dW_ax, dW_emb). Auto (None): when V <= T*B. Not in a training window with embedding
+        dropout (each position's e<t> differs then); evaluation has none."""
+        cfg = self.cfg
+        V, GH, dt = cfg.vocab_size, cfg.gates * cfg.hidden, self.params.flat.dtype
+        self.use_table = V <= self.T * self.B if embed_table is None else embed_table
+        if self.use_table:
+            self.table = np.zeros((V, GH), dt)  # (V, GH) W_ax^T or W_emb W_ax^T
+            self.dtable = np.zeros((V, GH), dt)  # (V, GH) its gradient
+        self._tabled = False  # whether the last forward window used it
 
     def _gated_gemm(self, cell_name: str, kind: str, chunks: int, dt) -> None:
         """The BLAS-per-step GRU/LSTM kernels (`kernels.gated_gemm`) behind the loops' signatures;
@@ -218,7 +233,15 @@ class Network:
         for layer in range(self.cfg.layers):
             a = self.a[layer][:T + 1]
             a[0] = self.state[layer]
-            if layer == 0 and self.cfg.embed:
+            if layer == 0 and self.use_table and (self._masks is None or not self.cfg.embed):
+                self._tabled = True
+                if self.cfg.embed:
+                    self._matmul(self.table, p.W_emb, p.W_ax, trans_b=True)
+                else:
+                    np.copyto(self.table, p.W_ax.T)
+                embed.table_forward(xa, self.table, p.b_a[0], x)
+            elif layer == 0 and self.cfg.embed:
+                self._tabled = False
                 e = self.emb[:T]
                 embed.embed_forward(e, p.W_emb, x)
                 e = self._dropped(0, e, T)
@@ -226,6 +249,7 @@ class Network:
                 self._matmul(xa.reshape(R, GH), e.reshape(R, self.cfg.embed), p.W_ax,
                              trans_b=True, beta=1.0)
             elif layer == 0:
+                self._tabled = False
                 cell.gather_input_forward(xa, p.W_ax, p.b_a[0], x)
             else:
                 inp = self._dropped(layer, below[1:], T)
@@ -262,7 +286,19 @@ class Network:
             dhh = self._cell_backward(grads, layer, a, dz, da, T)
             dz2 = dz.reshape(R, GH)
             self._matmul(grads.W_aa[layer], dhh.reshape(R, GH), a[:T].reshape(R, H), trans_a=True)
-            if layer == 0 and self.cfg.embed:
+            if layer == 0 and self._tabled:
+                dM = self.dtable
+                dM[...] = 0.0
+                grads.b_a[0] = 0.0
+                embed.table_backward(dM, grads.b_a[0], dz, x)
+                if not self.cfg.embed:
+                    np.copyto(grads.W_ax, dM.T)
+                else:
+                    self._matmul(grads.W_ax, dM, p.W_emb, trans_a=True)
+                    # tied: adds onto the output layer's gradient, already in grads.W_emb
+                    self._matmul(grads.W_emb, dM, p.W_ax,
+                                 beta=1.0 if self.cfg.tie_weights else 0.0)
+            elif layer == 0 and self.cfg.embed:
                 E = self.cfg.embed
                 e = self.emb[:T]  # dropped in place by forward
                 self._matmul(grads.W_ax, dz2, e.reshape(R, E), trans_a=True)

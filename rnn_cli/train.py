@@ -23,6 +23,7 @@ from rnn_cli.network import Network, sequence_nll
 from rnn_cli.params import Params
 
 EVAL_WINDOW = 512  # window length of evaluation / scoring (results do not depend on it)
+EVAL_BUDGET = 0.1  # share of the wall time that `rnn-cli train`'s default validation cadence may use
 # A one-hot input's W_ax is the embedding and the input weights in one block. PyTorch's embedding
 # times input weights moves the input term much faster under Adam than one block moving lr per
 # entry. Held-out nats/char after 600 steps (H 256, tiny Shakespeare, Adam 2e-3) of the one-hot
@@ -134,10 +135,11 @@ def warm_up(cfg: ModelConfig) -> float:
                           "embed": 2 if cfg.embed else 0})
     p = Params(tiny).init(np.random.default_rng(0))
     g = p.zeros_like()
-    net = Network(p, 1, 2, parallel=True)
     x = np.zeros((2, 1), np.int32)
-    net.forward(x, x, net.draw_masks(np.random.default_rng(0)))
-    net.backward(g, x, x, 1.0)
+    for table in (True, False):  # layer 0's input terms: the (V, G*H) table or the direct path
+        net = Network(p, 1, 2, parallel=True, embed_table=table)
+        net.forward(x, x, net.draw_masks(np.random.default_rng(0)))
+        net.backward(g, x, x, 1.0)
     clip_gradients(g.flat, 1.0, "norm")
     clip_gradients(g.flat, 1.0, "value")
     for name in ("adam", "sgd", "adagrad", "rmsprop"):
@@ -173,6 +175,12 @@ class Trainer:
         self.eval_net = eval_network(self.params)
         self.history = [list(r) for r in model.history]
         self.best_flat = model.params.flat.copy()
+        # None: validate every --eval-every steps. A share (EVAL_BUDGET, what the CLI sets when
+        # --eval-every is not given): skip a due validation while it and the final one would
+        # take more than that share of the run's wall time. Every validation that runs is the
+        # exact one-stream figure of `score --total`; the last one always runs.
+        self.eval_budget: float | None = None
+        self.eval_seconds, self.evaluations, self._eval_cost = 0.0, 0, None
 
     def evaluate(self) -> float:
         """Mean nats per token on the validation ids (nan when there are none)."""
@@ -246,7 +254,7 @@ class Trainer:
             info = {"step": self.step, "loss": loss, "tok_s": step_tokens / max(step_time, 1e-9),
                     "elapsed": time.perf_counter() - wall0, "epoch": self.tokens / n_train}
             on_event("step", info)
-            if self.step % tcfg.eval_every == 0:
+            if self.step % tcfg.eval_every == 0 and self._eval_due(wall0, step_tokens / step_time):
                 self._eval_event(on_event, recent, wall0)
                 recent = []
         if recent or self.step == first_step or not self.history:
@@ -256,6 +264,7 @@ class Trainer:
         extra = self._test_summary()
         return extra | {"reason": reason, "steps": self.step, "tokens": self.tokens,
                 "seconds": round(time.perf_counter() - wall0, 3),
+                "eval_seconds": round(self.eval_seconds, 3), "evaluations": self.evaluations,
                 "tokens_per_sec": round(step_tokens / step_time, 1) if step_time else 0.0,
                 "train_loss": float(np.mean(tail)) if tail else last[1], "val_loss": last[2],
                 "best_val_loss": self.best_val,
@@ -263,19 +272,37 @@ class Trainer:
                 "L": self.model.cfg.layers, "B": self.batches.batch_size, "T": self.batches.seq_len,
                 "threads": _jit.get_threads()}
 
+    def _eval_due(self, wall0: float, train_tok_s: float) -> bool:
+        """Whether a validation due by --eval-every runs now (always, without a budget)."""
+        n_val = self.val_ids.shape[0]
+        if self.eval_budget is None or n_val == 0:
+            return True
+        # cost: the last validation's seconds; before the first, one-stream scoring runs at
+        # about the training tok/s (bench/RESULTS.md), so n_val tokens at that rate
+        cost = self._eval_cost if self._eval_cost is not None else n_val / max(train_tok_s, 1.0)
+        elapsed = time.perf_counter() - wall0
+        # this validation and the final one, within the budget of the wall time including them
+        return self.eval_seconds + 2.0 * cost <= self.eval_budget * (elapsed + 2.0 * cost)
+
     def _test_summary(self) -> dict:
         """test_loss / test_ppl of the best parameters on --test (empty without it)."""
         if self.test_ids is None or self.test_ids.shape[0] == 0:
             return {}
         best = Params(self.model.cfg)
         best.flat[:] = self.best_flat
+        t0 = time.perf_counter()
         loss = self._held_out_nll(best, self.test_ids) / self.test_ids.shape[0]
+        self.eval_seconds += time.perf_counter() - t0
         return {"test_loss": loss, "test_ppl": math.exp(min(loss, 700.0)),
                 "test_tokens": int(self.test_ids.shape[0])}
 
     def _eval_event(self, on_event, recent, wall0):
         train_loss = float(np.mean(recent)) if recent else math.nan
+        t0 = time.perf_counter()
         val = self.evaluate()
+        self._eval_cost = time.perf_counter() - t0
+        self.eval_seconds += self._eval_cost
+        self.evaluations += 1
         if (self.val_ids.shape[0] and not math.isfinite(val)) or \
                 not np.isfinite(self.params.flat).all():
             # The last update blew up (the window's loss was still finite): never save these.

@@ -139,6 +139,40 @@ def test_embed_forward_backward_match_reference(rng, dtype):
     assert_allclose(dW, expect, **tol(dtype))
 
 
+def test_embed_table_forward_backward_match_reference(rng, dtype):
+    """The folded input terms: xa = M[x] + b_a, and dM[v] = sum of dz over positions with x = v."""
+    GH = 3 * H
+    M = rng.normal(0, 1, (V, GH)).astype(dtype)
+    b_a = rng.normal(0, 1, GH).astype(dtype)
+    x, _ = make_window(rng, T)
+    x[1, :] = 2  # a token repeated within the window: its row receives several additions
+    xa = np.full((T, B, GH), np.nan, dtype)
+    embed.table_forward(xa, M, b_a, x)
+    X = ref.onehot(x, V)  # (T, B, V), zero rows for x < 0
+    assert_allclose(xa, X @ M.astype(np.float64) + b_a, **tol(dtype))
+    dz = rng.normal(0, 1, (T, B, GH)).astype(dtype)
+    dM0, db0 = rng.normal(0, 1, (V, GH)).astype(dtype), rng.normal(0, 1, GH).astype(dtype)
+    dM, db = dM0.copy(), db0.copy()  # both accumulate
+    embed.table_backward(dM, db, dz, x)
+    assert_allclose(dM, dM0 + np.einsum("tbv,tbg->vg", X, dz), **tol(dtype))
+    assert_allclose(db, db0 + dz.sum(axis=(0, 1)), **tol(dtype))
+
+
+@requires_jit
+@pytest.mark.parametrize("name", ["table_forward", "table_backward"])
+def test_embed_table_compiled_equals_py_func(rng, name):
+    x, _ = make_window(rng, T)
+    args = (np.zeros((T, B, 3 * H)), rng.normal(0, 1, (V, 3 * H)), rng.normal(0, 1, 3 * H), x) \
+        if name == "table_forward" else \
+        (np.ones((V, 3 * H)), np.ones(3 * H), rng.normal(0, 1, (T, B, 3 * H)), x)
+    outs = []
+    for f in (getattr(embed, name), getattr(embed, name).py_func):
+        copies = [np.copy(v) for v in args]
+        f(*copies)
+        outs.append(np.concatenate([c.ravel() for c in copies[:2]]))
+    assert_allclose(outs[0], outs[1], rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+
+
 @requires_jit
 @pytest.mark.parametrize("name", ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward"])
 def test_compiled_equals_py_func(rng, name):
@@ -181,6 +215,9 @@ VARIANTS = {  # name: (cell, layers, embed, tie, dropout)
     "gru-2-tied-dropout": ("gru", 2, 0, True, 0.3),
     "lstm-1-tied": ("lstm", 1, 0, True, 0.0),
     "rnn-2-embed-dropout": ("rnn", 2, E, False, 0.5),
+    # no embedding dropout and V <= T*B: layer 0's input terms come from the folded table
+    "gru-1-embed": ("gru", 1, E, False, 0.0),
+    "rnn-1-embed": ("rnn", 1, E, False, 0.0),
 }
 
 
@@ -217,6 +254,39 @@ def test_network_matches_reference_and_finite_differences(variant, carried):
         lo = sum(np.prod(s) for s in list(p.shapes.values())[:list(p.shapes).index(name)])
         block = numeric[int(lo):int(lo + np.prod(p.shapes[name]))]
         assert block.size == 0 or np.abs(block).max() > 1e-4, name
+
+
+@pytest.mark.parametrize("variant", ["gru-1-embed", "rnn-1-embed", "lstm-1-tied",
+                                     "lstm-2-embed-dropout", "gru-2", "gru-2-tied-dropout"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_embed_table_equals_direct_products(variant, dtype):
+    """The table (V x G*H) gives the loss, state and every gradient of the direct path (with
+    --embed the (T*B x E) @ (E x G*H) products, one-hot the column gather of W_ax), with and
+    without dropout masks (masks on the embedding: always direct; one-hot: the same sums)."""
+    cell, layers, emb, tie, dropout = VARIANTS[variant]
+    cfg = cfg_of(cell, layers, emb, tie, dropout)
+    rng = np.random.default_rng(12)
+    p = make_params(cfg, dtype=dtype)
+    x, y = make_window(rng, T)
+    state = rng.uniform(-0.9, 0.9, (cfg.state_rows, B, H)).astype(dtype)
+    masks = [None if m is None else m.astype(dtype) for m in make_masks(rng, cfg, T)] \
+        if dropout else None
+    results = []
+    for table in (True, False):
+        net = Network(p, batch=B, steps=T, embed_table=table)
+        grads = p.zeros_like()
+        grads.flat[...] = np.nan  # backward must overwrite every element
+        net.state[...] = state
+        loss = net.forward(x, y, masks)
+        assert net._tabled == (table and (masks is None or not cfg.embed))
+        net.backward(grads, x, y, 1.0 / (T * B))
+        results.append((loss, grads.flat.copy(), net.state.copy()))
+        for_eval = net.forward(x, y)  # evaluation (no masks) takes the table when allowed
+        assert net._tabled == table
+        results.append((for_eval,))
+    kw = tol(dtype, "network") if cfg.embed else {"rtol": 0, "atol": 0}  # one-hot: same sums
+    for tab, direct in zip(results[0] + results[1], results[2] + results[3]):
+        assert_allclose(tab, direct, **kw)
 
 
 @pytest.mark.parametrize("variant", ["gru-2", "lstm-2-embed-dropout", "gru-2-tied-dropout"])

@@ -5,7 +5,10 @@ Tiny shapes (H=5, V=7, T=4, B=3) so the suite also runs under NUMBA_DISABLE_JIT=
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -409,3 +412,16 @@ def test_fastmath_is_set_only_in_jit_module():
     offenders = [str(f.relative_to(pkg)) for f in pkg.rglob("*.py")
                  if f.name != "_jit.py" and re.search(r"fastmath\s*=", f.read_text("utf-8"))]
     assert offenders == []
+
+
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_thread_pool_sleeps_between_regions_unless_told_otherwise(given):
+    """kernels/_jit.py asks OpenMP for a passive wait policy before the pool starts (spinning
+    workers cost several times a step's time on a shared machine); a value in the environment wins."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import os, rnn_cli.kernels._jit\nprint(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == (given or "PASSIVE")

@@ -153,3 +153,34 @@ def test_parallel_build_is_not_replaced_by_a_cached_serial_one(tmp_path):
                     "print(numba.threading_layer())\nassert (C == 8).all()")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-500:]  # threading_layer() raises if nothing ran
+
+
+def _val_trainer(steps, eval_every, budget):
+    text = TEXT30 * 8
+    vocab = build_vocab(text, "char")
+    ids, _ = vocab.encode(text)
+    cfg = ModelConfig(hidden=8, vocab_size=len(vocab), cell="gru").validate()
+    tcfg = TrainConfig(batch_size=2, seq_len=8, steps=steps, eval_every=eval_every,
+                       val_frac=0.0, seed=0).validate()
+    rng = np.random.default_rng(0)
+    model = checkpoint.Model(cfg, vocab, Params(cfg).init(rng), tcfg)
+    trainer = Trainer(model, tcfg, ids[:150], ids[150:], rng)
+    trainer.eval_budget = budget
+    return trainer, ids[150:], vocab
+
+
+@pytest.mark.parametrize("budget", [None, 1.0, 1e-12], ids=["every", "generous", "tiny"])
+def test_validation_budget_skips_only_intermediate_validations(budget):
+    """--eval-every given (no budget) or a budget the validations fit in: every due validation
+    runs; a budget they do not fit in: only the last one. Each figure is the exact one-stream
+    score (what `score --total` computes), and the summary reports the seconds spent."""
+    trainer, val_ids, vocab = _val_trainer(steps=12, eval_every=3, budget=budget)
+    summary = trainer.run()
+    expect_steps = [12] if budget == 1e-12 else [3, 6, 9, 12]
+    assert [int(r[0]) for r in trainer.history] == expect_steps
+    assert summary["evaluations"] == len(expect_steps)
+    assert 0.0 < trainer.eval_seconds and summary["eval_seconds"] <= summary["seconds"]
+    net = Network(trainer.params, 1, 64, parallel=False)
+    exact = sequence_nll(net, val_ids, start_id(vocab)) / len(val_ids)
+    assert math.isclose(summary["val_loss"], exact, rel_tol=1e-6)
+    assert summary["best_val_loss"] <= summary["val_loss"]

@@ -1,11 +1,21 @@
-"""The optional input embedding (`--embed E`): a row gather of W_emb and its scatter-add gradient.
+"""The optional input embedding (`--embed E`): a row gather of W_emb and its scatter-add gradient,
+and the folded form used when the vocabulary is small (the input-term table).
 
     e<t> = W_emb[x<t>]   (x < 0: the zero vector, the seed's x<1> = 0)
 
 Without `--embed`, layer 0 reads the one-hot input directly (a column gather of W_ax, see
-`cell.gather_input_forward`); with it, layer 0's input terms are W_ax e<t> + b_a, a BLAS product.
+`cell.gather_input_forward`); with it, layer 0's input terms are W_ax e<t> + b_a. Computed as
+written, that is a (T*B x E) @ (E x G*H) product per window, and two more of the same size on the
+way back. When V is small (char level) every input term is one of only V rows, so the network
+folds the product into a table built once per window (`network.Network`):
 
-Layouts: W_emb (V, E), e / de (T, B, E), x (T, B) int32.
+    M = W_emb W_ax^T   (V, G*H);   xa<t> = M[x<t>] + b_a                (`table_forward`)
+    dM[v] = sum of dz<t> over the positions with x<t> = v                (`table_backward`)
+    dW_ax = dM^T W_emb,  dW_emb = dM W_ax                                (two V-sized products)
+
+the same sums in another order: V*E*G*H multiply-adds per product instead of T*B*E*G*H.
+
+Layouts: W_emb (V, E), e / de (T, B, E), x (T, B) int32, M / dM (V, G*H), xa / dz (T, B, G*H).
 """
 
 from __future__ import annotations
@@ -51,3 +61,47 @@ def _embed_backward(dW_emb, de, x):
 
 embed_forward = njit_parallel(_embed_forward)
 embed_backward = njit(_embed_backward)
+
+
+@njit
+def table_forward(xa, M, b_a, x):
+    """xa<t> = M[x<t>] + b_a (b_a alone for x < 0): layer 0's input terms from the folded table.
+
+    xa (T,B,GH) out, M (V,GH), b_a (GH,), x (T,B) int32. Serial: a copy of T*B rows, cheaper
+    than waking the thread pool on a busy machine.
+    """
+    T = x.shape[0]
+    B = x.shape[1]
+    GH = b_a.shape[0]
+    for t in range(T):
+        for b in range(B):
+            k = x[t, b]
+            out = xa[t, b]
+            if k < 0:
+                for i in range(GH):
+                    out[i] = b_a[i]
+            else:
+                row = M[k]
+                for i in range(GH):
+                    out[i] = row[i] + b_a[i]
+
+
+@njit
+def table_backward(dM, db_a, dz, x):
+    """dM[x<t>] += dz<t>; db_a += dz<t> (accumulated; serial, as two positions may share a token).
+
+    dM (V,GH) accumulated, db_a (GH,) accumulated, dz (T,B,GH), x (T,B) int32.
+    """
+    T = x.shape[0]
+    B = x.shape[1]
+    GH = db_a.shape[0]
+    for t in range(T):
+        for b in range(B):
+            k = x[t, b]
+            d = dz[t, b]
+            for i in range(GH):
+                db_a[i] += d[i]
+            if k >= 0:
+                row = dM[k]
+                for i in range(GH):
+                    row[i] += d[i]
