@@ -18,10 +18,13 @@ import sys
 from rnn_cli.errors import RnnCliError, UsageError
 
 LN10 = math.log(10.0)
+BATCH_LINES = 256  # = score.BATCH_LINES (not imported here: --help stays free of numpy)
 
 
 # -------------------------------------------------------------------- parsers
 def add_score_parser(sub, formatter, common, model_choice) -> None:
+    from rnn_cli.cli import _positive_int
+
     p = sub.add_parser("score", formatter_class=formatter,
                        help="log-probability and perplexity of sentences",
                        description="Score each input line as a sentence by the chain rule: "
@@ -43,6 +46,10 @@ def add_score_parser(sub, formatter, common, model_choice) -> None:
                    help="print the lines most probable first (buffers the whole input)")
     g.add_argument("--log10", action="store_true", help="log P in base 10 (default: natural)")
     g.add_argument("--json", action="store_true", help="one JSON object per line (or summary)")
+    g.add_argument("--batch-size", type=_positive_int, default=BATCH_LINES,
+                   help="lines scored at once in parallel streams (default: %(default)s); rows "
+                        "still come in input order, in blocks of 8 batches; 1: each row as soon "
+                        "as its line is read. Not used by --total (one stream)")
     g.add_argument("--encoding", default="utf-8", help="text encoding of FILE (default: utf-8)")
     g.add_argument("--errors", choices=("strict", "replace", "ignore"), default="strict",
                    help="what to do with undecodable bytes (default: strict)")
@@ -113,8 +120,9 @@ def _scorer(model, device: str):
     from rnn_cli.cuda.network import CudaNetwork, DeviceParams
     from rnn_cli.train import EVAL_WINDOW
 
-    net = CudaNetwork(DeviceParams.from_host(model.params), 1, EVAL_WINDOW)
-    return score.Scorer(model, net=net)
+    dparams = DeviceParams.from_host(model.params)
+    return score.Scorer(model, net=CudaNetwork(dparams, 1, EVAL_WINDOW),
+                        make_net=lambda batch, steps: CudaNetwork(dparams, batch, steps))
 
 
 def _num(x):
@@ -148,7 +156,7 @@ def run_score(args, ui) -> int:
         lines = score.read_lines(name, stream)
         if args.total:
             return _score_total(args, ui, scorer, lines, out)
-        results = score.score_lines(scorer, lines)
+        results = score.score_lines(scorer, lines, batch=args.batch_size)
         if args.sort:
             results = sorted(results, key=lambda r: -r.logprob)
         oov = oov_lines = n_lines = 0

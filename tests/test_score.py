@@ -155,3 +155,57 @@ def test_unknown_tokens_and_empty_input():
     total = score.TotalScore(scorer)
     with pytest.raises(CorpusError, match="no tokens"):
         total.finish()
+
+
+# ----------------------------------------------------------------- batched per-line scoring
+LONG = ("the cat sat on the mat and the dog sat on the log " * 12).strip()
+
+
+@pytest.mark.parametrize("level,hidden", [("char", 8), ("word", 8), ("char", 40)])
+def test_batched_scoring_equals_one_line_at_a_time(level, hidden, monkeypatch):
+    m = random_model(level, hidden=hidden, seed=7)  # H 40: the batch runs BLAS, one line loops
+    scorer = score.Scorer(m)
+    lines = TEXT.splitlines() * 5 + [LONG, "the", "", "a cat", LONG[:40]]
+    numbered = [(i + 1, line + "\n") for i, line in enumerate(lines)]
+    seq = list(score.score_lines(scorer, numbered))
+    monkeypatch.setattr(score, "READ_AHEAD", 2)
+    for batch, rows in ((2, None), (3, None), (64, None), (4, 4 * len(m.vocab) * 5)):
+        if rows:  # windows of 5 steps: long lines span several windows, state carried
+            monkeypatch.setattr(score, "LOGIT_ROWS", rows)
+        got = list(score.score_lines(scorer, numbered, batch=batch))
+        assert [r.lineno for r in got] == [r.lineno for r in seq]  # input order, blanks skipped
+        for a, b in zip(got, seq):
+            assert a.ids.tolist() == b.ids.tolist() and a.line == b.line
+            assert a.logprob == pytest.approx(b.logprob, rel=1e-5)
+            np.testing.assert_allclose(a.nll, b.nll, rtol=1e-5, atol=1e-6)
+
+
+def test_batched_scoring_streams_and_stops_at_a_bad_line():
+    m = random_model("word", seed=4)
+    scorer = score.Scorer(m)
+
+    def endless():  # an input that never ends: results must still come out
+        i = 0
+        while True:
+            i += 1
+            yield i, ("the cat sat\n" if i % 2 else "a dog and a cat on the mat\n")
+
+    first = []
+    for r in score.score_lines(scorer, endless(), batch=4):
+        first.append(r)
+        if len(first) == 50:
+            break
+    assert [r.lineno for r in first] == list(range(1, 51))
+    # a line of unknown words: every line before it is yielded, then the error
+    lines = [(i, "the cat sat\n") for i in range(1, 6)] + [(6, "zebra giraffe\n")]
+    got = []
+    with pytest.raises(CorpusError, match="line 6: every token is unknown"):
+        for r in score.score_lines(scorer, lines, batch=4):
+            got.append(r.lineno)
+    assert got == [1, 2, 3, 4, 5]
+
+
+def test_cli_batch_default_matches_score_module():
+    from rnn_cli import cli_query
+
+    assert cli_query.BATCH_LINES == score.BATCH_LINES  # kept apart so --help never loads numpy
