@@ -24,11 +24,11 @@ demo: venv
 ## JIT off, and the CUDA kernels on numba's simulator (no GPU needed)
 test: $(VENV)/.installed-cuda
 	$(PY) -m pytest -q -m "not slow"
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_beam_kernels.py tests/test_train.py tests/test_cells.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_beam_kernels.py tests/test_train.py tests/test_cells.py tests/test_class_softmax.py
 	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q -m cuda tests/test_cuda.py
 
 test-nojit: venv
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_beam_kernels.py tests/test_train.py tests/test_cells.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_beam_kernels.py tests/test_train.py tests/test_cells.py tests/test_class_softmax.py
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow

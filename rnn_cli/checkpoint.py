@@ -14,6 +14,7 @@ kernel sees it. Arrays (see README "Model file format"):
     param.<name>    float32 parameters, shapes from rnn_cli/params.py (best by validation)
     resume.flat     float32 (P,) latest parameters when they differ from param.* (optional)
     opt.<name>      float32 (P,) optimizer moments (optional)
+    softmax.word_class int32 (V,) class of every word, with meta.model.softmax == "classes"
 
 Reading goes through `safe_npz.read_npz` (never `np.load`): headers are checked before any data is
 read, unknown members are skipped, pickled (object) arrays are refused. Then every array is
@@ -44,7 +45,9 @@ FORMAT_VERSION = 1
 OPT_NAMES = ("m", "v", "h")
 _HINT = "the file is damaged or not an rnn-cli model; train it again with `rnn-cli train`"
 TMP_PREFIX = ".rnn-cli-"  # temp files: .rnn-cli-<pid>-<random>.tmp next to the model
-_NAMES = ("magic", "format_version", "meta", "history", "rng_state", "resume.flat") + VOCAB_ARRAYS
+CLASS_ARRAY = "softmax.word_class"
+_NAMES = ("magic", "format_version", "meta", "history", "rng_state", "resume.flat",
+          CLASS_ARRAY) + VOCAB_ARRAYS
 
 
 @dataclass
@@ -72,6 +75,8 @@ def save(model: Model, path: str) -> None:
     arrays.update(model.vocab.to_arrays())
     for name, view in model.params.views.items():
         arrays["param." + name] = view
+    if model.cfg.softmax == "classes":
+        arrays[CLASS_ARRAY] = np.asarray(model.params.word_class, np.int32)
     if model.resume_flat is not None:
         arrays["resume.flat"] = model.resume_flat
     for name, buf in model.opt.items():
@@ -248,7 +253,7 @@ def _from_arrays(arrays: dict, path: str, level: str | None) -> Model:
     shapes = param_shapes(cfg)
     for name, shape in shapes.items():
         _checked(arrays, "param." + name, shape, path)
-    params = Params(cfg)
+    params = Params(cfg, word_class=_word_class(arrays, cfg, path))
     for name in shapes:  # (a tied W_ya is a view of W_emb, not a block of its own)
         params.views[name][...] = arrays["param." + name]
     n = len(params)
@@ -268,6 +273,19 @@ def _from_arrays(arrays: dict, path: str, level: str | None) -> Model:
     _check_state(state, cfg, train_cfg, path)
     return Model(cfg, vocab, params, train_cfg, state, history,
                  _rng_state(arrays, path), resume, opt)
+
+
+def _word_class(arrays, cfg: ModelConfig, path: str) -> np.ndarray | None:
+    """The class map of a class-softmax model, checked (None for the full softmax)."""
+    if cfg.softmax != "classes":
+        return None
+    from rnn_cli.classes import check_word_class
+
+    wc = arrays.get(CLASS_ARRAY)
+    why = "is missing" if wc is None else check_word_class(wc, cfg.vocab_size, cfg.classes)
+    if why:
+        raise ModelFileError(f"{path}: array '{CLASS_ARRAY}' {why}", hint=_HINT)
+    return np.ascontiguousarray(wc, np.int32)
 
 
 def _config(cls, d: dict, path: str):

@@ -12,7 +12,8 @@ import time
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.errors import UsageError
 
-ARCH = ("level", "cell", "activation", "hidden", "layers", "dropout", "embed", "tie_weights")
+ARCH = ("level", "cell", "activation", "hidden", "layers", "dropout", "embed", "tie_weights",
+        "softmax", "classes")
 VOCAB_FLAGS = {"vocab_size": "vocab_max", "min_count": "min_count", "lower": "lower",
                "tokenizer": "tokenizer"}
 TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optim", "clip", "clip_mode", "steps", "epochs",
@@ -82,6 +83,13 @@ def add_parser(sub, formatter, common) -> None:
                    help="share the embedding with the output layer (needs --embed equal to "
                         "--hidden; implies --embed H when --embed is not given; default: on at "
                         "word level unless --embed is given)")
+    g.add_argument("--softmax", choices=("full", "classes"),
+                   help="output layer: full, a softmax over the vocabulary; classes, P(class) "
+                        "P(word | class) with classes by frequency (Mikolov 2011), exactly "
+                        "normalised and ~V/(2 sqrt V) times less output work (default: classes "
+                        "at word level from V = 1000, else full)")
+    g.add_argument("--classes", type=_positive_int, metavar="C",
+                   help="word classes of --softmax classes, at most (default: sqrt(V))")
     g.add_argument("--vocab-size", type=_positive_int,
                    help="keep the m most frequent tokens, the rest become <UNK> "
                         f"(default: {t.vocab_max} at word level, all characters at char level)")
@@ -214,6 +222,13 @@ def run(args, ui) -> int:
                 f"(asked {tcfg.batch_size} x {tcfg.seq_len})")
         tcfg = TrainConfig(**{**vars(tcfg), "batch_size": B, "seq_len": T})
     scaled = scaled_defaults(mcfg.level, len(train_ids), given) if resumed is None else {}
+    word_class = None
+    if resumed is None:
+        from rnn_cli.classes import choose_softmax
+
+        scaled_sm, word_class = choose_softmax(mcfg.level, given.get("softmax"),
+                                               given.get("classes"), train_ids, len(vocab))
+        scaled.update(scaled_sm)
     mcfg = ModelConfig(**{**vars(mcfg), **scaled, "vocab_size": len(vocab)}).validate()
     from rnn_cli.cuda.backend import for_model
 
@@ -228,7 +243,7 @@ def run(args, ui) -> int:
         if resumed.rng_state:
             rng.bit_generator.state = resumed.rng_state
     else:
-        params = Params(mcfg).init(rng)
+        params = Params(mcfg, word_class=word_class).init(rng)
         model = checkpoint.Model(mcfg, vocab, params, tcfg,
                                  {"corpus": info, "unknown_tokens": int(unknown),
                                   "train_tokens": int(len(train_ids)),

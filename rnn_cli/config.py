@@ -19,6 +19,7 @@ ACTIVATIONS = ("tanh", "relu")
 OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop")
 CLIP_MODES = ("norm", "value")
 TOKENIZERS = ("words", "space")
+SOFTMAXES = ("full", "classes")
 
 
 def _flag(name: str) -> str:
@@ -56,9 +57,13 @@ class ModelConfig:
     dropout: float = 0.0  # inverted dropout between layers and before the output (training only)
     embed: int = 0  # E, input embedding width; 0: one-hot input (a column gather of W_ax)
     tie_weights: bool = False  # output layer W_ya shares the embedding W_emb (needs E == H)
+    # Added with the class softmax; older files are full-softmax models.
+    softmax: str = "full"  # full: softmax over V; classes: P(class) P(word | class), `classes.py`
+    classes: int = 0  # C, word classes of the class softmax (0 with the full softmax)
 
     def validate(self) -> "ModelConfig":
-        for name, choices in (("level", LEVELS), ("cell", CELLS), ("activation", ACTIVATIONS)):
+        for name, choices in (("level", LEVELS), ("cell", CELLS), ("activation", ACTIVATIONS),
+                              ("softmax", SOFTMAXES)):
             if getattr(self, name) not in choices:
                 raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}"
                                  f" (got {getattr(self, name)!r})")
@@ -72,6 +77,13 @@ class ModelConfig:
             raise UsageError(f"--tie-weights needs --embed equal to --hidden (got --embed "
                              f"{self.embed}, --hidden {self.hidden})",
                              hint=f"pass --embed {self.hidden}, or drop --tie-weights")
+        if self.softmax == "classes" and self.vocab_size and not \
+                (1 <= self.classes <= self.vocab_size):
+            raise UsageError(f"--classes must be in [1, V = {self.vocab_size}] (got "
+                             f"{self.classes})", hint="e.g. --classes 100 (default: sqrt(V))")
+        if self.softmax == "full" and self.classes:
+            raise UsageError(f"--classes {self.classes} needs --softmax classes",
+                             hint="pass --softmax classes, or drop --classes")
         return self
 
     @property

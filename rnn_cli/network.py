@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from rnn_cli.kernels import _jit, blas, cell, embed, gated_gemm, gru, lstm, output
+from rnn_cli.kernels import _jit, blas, cell, class_softmax, embed, gated_gemm, gru, lstm, output
 from rnn_cli.params import Params
 
 ACTIVATIONS = {"tanh": cell.TANH, "relu": cell.RELU}
@@ -60,13 +60,17 @@ class Network:
         self.dz = np.zeros((steps, batch, GH), dt)  # (T, B, GH)
         self.da = np.zeros((steps, batch, H), dt)  # (T, B, H) gradient arriving at a layer
         self.dnext = np.zeros((batch, H), dt)  # (B, H)
-        self.logits = np.zeros((R, V), dt)  # (R, V), overwritten by dlogits in backward
+        self.classes = cfg.softmax == "classes"
+        # (R, V) logits, overwritten by dlogits in backward; the class softmax has none
+        self.logits = np.zeros((0 if self.classes else R, V), dt)
         self.nll = np.zeros(R, np.float64)  # (R,) -log y_hat[y] per position
         self.lse = np.zeros(R, np.float64)  # (R,) log-sum-exp per row
         self.state = np.zeros((cfg.state_rows, batch, H), dt)  # carried between windows
         self.x_buf = np.zeros((steps, batch), np.int32)
         self.y_buf = np.zeros((steps, batch), np.int32)
         self.threads = _jit.get_threads() if parallel else 1
+        if self.classes:
+            self._init_classes(params, R, dt)
         self.recurrence = recurrence or pick_recurrence(batch, H)
         gemm_path = self.recurrence == "gemm"
         chunks = min(self.threads, batch)
@@ -92,6 +96,31 @@ class Network:
         self._init_cells(parallel, chunks)
         self._init_table(embed_table)
         self._T = 0
+
+    def _init_classes(self, params: Params, R: int, dt) -> None:
+        """Buffers of the class softmax (`kernels.class_softmax`)."""
+        from rnn_cli.classes import class_index
+
+        if params.word_class is None:
+            raise ValueError("a class-softmax model needs its word classes (params.word_class)")
+        self.word_class = np.ascontiguousarray(params.word_class, np.int32)  # (V,)
+        self.members, self.offsets = class_index(self.word_class)  # (V,), (C+1,)
+        C = self.offsets.shape[0] - 1
+        M = int(np.diff(self.offsets).max())
+        self.zc = np.zeros((R, C), dt)  # (R, C) class logits -> P(class) -> dzc in backward
+        self.lse_c = np.zeros(R, np.float64)  # (R,)
+        self.pw = np.zeros((R, M), dt)  # (R, M) P(w | class of y) over the target's class
+        self.rows = np.zeros(R, np.int32)  # (R,) rows grouped by their target's class
+        self.starts = np.zeros(C + 1, np.int32)  # (C+1,)
+        self.fill = np.zeros(C, np.int32)  # (C,)
+        # serial builds by default: a step's class-softmax work is a few ms, and on a busy
+        # machine waking the thread pool for it cost more (measured: 4.2x vs 3.1x the full
+        # softmax's PTB step speed); RNN_CLI_CLASS_KERNELS=parallel picks the prange builds
+        par = self.threads > 1 and os.environ.get("RNN_CLI_CLASS_KERNELS") == "parallel"
+        kind = "" if par else "_serial"
+        self._cfwd = getattr(class_softmax, "class_xent_forward" + kind)
+        self._cbwd = getattr(class_softmax, "class_xent_backward" + kind)
+        self._wbwd = getattr(class_softmax, "class_words_backward" + kind)
 
     def _matmul(self, C, A, B, trans_a=False, trans_b=False, beta=0.0) -> None:
         """C = op(A) op(B) + beta C with the rows of C split over the threads."""
@@ -259,26 +288,56 @@ class Network:
             self._cell_forward(layer, a, xa, T)
             self.state[layer] = a[T]
             below = a
-        logits = self.logits[:R]
         top = self._dropped(self.cfg.layers, below[1:], T)
+        if self.classes:
+            return self._class_forward(top.reshape(R, H), y, R)
+        logits = self.logits[:R]
         logits[...] = p.b_y
         self._matmul(logits, top.reshape(R, H), p.W_ya, trans_b=True, beta=1.0)
         if y is None:
             return 0.0
         return output.softmax_xent_forward(self.nll[:R], self.lse[:R], logits, y.reshape(R))
 
+    def _class_forward(self, top: np.ndarray, y: np.ndarray | None, R: int) -> float:
+        """Class logits by BLAS, then the class softmax kernel (without y: class logits only)."""
+        p, zc = self.params, self.zc[:R]
+        zc[...] = p.b_c
+        self._matmul(zc, top, p.W_yc, trans_b=True, beta=1.0)
+        if y is None:
+            return 0.0
+        return self._cfwd(self.nll[:R], self.lse_c[:R], self.pw[:R], zc, top, p.W_ya, p.b_y,
+                          self.members, self.offsets, self.word_class, y.reshape(R))
+
+    def _class_backward(self, grads: Params, top: np.ndarray, y: np.ndarray, scale: float,
+                        R: int) -> None:
+        """Output-layer gradients of the class softmax; the gradient at `top` goes to self.da."""
+        p, dzc, yr = self.params, self.zc[:R], y.reshape(R)
+        self._cbwd(dzc, dzc, self.word_class, yr, scale)
+        self._matmul(grads.W_yc, dzc, top, trans_a=True)
+        np.sum(dzc, axis=0, out=grads.b_c)
+        da = self.da[:self._T].reshape(R, self.cfg.hidden)
+        self._matmul(da, dzc, p.W_yc)
+        grads.W_ya[...] = 0.0  # (tied: W_emb's gradient; the embedding adds onto it later)
+        grads.b_y[...] = 0.0
+        class_softmax.group_rows(self.rows[:R], self.starts, self.fill, yr, self.word_class)
+        self._wbwd(grads.W_ya, grads.b_y, da, self.pw[:R], top, p.W_ya, self.members,
+                   self.offsets, self.word_class, yr, scale, self.rows[:R], self.starts)
+
     def backward(self, grads: Params, x: np.ndarray, y: np.ndarray, scale: float) -> None:
         """Gradients of `scale * sum(nll)` of the last forward window, written into `grads`."""
         p, T = self.params, self._T
         R, H, GH = T * self.B, self.cfg.hidden, self.cfg.gates * self.cfg.hidden
-        dlogits = self.logits[:R]
-        output.softmax_xent_backward(dlogits, dlogits, self.lse[:R], y.reshape(R), scale)
         L, masks = self.cfg.layers, self._masks
         top = (self.drop[L] if masks is not None else self.a[-1][1:])[:T].reshape(R, H)
-        self._matmul(grads.W_ya, dlogits, top, trans_a=True)
-        np.sum(dlogits, axis=0, out=grads.b_y)
         da, dz = self.da[:T], self.dz[:T]
-        self._matmul(da.reshape(R, H), dlogits, p.W_ya)
+        if self.classes:
+            self._class_backward(grads, top, y, scale, R)
+        else:
+            dlogits = self.logits[:R]
+            output.softmax_xent_backward(dlogits, dlogits, self.lse[:R], y.reshape(R), scale)
+            self._matmul(grads.W_ya, dlogits, top, trans_a=True)
+            np.sum(dlogits, axis=0, out=grads.b_y)
+            self._matmul(da.reshape(R, H), dlogits, p.W_ya)
         if masks is not None:
             da *= masks[L][:T]
         for layer in range(self.cfg.layers - 1, -1, -1):

@@ -16,6 +16,11 @@ that only some models have come after these, so the seed's layout is unchanged:
     b_hn     (L, H)            gru only: the candidate's recurrent bias (see kernels/gru.py)
     W_emb    (V, E)            with --embed E: input embedding; W_ax is then (G*H, E)
     W_ya                       with --tie-weights: not stored separately, a view of W_emb (E == H)
+    W_yc     (C, H)            with --softmax classes: class logits W_yc a + b_c
+    b_c      (C,)
+
+A class-softmax model's word -> class map (`word_class`, (V,) int32, not trained) rides along on
+the Params object (copies share it), so every Network built from the parameters can use it.
 """
 
 from __future__ import annotations
@@ -47,14 +52,18 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes["W_emb"] = (V, E)
     if getattr(cfg, "tie_weights", False):
         del shapes["W_ya"]
+    if getattr(cfg, "softmax", "full") == "classes":
+        shapes["W_yc"] = (cfg.classes, H)
+        shapes["b_c"] = (cfg.classes,)
     return shapes
 
 
 class Params:
     """A flat buffer and its named views; `p.W_aa` is a view, writes go to `p.flat`."""
 
-    def __init__(self, cfg: ModelConfig, dtype=DTYPE):
+    def __init__(self, cfg: ModelConfig, dtype=DTYPE, word_class: np.ndarray | None = None):
         self.cfg = cfg
+        self.word_class = word_class  # (V,) int32 with --softmax classes
         self.shapes = param_shapes(cfg)
         sizes = [math.prod(s) for s in self.shapes.values()]
         self.flat = np.zeros(sum(sizes), dtype=dtype)
@@ -78,10 +87,10 @@ class Params:
         return self.flat.shape[0]
 
     def zeros_like(self) -> "Params":
-        return Params(self.cfg, self.flat.dtype)
+        return Params(self.cfg, self.flat.dtype, self.word_class)
 
     def copy(self, dtype=None) -> "Params":
-        other = Params(self.cfg, dtype or self.flat.dtype)
+        other = Params(self.cfg, dtype or self.flat.dtype, self.word_class)
         other.flat[:] = self.flat
         return other
 

@@ -8,6 +8,11 @@ starts where a line would start (the seed's x<1> = 0 when the vocabulary has no 
 
 Beam search (`Sampler.beam`, kernels/beam.py) replaces the draws by the K most probable partial
 sequences; it prints nothing until a line (or the whole `-n` length) is decided.
+
+A class-softmax model draws from its exact full distribution, log P(w) = log P(c(w)) +
+log P(w | c(w)) for every word (`class_softmax.class_log_probs`), given to the same `draw_token`
+as logits: softmax(log P / T) is P^(1/T) normalised, so temperature and top-k mean what they mean
+for a full softmax. That path steps token by token from Python (word level: few tokens).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnn_cli.checkpoint import Model
-from rnn_cli.kernels import beam, generate, sampling
+from rnn_cli.errors import UsageError
+from rnn_cli.kernels import beam, class_softmax, generate, sampling
 from rnn_cli.network import ACTIVATIONS
 from rnn_cli.train import start_id
 
@@ -52,8 +58,9 @@ class Sampler:
         V, H = cfg.vocab_size, cfg.hidden
         self.state = np.zeros((cfg.state_rows, H), np.float32)  # (L, H); LSTM: (2L, H), c below h
         self.h_tmp = np.zeros(cfg.gates * H, np.float32)
-        # gated cells and embeddings: the generic compiled step (kernels/generate.py)
-        self.generic = cfg.cell != "rnn" or cfg.embed > 0
+        # gated cells, embeddings and the class softmax: the generic compiled step (generate.py)
+        self.classes = cfg.softmax == "classes"
+        self.generic = cfg.cell != "rnn" or cfg.embed > 0 or self.classes
         empty = np.zeros((0, 0), np.float32)
         self.cell_code = generate.CELL_CODES[cfg.cell]
         self.net_views = (p.W_emb if cfg.embed else empty, p.W_ax, p.W_ax_up, p.W_aa, p.b_a,
@@ -61,6 +68,13 @@ class Sampler:
         self.tmp = np.zeros(H, np.float32)
         if self.generic:
             self.views = self.net_views
+        if self.classes:
+            from rnn_cli.classes import class_index
+
+            members, offsets = class_index(p.word_class)
+            M = int(np.diff(offsets).max())
+            self.class_views = (p.W_ya, p.b_y, p.W_yc, p.b_c, members, offsets,
+                                np.zeros(cfg.classes, np.float32), np.zeros(M, np.float32))
         self.logits = np.zeros(V, np.float32)
         self.probs = np.zeros(V, np.float64)
         self.scratch = np.zeros(V, np.float32)
@@ -81,7 +95,15 @@ class Sampler:
             return x, unknown
         # the start symbol (or the seed's zero vector, x = -1) first, as `score` and generation
         feed = np.concatenate([np.array([x], np.int32), ids[:-1]]).astype(np.int32)
-        if logprob:
+        if logprob and self.classes:  # ln P(ids) from the full distribution of every step
+            self.prime_tokens = int(ids.shape[0])
+            top = self.state[self.model.cfg.layers - 1]
+            for i in range(feed.shape[0]):
+                generate.stack_step(self.cell_code, self.state, int(feed[i]), *self.net_views,
+                                    self.act, self.h_tmp, self.tmp)
+                class_softmax.class_log_probs(self.logits, top, *self.class_views)
+                self.prime_logprob += float(self.logits[ids[i]])
+        elif logprob:
             self.prime_tokens = int(ids.shape[0])
             self.prime_logprob = float(beam.feed_logprob(
                 self.cell_code, self.state, feed, ids.astype(np.int32), *self.net_views,
@@ -108,7 +130,10 @@ class Sampler:
             n_max = chunk if sc.length is None else min(chunk, sc.length - drawn)
             stop_id = stop if sc.lines is not None else -1
             uniforms = rng.random(n_max)
-            if self.generic:
+            if self.classes:
+                n = self._generate_classes(out[:n_max], uniforms, x, temperature, sc, ban,
+                                           stop_id)
+            elif self.generic:
                 n = generate.stack_generate(out[:n_max], uniforms, self.cell_code, self.state, x,
                                             *self.views, self.act, *self.out_views, temperature,
                                             sc.top_k, sc.top_p, sc.greedy, ban, stop_id,
@@ -138,6 +163,10 @@ class Sampler:
         renormalised).
         """
         vocab, K, cfg = self.vocab, sc.beam, self.model.cfg
+        if self.classes:  # beam.py forms full-softmax logits from W_ya, b_y
+            raise UsageError("--beam runs with the full softmax only; this model has "
+                             "--softmax classes", hint="sample without --beam (--argmax for the "
+                             "most probable token at each step)")
         stop = vocab.eos_id if (sc.lines is not None and vocab.eos_id is not None) else -1
         ban = -1 if sc.allow_unk else vocab.unk_id
         V, H, R = cfg.vocab_size, cfg.hidden, self.state.shape[0]
@@ -164,3 +193,17 @@ class Sampler:
             piece = self.detok.piece(ids)
             if piece:
                 yield piece
+
+    def _generate_classes(self, out, uniforms, x, temperature, sc, ban, stop_id) -> int:
+        """`stack_generate` for a class-softmax model: the full distribution of every step."""
+        top = self.state[self.model.cfg.layers - 1]
+        for n in range(out.shape[0]):
+            generate.stack_step(self.cell_code, self.state, x, *self.views, self.act, self.h_tmp,
+                                self.tmp)
+            class_softmax.class_log_probs(self.logits, top, *self.class_views)
+            x = sampling.draw_token(self.probs, self.logits, temperature, sc.top_k, sc.top_p,
+                                    sc.greedy, ban, uniforms[n], self.scratch)
+            out[n] = x
+            if x == stop_id:
+                return n + 1
+        return out.shape[0]

@@ -69,6 +69,16 @@ class Scorer:
         feed[:-1] = ids
         sequence_nll(self.net, feed, self.start)
         last = (feed.shape[0] - 1) % self.net.T  # row of the last position in the last window
+        if getattr(self.net, "classes", False):  # P(class) P(word | class) for every word
+            from rnn_cli.kernels.class_softmax import class_log_probs
+
+            p, net = self.model.params, self.net
+            out = np.zeros(self.model.cfg.vocab_size, np.float64)
+            M = int(np.diff(net.offsets).max())
+            class_log_probs(out, np.asarray(net.a[-1][last + 1, 0], np.float64), p.W_ya, p.b_y,
+                            p.W_yc, p.b_c, net.members, net.offsets,
+                            np.zeros(net.offsets.shape[0] - 1), np.zeros(M))
+            return np.exp(out)
         logits, lse = self.net.logits, self.net.lse
         if hasattr(logits, "copy_to_host"):  # a CUDA network: fetch the rows from the device
             logits, lse = logits.copy_to_host(), lse.copy_to_host()
@@ -127,9 +137,11 @@ class BatchScorer:
     """
 
     def __init__(self, scorer: Scorer, batch: int):
-        V = scorer.model.cfg.vocab_size
+        cfg, wc = scorer.model.cfg, scorer.model.params.word_class
+        # width of a row of the output layer's buffers: V, or C + the largest class
+        width = cfg.vocab_size if wc is None else cfg.classes + int(np.bincount(wc).max())
         self.B = batch
-        steps = max(1, min(EVAL_WINDOW, LOGIT_ROWS // (batch * V)))
+        steps = max(1, min(EVAL_WINDOW, LOGIT_ROWS // (batch * width)))
         self.net = scorer.make_net(batch, steps)
         self.start = scorer.start
 

@@ -131,9 +131,11 @@ def clip_gradients(g: np.ndarray, clip: float, mode: str) -> float:
 def warm_up(cfg: ModelConfig) -> float:
     """Compile (or load from cache) every kernel a run uses, on a tiny network; returns seconds."""
     t0 = time.perf_counter()
+    classes = cfg.softmax == "classes"
     tiny = ModelConfig(**{**vars(cfg), "hidden": 2, "vocab_size": 3,
-                          "embed": 2 if cfg.embed else 0})
-    p = Params(tiny).init(np.random.default_rng(0))
+                          "embed": 2 if cfg.embed else 0, "classes": 2 if classes else 0})
+    p = Params(tiny, word_class=np.array([0, 1, 1], np.int32) if classes else None)
+    p.init(np.random.default_rng(0))
     g = p.zeros_like()
     x = np.zeros((2, 1), np.int32)
     for table in (True, False):  # layer 0's input terms: the (V, G*H) table or the direct path
@@ -288,7 +290,7 @@ class Trainer:
         """test_loss / test_ppl of the best parameters on --test (empty without it)."""
         if self.test_ids is None or self.test_ids.shape[0] == 0:
             return {}
-        best = Params(self.model.cfg)
+        best = self.params.zeros_like()
         best.flat[:] = self.best_flat
         t0 = time.perf_counter()
         loss = self._held_out_nll(best, self.test_ids) / self.test_ids.shape[0]
@@ -324,7 +326,7 @@ class Trainer:
 
     def to_model(self, *, with_resume: bool = True) -> Model:
         """The model file's content now: best parameters, and what a resume needs."""
-        best = Params(self.model.cfg)
+        best = self.params.zeros_like()
         best.flat[:] = self.best_flat
         same = np.array_equal(best.flat, self.params.flat)
         state = dict(self.model.state)

@@ -411,3 +411,27 @@ def ref_beam_search(step, logits_of, state, x0, K, N, stop_id=-1, ban_id=-1, alp
         return [], 0.0, False, state
     best = max(range(len(beams)), key=lambda i: (beams[i][0], -i))
     return beams[best][1], beams[best][0], False, beams[best][2]
+
+
+# ------------------------------------------------------------------------------ class softmax
+
+
+def ref_class_log_probs(a, W_ya, b_y, W_yc, b_c, word_class):
+    """(V,) log P(w | a) = log softmax(W_yc a + b_c)[c(w)] + log softmax over c(w)'s words of
+    (W_ya a + b_y) (Mikolov et al. 2011), written from the definition."""
+    a = _f64(a)
+    zc = _f64(W_yc) @ a + _f64(b_c)
+    zw = _f64(W_ya) @ a + _f64(b_y)
+    out = np.zeros(zw.shape[0])
+    log_pc = zc - _logsumexp(zc)
+    for c in range(zc.shape[0]):
+        members = np.flatnonzero(np.asarray(word_class) == c)
+        out[members] = log_pc[c] + zw[members] - _logsumexp(zw[members])
+    return out
+
+
+def ref_class_xent_forward(top, W_ya, b_y, W_yc, b_c, word_class, y):
+    """(nll (R,), total): nll = -log P(y | a) of the class softmax; rows with y < 0: 0."""
+    nll = np.array([-ref_class_log_probs(top[r], W_ya, b_y, W_yc, b_c, word_class)[y[r]]
+                    if y[r] >= 0 else 0.0 for r in range(top.shape[0])])
+    return nll, float(np.sum(nll))

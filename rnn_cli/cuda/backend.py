@@ -79,13 +79,16 @@ def for_model(device: str, requested: str, cfg, warn=None, training: bool = Fals
     no dropout) only, so other models run on the CPU (a notice for --device auto, an error for
     --device cuda)."""
     drop = training and cfg.dropout > 0
-    if device != "cuda" or (cfg.cell == "rnn" and not cfg.embed and not drop):
+    classes = getattr(cfg, "softmax", "full") == "classes"
+    if device != "cuda" or (cfg.cell == "rnn" and not cfg.embed and not drop and not classes):
         return device
     what = f"--cell {cfg.cell}" + (f" --embed {cfg.embed}" if cfg.embed else "") + (
-        f" --dropout {cfg.dropout:g}" if drop else "")
+        f" --dropout {cfg.dropout:g}" if drop else "") + (" --softmax classes" if classes else "")
     if requested == "cuda":
-        raise RnnCliError(f"--device cuda runs the plain rnn cell only, this model is {what}",
-                          hint="use --device cpu (or auto), or train with --cell rnn")
+        raise RnnCliError(f"--device cuda runs the plain rnn cell with the full softmax only, "
+                          f"this model is {what}",
+                          hint="use --device cpu (or auto), or train with --cell rnn "
+                               "--softmax full")
     if warn is not None:
         warn(f"--device auto: the CUDA kernels run the plain rnn cell only ({what}); "
              "running on the CPU")
