@@ -66,6 +66,8 @@ def describe(model: Model, path: str) -> dict:
         "activation": cfg.activation,
         "hidden": cfg.hidden,
         "layers": cfg.layers,
+        "softmax": cfg.softmax,
+        "classes": cfg.classes,
         "parameters": len(model.params),
         "vocab_size": len(vocab),
         "tokenizer": vocab.tokenizer,
@@ -109,7 +111,8 @@ def summary_rows(d: dict) -> list[tuple[str, str]]:
             ("level", f"{d['level']} (tokenizer {d['tokenizer']}"
                       f"{', lower-cased' if d['lower'] else ''})"),
             ("network", f"{d['cell']} cell, {d['activation']}, H = {d['hidden']}, "
-                        f"L = {d['layers']}"),
+                        f"L = {d['layers']}" + (f", class softmax (C = {d['classes']})"
+                                                if d["softmax"] == "classes" else "")),
             ("parameters", f"{d['parameters']:,}"),
             ("vocabulary", f"V = {d['vocab_size']:,}: " + " ".join(
                 show_symbol(s) for s in d["vocab_head"]) + (" …" if d["vocab_size"] >
