@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+import wordspeed  # bench/wordspeed.py: the class softmax and per-line scoring rows (issue 13)
+
 # ----------------------------------------------------------------------------- templates
 # Adjust these if rnn-cli's flags change. {rnn} is the rnn-cli executable; every path is quoted.
 # --eval-every is huge so that validation runs once, at the end (excluded from tok/s anyway).
@@ -37,7 +39,7 @@ OURS_TRAIN = ("{rnn} train {data} -o {model} --level {level} --hidden {H} --batc
               "--seq-len {T} --threads {threads} --max-seconds {seconds} --eval-every 1000000 "
               "--val-frac {val_frac} --json --seed 1 --cell {cell} --dropout 0 --embed {E} {extra}")
 OURS_TIE = "--tie-weights"
-OURS_WORD_EXTRA = "--tokenizer space --vocab-size 10000"
+OURS_WORD_EXTRA = "--tokenizer space --vocab-size 10000 --softmax full"  # the peers' output layer
 OURS_SAMPLE = "{rnn} sample -m {model} -n {n} --seed 1 --threads {threads}"
 OURS_SCORE = "{rnn} score -m {model} --total --json --threads {threads} {file}"
 OURS_BASELINE = ("{rnn} train {data} -o {model} --hidden 8 --batch-size 1 --seq-len 8 "
@@ -84,7 +86,8 @@ CONFIGS = [
     ("H512-B1", "shakespeare", "char", 512, 1, 64, {"numpy": 1.5}, "≥ 1.5× numpy"),
     ("ptb-H256-B32", "ptb", "word", 256, 32, 35, {"numpy": 1.8}, "≥ 1.8× numpy"),
 ] + _cells_rows()
-EXTRAS = ["sample", "sample-modes", "score", "startup", "help", "memory"]
+EXTRAS = ["sample", "sample-modes", "score", "startup", "help", "memory", "softmax", "score-lines"]
+OPT_IN = ["softmax-epoch"]  # one PTB epoch per softmax (~30 min here): only with --only
 # sampling modes (issue 15): name, flags, divisor of --sample-n (a beam of K steps K hypotheses)
 SAMPLE_MODES = [("draw", "", 1), ("--top-k 40", "--top-k 40", 1), ("--top-p 0.9", "--top-p 0.9", 1),
                 ("--argmax", "--argmax", 1), ("--beam 1", "--beam 1", 1), ("--beam 4", "--beam 4", 4),
@@ -205,6 +208,7 @@ class Setup:
         self.shakespeare = os.path.join(self.shared, "corpora", "tinyshakespeare.txt")
         self.ptb_train = os.path.join(self.shared, "corpora", "ptb", "ptb.train.txt")
         self.ptb_valid = os.path.join(self.shared, "corpora", "ptb", "ptb.valid.txt")
+        self.ptb_test = os.path.join(self.shared, "corpora", "ptb", "ptb.test.txt")
         self.peers = os.path.join(self.shared, "bench", "peers.py")
         self.limits_path = os.path.join(self.shared, "bench", "results", "limits.json")
         self.have = {"shakespeare": os.path.isfile(self.shakespeare),
@@ -624,6 +628,14 @@ def bench_extras(s, a, tmp, rows, emit):
         log(f"== baseline RSS of a 1-step rnn-cli train: {fmt(r.get('maxrss_mb'))} MB")
         ex["memory"] = rec
         emit(dict(kind="memory-baseline", **rec))
+
+    me = sys.modules[__name__]  # wordspeed.py uses this module's helpers
+    if selected(a, "softmax") and s.have["ptb"]:
+        ex["softmax"] = wordspeed.bench_softmax(me, s, a, tmp, emit)
+    if selected(a, "score-lines") and s.have["ptb"]:
+        ex["score-lines"] = wordspeed.bench_score_lines(me, s, a, tmp, emit, ex.get("softmax"))
+    if a.only and "softmax-epoch" in a.only and s.have["ptb"]:
+        ex["softmax-epoch"] = wordspeed.bench_epoch(me, s, a, tmp, emit)
     return ex
 
 
@@ -743,6 +755,7 @@ def extras_table(ex, mem):
     if m:
         L.append(f"| idle baseline: peak RSS of a 1-step `rnn-cli train` (H=8, 20 kB text) | "
                  f"{fmt(m.get('baseline_rss_mb'))} MB | (subtracted below) | – |")
+    L += wordspeed.rows(sys.modules[__name__], ex)
     for label, P, bmb, rss, base in mem:
         sub = rss - base if base else None
         ok = sub is not None and sub <= bmb
@@ -805,6 +818,10 @@ def write_md(path, s, a, rows, ex, meta):
     for k in ("help", "memory"):
         if ex.get(k):
             cmds.append(ex[k]["cmd"])
+    for o in (ex.get("softmax") or {}).values():
+        cmds += o.get("cmds", [])[:1]
+    cmds += [r["cmd"] for r in ex.get("score-lines") or [] if r.get("cmd")]
+    cmds += [r["cmd"] for r in (ex.get("softmax-epoch") or {}).values() if r.get("cmd")]
     if cmds:
         L += ["## Exact commands\n", "Temporary paths (`/tmp/rnn-bench-*`) are deleted at the end; the "
               "PTB file for rnn-cli is ptb.train.txt + ptb.valid.txt with `--val-frac` = the valid share of "
@@ -840,7 +857,7 @@ def gemm_rates(s) -> dict:
 
 
 def main(argv=None):
-    names = [c[0] for c in CONFIGS] + EXTRAS
+    names = [c[0] for c in CONFIGS] + EXTRAS + OPT_IN
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=None,
                     help="timed training seconds per run (default 20; 3 with --quick)")

@@ -102,7 +102,8 @@ class Params:
             W_ax, W_ax_up, W_aa, W_ya   U(-k, k)         nn.RNN/GRU/LSTM weights, nn.Linear
             b_a                         U(-k, k) + U(-k, k)   torch's two biases b_ih + b_hh,
                                         (the GRU's candidate block: U(-k, k), b_hn: U(-k, k))
-            b_y                         U(-k, k)         nn.Linear's bias
+            b_y, b_c                    U(-k, k)         nn.Linear's bias (b_c, W_yc: the class
+                                                         softmax's class layer, like W_ya, b_y)
             W_emb                       N(0, 1)          nn.Embedding; tied to W_ya: U(-0.1, 0.1),
                                                          word_language_model's init_weights
             W_ax of a one-hot input     U(-1, 1)         it is the embedding and the input weights
@@ -119,7 +120,7 @@ class Params:
                              else rng.standard_normal(size=view.shape))
             elif name == "W_ax" and not cfg.embed:
                 view[...] = rng.uniform(-1.0, 1.0, size=view.shape)
-            elif name.startswith("W_") or name in ("b_y", "b_hn"):
+            elif name.startswith("W_") or name in ("b_y", "b_hn", "b_c"):
                 view[...] = rng.uniform(-k, k, size=view.shape)
             elif name == "b_a":
                 view[...] = rng.uniform(-k, k, size=view.shape) + rng.uniform(-k, k, view.shape)
