@@ -70,6 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--sides", nargs="+", default=["ours", "torch"], choices=["ours", "torch"],
                    help="run only these sides now (the table pairs what --results holds)")
     p.add_argument("--fresh", action="store_true", help="ignore runs already in --results")
+    p.add_argument("--report", action="store_true",
+                   help="run nothing: write --out from what --results holds")
     return p.parse_args(argv)
 
 
@@ -174,7 +176,7 @@ def main(argv=None) -> int:
                 wanted.append((k, meta))
                 if k not in done and meta["cmd"] in by_cmd:  # the same run under another arm
                     done[k] = {**by_cmd[meta["cmd"]], "key": k, **meta}
-                elif k not in done and side in a.sides and all(j[2]["cmd"] != meta["cmd"]
+                elif k not in done and side in a.sides and not a.report and all(j[2]["cmd"] != meta["cmd"]
                                                                for j in jobs):
                     jobs.append((k, cmd, meta))
         print(f"parity: {len(jobs)} runs to do, {len(done)} already in {a.results}",

@@ -30,7 +30,7 @@ def word_gru(tmp_path_factory):
     lines = SHAKESPEARE.read_text().splitlines()[:2000]
     out = tmp_path_factory.mktemp("w") / "w.npz"
     rnn("train", "-", "--level", "word", "-o", out, "--cell", "gru", "--hidden", "16",
-        "--steps", "12", "--batch-size", "4", "--seq-len", "16", "--vocab-size", "300", "-q",
+        "--steps", "150", "--batch-size", "8", "--seq-len", "16", "--vocab-size", "300", "-q",
         input="\n".join(lines).encode())
     return out
 
