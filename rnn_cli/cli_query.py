@@ -16,6 +16,7 @@ import math
 import sys
 
 from rnn_cli.errors import RnnCliError, UsageError
+from rnn_cli.flags import positive_int
 
 LN10 = math.log(10.0)
 
@@ -50,8 +51,6 @@ def add_score_parser(sub, formatter, common, model_choice) -> None:
 
 
 def add_predict_parser(sub, formatter, common, model_choice) -> None:
-    from rnn_cli.cli import _positive_int
-
     p = sub.add_parser("predict", formatter_class=formatter,
                        help="the most probable next tokens after a text",
                        description="Feed TEXT from a<0> = 0 and print the k most probable next "
@@ -63,7 +62,7 @@ def add_predict_parser(sub, formatter, common, model_choice) -> None:
                    help="the context; - reads stdin (one trailing newline is dropped)")
     model_choice(p)
     g = p.add_argument_group("output")
-    g.add_argument("-k", "--top-k", dest="k", type=_positive_int, default=5,
+    g.add_argument("-k", "--top-k", dest="k", type=positive_int, default=5,
                    help="how many tokens (default: %(default)s)")
     g.add_argument("--json", action="store_true", help="one JSON object")
     common(p)
