@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 PKG = Path(__file__).resolve().parents[1] / "rnn_cli"
 
 
@@ -100,3 +102,11 @@ def test_imports_run_one_way():
     sideways = {m: sorted(deps & commands) for m, deps in graph.items()
                 if m in commands and deps & commands}
     assert not sideways, f"command modules import each other: {sideways}"
+
+
+def test_license_is_an_spdx_string():
+    """A `license = {text = ...}` table makes every `pip install` print a setuptools deprecation."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    meta = tomllib.loads((PKG.parent / "pyproject.toml").read_text())
+    assert isinstance(meta["project"]["license"], str), meta["project"]["license"]
+    assert "setuptools>=77" in meta["build-system"]["requires"]  # the first to read the string
