@@ -97,6 +97,11 @@ def rnn_many(jobs: dict, workers: int = 4, **kw) -> dict:
         return {key: f.result() for key, f in futures.items()}
 
 
+def run_cli_many(jobs: dict, **kw) -> dict:
+    """{key: args} -> {key: CompletedProcess}, each through `run_cli`, one after the other."""
+    return {key: run_cli(*args, **kw) for key, args in jobs.items()}
+
+
 def start(*args, home=None, **kw) -> subprocess.Popen:
     return subprocess.Popen(cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env(home), cwd=ROOT, **kw)
