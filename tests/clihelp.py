@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,10 +73,21 @@ def run_cli(*args, input=None, home=None, **extra_env) -> subprocess.CompletedPr
         os.environ.clear()
         os.environ.update(env(home, **extra_env))
         sys.stdin, sys.stdout, sys.stderr = streams
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:  # argparse: usage errors (2), --help (0)
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        # Python warnings as a fresh interpreter shows them, onto the command's stderr (pytest
+        # would otherwise collect them, and `assert stderr == b""` could not see one)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.resetwarnings()
+            warnings.simplefilter("default")
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                             ResourceWarning):  # Python's own defaults
+                warnings.simplefilter("ignore", category)
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse: usage errors (2), --help (0)
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        for w in caught:
+            streams[2].write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno,
+                                                    w.line))
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved_io
         os.environ.clear()
