@@ -13,6 +13,9 @@ PIP     = $(PY) -m pip --disable-pip-version-check --no-input
 pip_quiet = $(PIP) $(1) >>$(PIPLOG) 2>&1 || { tail -n 25 $(PIPLOG) >&2; \
 	echo "make: pip $(1) failed (the whole log: $(PIPLOG))" >&2; exit 1; }
 
+# in a variable: a literal comma would split $(call)'s arguments
+TEST_CUDA = '.[test,cuda]'
+
 $(VENV)/.installed: pyproject.toml
 	@echo "installing rnn-cli and its dependencies into $(VENV) (pip's log: $(PIPLOG))"
 	@$(PYTHON) -m venv $(VENV)
@@ -76,7 +79,7 @@ bench: venv bench-venv
 ## `test`); it adds the `cuda` extra (numba-cuda, ~17 MB of wheels) to the same venv
 $(VENV)/.installed-cuda: $(VENV)/.installed
 	@echo "adding numba-cuda (the cuda extra, for the simulator pass) to $(VENV)"
-	@$(call pip_quiet,install -e '.[test,cuda]')
+	@$(call pip_quiet,install -e $(TEST_CUDA))
 	@touch $@
 
 test-cudasim: $(VENV)/.installed-cuda
