@@ -6,13 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-# numba's parallel kernels run on GNU OpenMP here, whose idle threads spin while they wait. On a
-# busy machine (CI, or the test passes of several checkouts at once on 2 cores) the spinning
-# threads starve the working ones: a 60-step CLI training took 29 s with 2 threads against 0.7 s
-# with one, and test_cells_cli.py 48 s against 5 s with OMP_WAIT_POLICY=passive. Set before
-# libgomp loads (at the first parallel kernel); the CLI subprocesses of the tests inherit it.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-
 import numpy as np
 import pytest
 
