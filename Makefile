@@ -7,11 +7,22 @@ DEMO_MODEL ?= $(VENV)/demo-shakespeare.npz
 
 .PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-quality bench-parity bench-venv clean-cache clean
 
+# pip's chatter goes to $(PIPLOG); on a failure its last lines are shown and make stops.
+PIPLOG  = $(VENV)/pip.log
+PIP     = $(PY) -m pip --disable-pip-version-check --no-input
+pip_quiet = $(PIP) $(1) >>$(PIPLOG) 2>&1 || { tail -n 25 $(PIPLOG) >&2; \
+	echo "make: pip $(1) failed (the whole log: $(PIPLOG))" >&2; exit 1; }
+
+# in a variable: a literal comma would split $(call)'s arguments
+TEST_CUDA = '.[test,cuda]'
+
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	touch $@
+	@echo "installing rnn-cli and its dependencies into $(VENV) (pip's log: $(PIPLOG))"
+	@$(PYTHON) -m venv $(VENV)
+	@: >$(PIPLOG)
+	@$(call pip_quiet,install --upgrade pip)
+	@$(call pip_quiet,install -e '.[test]')
+	@touch $@
 
 venv: $(VENV)/.installed
 
@@ -67,8 +78,9 @@ bench: venv bench-venv
 ## test-cudasim: the CUDA kernels under numba's simulator, no GPU needed (.ci/run runs it after
 ## `test`); it adds the `cuda` extra (numba-cuda, ~17 MB of wheels) to the same venv
 $(VENV)/.installed-cuda: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[test,cuda]'
-	touch $@
+	@echo "adding numba-cuda (the cuda extra, for the simulator pass) to $(VENV)"
+	@$(call pip_quiet,install -e $(TEST_CUDA))
+	@touch $@
 
 test-cudasim: $(VENV)/.installed-cuda
 	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q -m cuda tests/test_cuda.py

@@ -1,8 +1,10 @@
 """The `rnn-cli` command line: argparse tree, flags -> configs, exit codes, pipes and Ctrl-C.
 
-This module and its command handlers (`cli_train.py`, `cli_sample.py`) are the only code that
-touches the terminal; only `main()` decides the exit status. numpy and numba are imported inside
-the handlers, so `rnn-cli --help` and `--version` answer without loading them.
+This module and its command handlers (`cli_train.py`, `cli_sample.py`, `cli_query.py`) are the only
+code that touches the terminal; only `main()` decides the exit status. Imports run one way:
+cli -> cli_<command> -> flags.py (argument types, shared flag groups) and the engine (a test in
+test_layout.py checks it). numpy and numba are imported inside the handlers, so `rnn-cli --help`
+and `--version` answer without loading them.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import os
 import signal
 import sys
 
-from rnn_cli import __version__
+from rnn_cli import __version__, cli_query, cli_sample, cli_train
 from rnn_cli.errors import ExitStatus, RnnCliError
+from rnn_cli.flags import add_common, add_model_choice
 
 try:  # coloured, grouped --help; plain argparse help if the package is missing
-    from rich_argparse import RawDescriptionRichHelpFormatter as _Formatter
+    from rich_argparse import RawDescriptionRichHelpFormatter as HelpFormatter
 except ImportError:  # pragma: no cover
-    _Formatter = argparse.RawDescriptionHelpFormatter
+    HelpFormatter = argparse.RawDescriptionHelpFormatter
 
 EPILOG = """examples:
   rnn-cli train corpus.txt                        char model, saved to the model store
@@ -32,81 +35,18 @@ EPILOG = """examples:
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _finite_float(low: float = 0.0, low_open: bool = True, high: float = float("inf")):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if value < low or (low_open and value == low) or value > high:
-            lo = "(" if low_open else "["
-            raise argparse.ArgumentTypeError(f"must be in {lo}{low:g}, {high:g}], got {value:g}")
-        return value
-    return parse
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("output and system")
-    g.add_argument("-q", "--quiet", action="count", default=0,
-                   help="less on stderr: -q keeps warnings and errors, -qq errors only")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
-    g.add_argument("--no-color", action="store_true", help="no colour on stderr")
-    g.add_argument("--traceback", action="store_true",
-                   help="show the Python traceback of an error instead of one line")
-    g.add_argument("--threads", type=_positive_int, default=None,
-                   help="CPU threads for kernels and BLAS (default: all cores)")
-    g.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
-                   help="where kernels run (default: %(default)s)")
-    g.add_argument("--seed", type=_nonneg_int, default=None,
-                   help="random seed; the same seed gives the same result (train default 1234)")
-
-
-def _model_choice(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("-m", "--model", metavar="PATH",
-                   help="model file (default: the stored model of --level)")
-    g.add_argument("--level", choices=("char", "word"), default=None,
-                   help="pick the stored model of this level (default: char)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rnn-cli", formatter_class=_Formatter, epilog=EPILOG,
+        prog="rnn-cli", formatter_class=HelpFormatter, epilog=EPILOG,
         description="Train recurrent-network language models on a text file (character or "
                     "word level) and stream novel text from them.")
     parser.add_argument("--version", action="version", version=f"rnn-cli {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from rnn_cli import cli_sample, cli_train
-
-    cli_train.add_parser(sub, _Formatter, _common)
-    cli_sample.add_parser(sub, _Formatter, _common, _model_choice)
-    from rnn_cli import cli_query
-
-    cli_query.add_score_parser(sub, _Formatter, _common, _model_choice)
-    cli_query.add_predict_parser(sub, _Formatter, _common, _model_choice)
-    cli_query.add_info_parser(sub, _Formatter, _common, _model_choice)
+    cli_train.add_parser(sub, HelpFormatter, add_common)
+    cli_sample.add_parser(sub, HelpFormatter, add_common, add_model_choice)
+    cli_query.add_score_parser(sub, HelpFormatter, add_common, add_model_choice)
+    cli_query.add_predict_parser(sub, HelpFormatter, add_common, add_model_choice)
+    cli_query.add_info_parser(sub, HelpFormatter, add_common, add_model_choice)
     return parser
 
 

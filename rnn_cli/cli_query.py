@@ -16,6 +16,7 @@ import math
 import sys
 
 from rnn_cli.errors import RnnCliError, UsageError
+from rnn_cli.flags import positive_int
 
 LN10 = math.log(10.0)
 BATCH_LINES = 256  # = score.BATCH_LINES (not imported here: --help stays free of numpy)
@@ -23,8 +24,6 @@ BATCH_LINES = 256  # = score.BATCH_LINES (not imported here: --help stays free o
 
 # -------------------------------------------------------------------- parsers
 def add_score_parser(sub, formatter, common, model_choice) -> None:
-    from rnn_cli.cli import _positive_int
-
     p = sub.add_parser("score", formatter_class=formatter,
                        help="log-probability and perplexity of sentences",
                        description="Score each input line as a sentence by the chain rule: "
@@ -46,7 +45,7 @@ def add_score_parser(sub, formatter, common, model_choice) -> None:
                    help="print the lines most probable first (buffers the whole input)")
     g.add_argument("--log10", action="store_true", help="log P in base 10 (default: natural)")
     g.add_argument("--json", action="store_true", help="one JSON object per line (or summary)")
-    g.add_argument("--batch-size", type=_positive_int, default=BATCH_LINES,
+    g.add_argument("--batch-size", type=positive_int, default=BATCH_LINES,
                    help="lines scored at once in parallel streams (default: %(default)s); rows "
                         "still come in input order, in blocks of 8 batches; 1: each row as soon "
                         "as its line is read. Not used by --total (one stream)")
@@ -57,8 +56,6 @@ def add_score_parser(sub, formatter, common, model_choice) -> None:
 
 
 def add_predict_parser(sub, formatter, common, model_choice) -> None:
-    from rnn_cli.cli import _positive_int
-
     p = sub.add_parser("predict", formatter_class=formatter,
                        help="the most probable next tokens after a text",
                        description="Feed TEXT from a<0> = 0 and print the k most probable next "
@@ -70,7 +67,7 @@ def add_predict_parser(sub, formatter, common, model_choice) -> None:
                    help="the context; - reads stdin (one trailing newline is dropped)")
     model_choice(p)
     g = p.add_argument_group("output")
-    g.add_argument("-k", "--top-k", dest="k", type=_positive_int, default=5,
+    g.add_argument("-k", "--top-k", dest="k", type=positive_int, default=5,
                    help="how many tokens (default: %(default)s)")
     g.add_argument("--json", action="store_true", help="one JSON object")
     common(p)

@@ -6,11 +6,10 @@ import math
 import sys
 
 from rnn_cli.errors import CorpusError, RnnCliError, UsageError
+from rnn_cli.flags import finite_float, nonneg_int, positive_int
 
 
 def add_parser(sub, formatter, common, model_choice) -> None:
-    from rnn_cli.cli import _finite_float, _nonneg_int, _positive_int
-
     p = sub.add_parser("sample", formatter_class=formatter, help="stream text from a model",
                        description="Draw novel text from a model, one token at a time: a<0> = 0, "
                                    "draw from y_hat, feed it back. Text goes to stdout as it is "
@@ -18,25 +17,25 @@ def add_parser(sub, formatter, common, model_choice) -> None:
     p.set_defaults(handler=run)
     model_choice(p)
     g = p.add_argument_group("sampling")
-    g.add_argument("-n", "--length", type=_nonneg_int,
+    g.add_argument("-n", "--length", type=nonneg_int,
                    help="tokens to draw (default: 500, or no limit with --lines); 0: stream "
                         "without end until stdout closes or Ctrl-C")
-    g.add_argument("--lines", type=_positive_int,
+    g.add_argument("--lines", type=positive_int,
                    help="stop after N lines (sentences ended by <EOS> at word level)")
-    g.add_argument("--temperature", type=_finite_float(0.0, True, 100.0),
+    g.add_argument("--temperature", type=finite_float(0.0, True, 100.0),
                    help="divide the logits by T: < 1 is safer, > 1 is wilder (default: 1)")
-    g.add_argument("--top-k", type=_positive_int,
+    g.add_argument("--top-k", type=positive_int,
                    help="draw only among the k most probable tokens (default: all)")
-    g.add_argument("--top-p", type=_finite_float(0.0, True, 1.0), metavar="P",
+    g.add_argument("--top-p", type=finite_float(0.0, True, 1.0), metavar="P",
                    help="nucleus sampling: draw only from the smallest set of most probable "
                         "tokens whose probability reaches P, after --temperature and --top-k "
                         "(default: 1, all)")
     g.add_argument("--argmax", action="store_true",
                    help="always take the most probable token (deterministic)")
-    g.add_argument("--beam", type=_positive_int, metavar="K",
+    g.add_argument("--beam", type=positive_int, metavar="K",
                    help="beam search over K hypotheses: the most probable continuation of -n "
                         "tokens, or with --lines of each line (deterministic; 1 = --argmax)")
-    g.add_argument("--length-norm", type=_finite_float(0.0, False, 10.0), metavar="ALPHA",
+    g.add_argument("--length-norm", type=finite_float(0.0, False, 10.0), metavar="ALPHA",
                    help="with --beam --lines: compare finished lines by logP / tokens^ALPHA "
                         "(default: 0, the most probable line; 1 favours longer lines)")
     pr = g.add_mutually_exclusive_group()

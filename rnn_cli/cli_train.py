@@ -11,6 +11,7 @@ import time
 
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.errors import UsageError
+from rnn_cli.flags import finite_float, nonneg_int, positive_int
 
 ARCH = ("level", "cell", "activation", "hidden", "layers", "dropout", "embed", "tie_weights",
         "softmax", "classes")
@@ -44,8 +45,6 @@ def scaled_defaults(level: str, n_train: int, given: dict) -> dict:
 
 
 def add_parser(sub, formatter, common) -> None:
-    from rnn_cli.cli import _finite_float, _nonneg_int, _positive_int
-
     m, t = ModelConfig(), TrainConfig()
     p = sub.add_parser("train", formatter_class=formatter, help="train a model on a text file",
                        description="Train a character- or word-level RNN language model on a "
@@ -70,14 +69,14 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--activation", choices=("tanh", "relu"),
                    help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
                         f"(default: {m.activation})")
-    g.add_argument("--hidden", type=_positive_int,
+    g.add_argument("--hidden", type=positive_int,
                    help="H, hidden units (default: by corpus size: 128 below 100k tokens, 256 "
                         "below 3M, else 512)")
-    g.add_argument("--layers", type=_positive_int, help=f"stacked layers (default: {m.layers})")
-    g.add_argument("--dropout", type=_finite_float(0.0, False, 0.99),
+    g.add_argument("--layers", type=positive_int, help=f"stacked layers (default: {m.layers})")
+    g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
                    help="inverted dropout between layers and before the output layer, during "
                         "training only (default: 0.1 from 500k training tokens, else 0)")
-    g.add_argument("--embed", type=_nonneg_int, metavar="E",
+    g.add_argument("--embed", type=nonneg_int, metavar="E",
                    help="learn an E-wide input embedding (default: 0, one-hot input)")
     g.add_argument("--tie-weights", action="store_true", default=None,
                    help="share the embedding with the output layer (needs --embed equal to "
@@ -88,12 +87,12 @@ def add_parser(sub, formatter, common) -> None:
                         "P(word | class) with classes by frequency (Mikolov 2011), exactly "
                         "normalised and ~V/(2 sqrt V) times less output work (default: classes "
                         "at word level from V = 1000, else full)")
-    g.add_argument("--classes", type=_positive_int, metavar="C",
+    g.add_argument("--classes", type=positive_int, metavar="C",
                    help="word classes of --softmax classes, at most (default: sqrt(V))")
-    g.add_argument("--vocab-size", type=_positive_int,
+    g.add_argument("--vocab-size", type=positive_int,
                    help="keep the m most frequent tokens, the rest become <UNK> "
                         f"(default: {t.vocab_max} at word level, all characters at char level)")
-    g.add_argument("--min-count", type=_positive_int,
+    g.add_argument("--min-count", type=positive_int,
                    help="drop tokens seen fewer times (default: 1)")
     g.add_argument("--lower", action="store_true", default=None, help="lower-case the text")
     g.add_argument("--tokenizer", choices=("words", "space"),
@@ -101,31 +100,31 @@ def add_parser(sub, formatter, common) -> None:
                         "whitespace only, for pre-tokenized text such as Penn Treebank "
                         "(default: words)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=_positive_int,
+    g.add_argument("--batch-size", type=positive_int,
                    help=f"B, parallel streams (default: {t.batch_size})")
-    g.add_argument("--seq-len", type=_positive_int,
+    g.add_argument("--seq-len", type=positive_int,
                    help=f"T, steps of backpropagation through time (default: {t.seq_len})")
-    g.add_argument("--lr", type=_finite_float(0.0, True, 1e3),
+    g.add_argument("--lr", type=finite_float(0.0, True, 1e3),
                    help=f"learning rate (default: {t.lr:g})")
     g.add_argument("--optim", choices=("adam", "sgd", "adagrad", "rmsprop"),
                    help=f"update rule (default: {t.optim})")
-    g.add_argument("--clip", type=_finite_float(0.0, False),
+    g.add_argument("--clip", type=finite_float(0.0, False),
                    help=f"gradient clipping threshold, 0 = off (default: {t.clip:g})")
     g.add_argument("--clip-mode", choices=("norm", "value"),
                    help="norm: global L2 norm; value: each element, as in the course notes "
                         "(default: norm)")
-    g.add_argument("--lr-decay", type=_finite_float(0.0, False), metavar="F",
+    g.add_argument("--lr-decay", type=finite_float(0.0, False), metavar="F",
                    help="divide the learning rate by F whenever the validation loss does not "
                         "improve (word_language_model uses 4; default: 0, off)")
     g = p.add_argument_group("stopping and reporting")
-    g.add_argument("--steps", type=_positive_int, help="stop after this many optimizer steps "
+    g.add_argument("--steps", type=positive_int, help="stop after this many optimizer steps "
                    "in total (with --resume: counting the earlier ones)")
-    g.add_argument("--epochs", type=_finite_float(0.0, True),
+    g.add_argument("--epochs", type=finite_float(0.0, True),
                    help=f"stop after this many passes over the text (default: {DEFAULT_EPOCHS} "
                         "when neither --steps nor --max-seconds is given)")
-    g.add_argument("--max-seconds", type=_finite_float(0.0, True),
+    g.add_argument("--max-seconds", type=finite_float(0.0, True),
                    help="stop after this many seconds of this run")
-    g.add_argument("--val-frac", type=_finite_float(0.0, False, 0.5),
+    g.add_argument("--val-frac", type=finite_float(0.0, False, 0.5),
                    help=f"fraction at the end of the text held out for validation "
                         f"(default: {t.val_frac:g})")
     g.add_argument("--valid", metavar="FILE",
@@ -133,11 +132,11 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--test", metavar="FILE",
                    help="at the end, report the loss and perplexity of the best model on FILE "
                         "(test_loss, test_ppl in --json)")
-    g.add_argument("--eval-every", type=_positive_int,
+    g.add_argument("--eval-every", type=positive_int,
                    help=f"validate (and save) every N steps; without this flag every "
                         f"{t.eval_every} steps, skipping a validation while validating would take "
                         f"over 10%% of the run's time (the last one always runs)")
-    g.add_argument("--sample-every", type=_nonneg_int,
+    g.add_argument("--sample-every", type=nonneg_int,
                    help="show a short sample on stderr every N steps (default: off)")
     common(p)
 

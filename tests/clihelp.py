@@ -1,11 +1,16 @@
-"""Helpers shared by the fault, bad-input and model-file tests: run the real CLI in a subprocess."""
+"""Helpers shared by the CLI tests: run `rnn-cli` in a subprocess (`rnn`, `start`) or, where the
+test is about what the command writes and returns rather than about the process (signals, pipes,
+a terminal, the environment at start-up), in this process (`run_cli`), which costs no interpreter
+start, numba import or kernel-cache load (about 1.3 CPU-seconds a subprocess)."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +41,64 @@ def rnn(*args, input=None, home=None, timeout=300, **kw) -> subprocess.Completed
                           timeout=timeout, **kw)
 
 
+class _Bytes(io.BytesIO):
+    """A byte buffer that stays readable when the command closes the stream around it (as
+    `score -` closes stdin, or a text wrapper's finaliser does)."""
+
+    def close(self):
+        pass
+
+
+def run_cli(*args, input=None, home=None, **extra_env) -> subprocess.CompletedProcess:
+    """`rnn-cli ARGS` through `rnn_cli.cli.main` in this process, as `rnn` runs it in a subprocess:
+    the same environment rules (NO_COLOR, RNN_CLI_HOME), stdin from `input` (else empty, never a
+    terminal), stdout/stderr captured as bytes, argparse's exits turned into a return code.
+    Everything main() changes in the process (os.environ, numba's thread count) is put back."""
+    import numba
+
+    from rnn_cli.cli import main
+
+    # numba rereads NUMBA_* at each compile, and refuses a new thread count once its pool runs
+    assert not any(k.startswith("NUMBA_") for k in extra_env), "use a subprocess for NUMBA_*"
+    if isinstance(input, str):
+        input = input.encode()
+    saved_env, saved_io = dict(os.environ), (sys.stdin, sys.stdout, sys.stderr)
+    threads = numba.get_num_threads()
+    out, err = _Bytes(), _Bytes()
+    streams = (io.TextIOWrapper(_Bytes(input or b""), encoding="utf-8"),
+               io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+               io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace",
+                                write_through=True))
+    try:
+        os.environ.clear()
+        os.environ.update(env(home, **extra_env))
+        sys.stdin, sys.stdout, sys.stderr = streams
+        # Python warnings as a fresh interpreter shows them, onto the command's stderr (pytest
+        # would otherwise collect them, and `assert stderr == b""` could not see one)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.resetwarnings()
+            warnings.simplefilter("default")
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                             ResourceWarning):  # Python's own defaults
+                warnings.simplefilter("ignore", category)
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse: usage errors (2), --help (0)
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        for w in caught:
+            streams[2].write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno,
+                                                    w.line))
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved_io
+        os.environ.clear()
+        os.environ.update(saved_env)
+        numba.set_num_threads(threads)
+        for s in streams[1:]:
+            s.flush()
+    return subprocess.CompletedProcess(["rnn-cli", *map(str, args)], code, out.getvalue(),
+                                       err.getvalue())
+
+
 def rnn_many(jobs: dict, workers: int = 4, **kw) -> dict:
     """{key: args} -> {key: CompletedProcess}, a few at a time (quick failing runs mostly wait on
     interpreter start-up, so running them side by side saves most of the wall time)."""
@@ -44,6 +107,11 @@ def rnn_many(jobs: dict, workers: int = 4, **kw) -> dict:
     with ThreadPoolExecutor(workers) as pool:
         futures = {key: pool.submit(rnn, *args, **kw) for key, args in jobs.items()}
         return {key: f.result() for key, f in futures.items()}
+
+
+def run_cli_many(jobs: dict, **kw) -> dict:
+    """{key: args} -> {key: CompletedProcess}, each through `run_cli`, one after the other."""
+    return {key: run_cli(*args, **kw) for key, args in jobs.items()}
 
 
 def start(*args, home=None, **kw) -> subprocess.Popen:

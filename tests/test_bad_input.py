@@ -1,5 +1,7 @@
 """Bad corpora (exit 1, one error line and a hint, nothing written or overwritten) and bad flags
-(exit 2 naming the flag), through the real `rnn-cli` in subprocesses."""
+(exit 2 naming the flag): through main() in this process (clihelp.run_cli), and the real `rnn-cli`
+in subprocesses where the process matters (unreadable files, --threads above the core count,
+which also sizes BLAS before numpy loads)."""
 
 from __future__ import annotations
 
@@ -13,20 +15,20 @@ import pytest
 from rnn_cli import checkpoint
 
 from clihelp import (NAMES, ROOT, TINY, assert_clean_error, assert_usage_error, cmd, env, ok,
-                     rnn, rnn_many)
+                     rnn, run_cli, run_cli_many)
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A valid model; every failing `train -o` below must leave it byte-identical."""
     out = tmp_path_factory.mktemp("bad") / "keep.npz"
-    ok(rnn("train", NAMES, "-o", out, *TINY, "--steps", "2", "-q"))
+    ok(run_cli("train", NAMES, "-o", out, *TINY, "--steps", "2", "-q"))
     return out
 
 
 def train_fails(model, corpus, *needles, extra=(), code=1, input=None):
     before = model.read_bytes()
-    proc = rnn("train", corpus, "-o", model, *TINY, "--steps", "2", *extra, input=input)
+    proc = run_cli("train", corpus, "-o", model, *TINY, "--steps", "2", *extra, input=input)
     err = assert_clean_error(proc, code, *needles)
     assert model.read_bytes() == before, "a failed run touched the existing model"
     assert not [n for n in os.listdir(model.parent) if n.startswith(".rnn-cli-")]
@@ -84,7 +86,7 @@ def corpus_runs(model, tmp_path_factory):
     for name, (content, _) in CORPORA.items():
         (folder / name).write_bytes(content)
         jobs[name] = ("train", folder / name, "-o", model, *TINY, "--steps", "2")
-    runs = rnn_many(jobs)
+    runs = run_cli_many(jobs)
     assert model.read_bytes() == before, "a failed run touched the existing model"
     return runs
 
@@ -105,9 +107,9 @@ def test_invalid_utf8_reports_offset_and_the_way_out(model, tmp_path):
     err = train_fails(model, corpus, "not valid utf-8", "byte 0xef at offset 2 (line 1)")
     assert "--encoding" in err and "--errors replace" in err
     out = tmp_path / "m.npz"
-    ok(rnn("train", corpus, "-o", out, *TINY, "--steps", "1", "--encoding", "latin-1", "-q"))
+    ok(run_cli("train", corpus, "-o", out, *TINY, "--steps", "1", "--encoding", "latin-1", "-q"))
     assert "é" in checkpoint.load(str(out)).vocab.symbols
-    ok(rnn("train", corpus, "-o", out, *TINY, "--steps", "1", "--errors", "replace", "-q"))
+    ok(run_cli("train", corpus, "-o", out, *TINY, "--steps", "1", "--errors", "replace", "-q"))
     assert "\ufffd" in checkpoint.load(str(out)).vocab.symbols
 
 
@@ -120,8 +122,8 @@ def test_word_level_without_word_tokens(model, tmp_path):
 
 def test_output_path_that_cannot_be_written_is_refused_before_training(tmp_path):
     (tmp_path / "file").write_text("not a folder")
-    runs = rnn_many({"dir": ("train", NAMES, "-o", tmp_path),
-                     "under-file": ("train", NAMES, "-o", tmp_path / "file" / "m.npz")})
+    runs = run_cli_many({"dir": ("train", NAMES, "-o", tmp_path),
+                         "under-file": ("train", NAMES, "-o", tmp_path / "file" / "m.npz")})
     assert_clean_error(runs["dir"], 1, "it is a directory")
     assert_clean_error(runs["under-file"], 1, "is not a writable folder")
 
@@ -155,7 +157,7 @@ def _single_line(path, n_bytes: int):
 def test_single_long_line(tmp_path):
     corpus, out = tmp_path / "line.txt", tmp_path / "line.npz"
     _single_line(corpus, 2_000_000)
-    ok(rnn("train", corpus, "-o", out, *TINY, "--steps", "3", "--val-frac", "0.001", "-q"))
+    ok(run_cli("train", corpus, "-o", out, *TINY, "--steps", "3", "--val-frac", "0.001", "-q"))
     assert checkpoint.load(str(out)).state["train_tokens"] > 1_990_000
 
 
@@ -195,7 +197,7 @@ def flag_runs(model, tmp_path_factory):
     out = tmp_path_factory.mktemp("flags") / "never.npz"
     jobs = {("train", f, v): ("train", NAMES, "-o", out, f, v) for f, v in TRAIN_FLAGS}
     jobs.update({("sample", f, v): ("sample", "-m", model, f, v) for f, v in SAMPLE_FLAGS})
-    runs = rnn_many(jobs)
+    runs = run_cli_many(jobs)
     assert not out.exists()
     return runs
 
@@ -214,7 +216,8 @@ def test_bad_sample_flag(flag_runs, flag, value):
 
 def test_conflicting_sample_options(model):
     for extra in (("--temperature", "0.5"), ("--top-k", "3"), ("--top-p", "0.5")):
-        err = assert_clean_error(rnn("sample", "-m", model, "--argmax", *extra), 2, "--argmax")
+        err = assert_clean_error(run_cli("sample", "-m", model, "--argmax", *extra), 2,
+                                 "--argmax")
         assert extra[0] in err
 
 

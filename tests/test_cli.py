@@ -1,4 +1,5 @@
-"""End to end through the real `rnn-cli` in subprocesses, on the shipped corpora."""
+"""End to end on the shipped corpora: the real `rnn-cli` in subprocesses (training, `| head`,
+`--help`), the rest through main() in this process (clihelp.run_cli)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,24 @@ from pathlib import Path
 
 import pytest
 
+from clihelp import run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 SHAKESPEARE = ROOT / "corpora" / "shakespeare.txt"
 NAMES = ROOT / "corpora" / "names.txt"
 ANSI = "\x1b["
 
 
-def rnn(*args, env_extra=None, input=None, home=None, check=True):
-    env = dict(os.environ)
-    env.pop("FORCE_COLOR", None)
-    if home is not None:
-        env["RNN_CLI_HOME"] = str(home)
-    env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-m", "rnn_cli", *map(str, args)], input=input,
-                          capture_output=True, env=env, cwd=ROOT, timeout=300)
+def rnn(*args, input=None, home=None, check=True, subprocess_=False):
+    """`rnn-cli ARGS` through main() in this process (clihelp.run_cli), or with `subprocess_` as
+    the real command (`python -m rnn_cli`)."""
+    if subprocess_:
+        env = dict(os.environ)
+        env.pop("FORCE_COLOR", None)
+        proc = subprocess.run([sys.executable, "-m", "rnn_cli", *map(str, args)], input=input,
+                              capture_output=True, env=env, cwd=ROOT, timeout=300)
+    else:
+        proc = run_cli(*args, input=input, home=home)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]!r}\n"
                              f"stderr: {proc.stderr.decode(errors='replace')[-3000:]}")
@@ -34,7 +39,8 @@ def rnn(*args, env_extra=None, input=None, home=None, check=True):
 def char_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("m") / "shakespeare.npz"
     proc = rnn("train", SHAKESPEARE, "-o", out, "--hidden", "32", "--steps", "60",
-               "--eval-every", "30", "--batch-size", "8", "--seq-len", "32", "--json", "--seed", "3")
+               "--eval-every", "30", "--batch-size", "8", "--seq-len", "32", "--json", "--seed", "3",
+               subprocess_=True)  # the real command once, start to end, default threads
     return out, proc
 
 

@@ -1,4 +1,6 @@
-"""`rnn-cli score`, `predict` and `info` end to end, in subprocesses, on small trained models.
+"""`rnn-cli score`, `predict` and `info` end to end, on small trained models: through `main()` in
+this process (clihelp.run_cli), and in real subprocesses where the process matters (`| head`, a
+terminal on stdin).
 
 Every command runs with `--threads 1`: the models are tiny, and on a busy machine a thread pool
 costs far more than it gives at these sizes.
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clihelp import run_cli
 from rnn_cli import checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,15 +31,17 @@ ONE_THREAD = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_TH
 
 
 def rnn(*args, input=None, home=None, check=True, stdin=None):
-    env = dict(os.environ, **ONE_THREAD)
-    env.pop("FORCE_COLOR", None)
-    if home is not None:
-        env["RNN_CLI_HOME"] = str(home)
-    if isinstance(input, str):
-        input = input.encode()
-    proc = subprocess.run([sys.executable, "-m", "rnn_cli", *map(str, args), "--threads", "1"],
-                          input=input, stdin=stdin, capture_output=True, env=env, cwd=ROOT,
-                          timeout=300)
+    """In this process (clihelp.run_cli), or in a subprocess when `stdin` is a real file."""
+    if stdin is None:
+        proc = run_cli(*args, "--threads", "1", input=input, home=home)
+    else:
+        env = dict(os.environ, **ONE_THREAD)
+        env.pop("FORCE_COLOR", None)
+        if home is not None:
+            env["RNN_CLI_HOME"] = str(home)
+        proc = subprocess.run([sys.executable, "-m", "rnn_cli", *map(str, args), "--threads",
+                               "1"], stdin=stdin, capture_output=True, env=env, cwd=ROOT,
+                              timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]!r}\n"
                              f"stderr: {proc.stderr.decode(errors='replace')[-3000:]}")

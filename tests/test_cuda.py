@@ -361,8 +361,8 @@ def test_train_on_device_then_sample_on_cpu_and_device(tmp_path, capsys):
 
 def test_score_and_predict_on_the_device_equal_cpu(tmp_path):
     import json
-    import subprocess
-    import sys
+
+    from clihelp import run_cli  # main() in this process: no simulator start-up per command
 
     vocab = build_vocab("abc ab\nca cab\n" * 4, "char")
     cfg = ModelConfig(hidden=5, vocab_size=len(vocab)).validate()
@@ -371,8 +371,8 @@ def test_score_and_predict_on_the_device_equal_cpu(tmp_path):
     checkpoint.save(checkpoint.Model(cfg, vocab, params), str(path))
 
     def run(*args):
-        proc = subprocess.run([sys.executable, "-m", "rnn_cli", *args, "-m", str(path), "--json"],
-                              input=b"abc\ncab a\n", capture_output=True, check=True)
+        proc = run_cli(*args, "-m", path, "--json", input=b"abc\ncab a\n")
+        assert proc.returncode == 0, proc.stderr.decode()
         return [json.loads(line) for line in proc.stdout.decode().splitlines()]
     for cmd in (["score", "-"], ["score", "--total", "-"], ["predict", "ca", "-k", "3"]):
         cpu, gpu = run(*cmd), run(*cmd, "--device", "cuda")

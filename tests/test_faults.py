@@ -1,6 +1,8 @@
 """Faults during training and output, through the real `rnn-cli` in subprocesses: Ctrl-C and
 SIGTERM, kill -9 during a save, a full disk, a diverging loss, exact --resume, two writers of one
-path, stdout closed early, a terminal on stdin. Nothing may be lost and nothing may traceback."""
+path, stdout closed early, a terminal on stdin. Nothing may be lost and nothing may traceback.
+Set-up and follow-up runs that are not the fault itself go through main() in this process
+(clihelp.run_cli)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ import time
 import numpy as np
 import pytest
 
-from clihelp import (NAMES, ROOT, TINY, assert_clean_error, cmd, env, ok, rnn, rnn_many, start,
-                     stray_temps)
+from clihelp import (NAMES, ROOT, TINY, assert_clean_error, cmd, env, ok, rnn, run_cli,
+                     run_cli_many, start, stray_temps)
 from rnn_cli import checkpoint
 
 
@@ -34,7 +36,8 @@ def small_corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory, small_corpus):
     out = tmp_path_factory.mktemp("base") / "base.npz"
-    ok(rnn("train", small_corpus, "-o", out, *TINY, "--steps", "10", "--eval-every", "5", "-q"))
+    ok(run_cli("train", small_corpus, "-o", out, *TINY, "--steps", "10", "--eval-every", "5",
+               "-q"))
     return out
 
 
@@ -78,8 +81,8 @@ def test_signal_saves_and_says_how_to_resume(tmp_path, small_corpus, sig):
     assert model.state["step"] == int(m.group(1)) >= 50
     assert stray_temps(tmp_path) == []
     # and it resumes from exactly there
-    ok(rnn("train", small_corpus, "--resume", "-o", out, "--steps", str(model.state["step"] + 3),
-           "-q"))
+    ok(run_cli("train", small_corpus, "--resume", "-o", out, "--steps",
+               str(model.state["step"] + 3), "-q"))
     assert checkpoint.load(str(out)).state["step"] == model.state["step"] + 3
 
 
@@ -117,7 +120,7 @@ def test_kill_9_during_save_keeps_previous_model(tmp_path, small_corpus, base_mo
     assert len(leftovers) == 1  # a killed process cannot clean up ...
     old = time.time() - 3600
     os.utime(tmp_path / leftovers[0], (old, old))
-    ok(rnn("train", small_corpus, "--resume", "-o", out, "--steps", "12", "-q"))
+    ok(run_cli("train", small_corpus, "--resume", "-o", out, "--steps", "12", "-q"))
     assert stray_temps(tmp_path) == []  # ... the next save removes its stale temp file
     assert checkpoint.load(str(out)).state["step"] == 12
 
@@ -241,8 +244,8 @@ def test_resume_with_conflicting_architecture_is_an_error(tmp_path, small_corpus
              ("--activation", "relu"): (2, "--activation relu conflicts"),
              ("--optim", "sgd"): (2, "--optim conflicts"),
              ("--level", "word"): (1, "char-level model")}
-    runs = rnn_many({flags: ("train", small_corpus, "--resume", "-o", out, "--steps", "20", *flags)
-                     for flags in cases})
+    runs = run_cli_many({flags: ("train", small_corpus, "--resume", "-o", out, "--steps", "20",
+                                 *flags) for flags in cases})
     for flags, (code, needle) in cases.items():
         assert_clean_error(runs[flags], code, needle)
     assert out.read_bytes() == before
@@ -266,7 +269,7 @@ def test_two_trainings_on_one_path_later_save_wins_whole(tmp_path, small_corpus)
     seed = final.train_cfg.seed
     assert seed in (1, 2) and final.state["step"] == 20
     alone = tmp_path / "alone.npz"
-    ok(rnn("train", small_corpus, "-o", alone, *args[4:], "--seed", str(seed)))
+    ok(run_cli("train", small_corpus, "-o", alone, *args[4:], "--seed", str(seed)))
     np.testing.assert_array_equal(checkpoint.load(str(alone)).params.flat, final.params.flat)
     assert loads > 0 and stray_temps(tmp_path) == []
 
@@ -301,7 +304,8 @@ def test_terminal_on_stdin_is_never_waited_on(tmp_path, base_model):
 
 def test_no_temp_files_after_normal_runs(tmp_path, small_corpus):
     out = tmp_path / "m.npz"
-    ok(rnn("train", small_corpus, "-o", out, *TINY, "--steps", "6", "--eval-every", "2", "-q"))
+    ok(run_cli("train", small_corpus, "-o", out, *TINY, "--steps", "6", "--eval-every", "2",
+               "-q"))
     assert stray_temps(tmp_path) == [] and sorted(os.listdir(tmp_path)) == ["m.npz"]
     assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 

@@ -1,9 +1,12 @@
-"""House rules that a grep can check (STYLE §3.1, §3.3)."""
+"""House rules that a grep (or the ast module) can check (STYLE §3.1, §3.3)."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
+
+import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "rnn_cli"
 
@@ -40,3 +43,70 @@ def test_only_cli_modules_touch_the_terminal_or_exit():
 def test_modules_stay_small():
     big = {p.name: n for p in _sources() if (n := len(p.read_text().splitlines())) > 450}
     assert not big, big
+
+
+def _imports(path: Path) -> set[str]:
+    """The rnn_cli modules `path` imports, at module level or inside functions alike."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)  # `from rnn_cli import cli_train`: the submodules too
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    mods = {".".join(p.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in _sources()}
+    return {m: {d for d in _imports(p) if d in mods and d != m} for m, p in mods.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of `graph` as [a, b, ..., a], or [] when the imports run one way."""
+    state, path = {}, []
+
+    def visit(m):
+        state[m] = "open"
+        path.append(m)
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == "open":
+                return path[path.index(d):] + [d]
+            if d not in state and (found := visit(d)):
+                return found
+        state[m] = "done"
+        path.pop()
+        return []
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return []
+
+
+def test_the_cycle_finder_sees_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_imports_run_one_way():
+    """cli -> cli_<command> -> flags and the engine; no module imports back up (lazy imports
+    inside functions count: they are cycles all the same)."""
+    graph = _import_graph()
+    assert not _cycle(graph), " -> ".join(_cycle(graph))
+    commands = {m for m in graph if m.startswith("rnn_cli.cli_")}
+    assert {"rnn_cli.cli_train", "rnn_cli.cli_sample", "rnn_cli.cli_query"} <= commands
+    back = {m for m, deps in graph.items() if "rnn_cli.cli" in deps} - {"rnn_cli.__main__"}
+    assert not back, f"{sorted(back)} import rnn_cli.cli (only __main__ may)"
+    sideways = {m: sorted(deps & commands) for m, deps in graph.items()
+                if m in commands and deps & commands}
+    assert not sideways, f"command modules import each other: {sideways}"
+
+
+def test_license_is_an_spdx_string():
+    """A `license = {text = ...}` table makes every `pip install` print a setuptools deprecation."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    meta = tomllib.loads((PKG.parent / "pyproject.toml").read_text())
+    assert isinstance(meta["project"]["license"], str), meta["project"]["license"]
+    assert "setuptools>=77" in meta["build-system"]["requires"]  # the first to read the string

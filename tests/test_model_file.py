@@ -1,5 +1,7 @@
 """Hostile or broken model files: refused with one clear line (exit 1), never executed, never a
-traceback; and a seeded mutation fuzzer over the loader (50 cases here, 1000 in the slow tier)."""
+traceback; and a seeded mutation fuzzer over the loader (50 cases here, 1000 in the slow tier).
+The commands run through main() in this process (clihelp.run_cli); the slow tier runs the real
+`rnn-cli` in subprocesses."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from clihelp import NAMES, TINY, assert_clean_error, ok, rnn, rnn_many
+from clihelp import NAMES, TINY, assert_clean_error, ok, rnn, rnn_many, run_cli, run_cli_many
 from rnn_cli import checkpoint
 from rnn_cli.errors import ModelFileError, RnnCliError
 
@@ -21,7 +23,7 @@ from rnn_cli.errors import ModelFileError, RnnCliError
 @pytest.fixture(scope="module")
 def char_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "char.npz"
-    ok(rnn("train", NAMES, "-o", out, *TINY, "--steps", "6", "--eval-every", "3", "-q"))
+    ok(run_cli("train", NAMES, "-o", out, *TINY, "--steps", "6", "--eval-every", "3", "-q"))
     return out
 
 
@@ -54,12 +56,12 @@ def rewrite(src, dst, meta=None, **changes):
 
 def refused(path, *needles, level=None):
     args = ["sample", "-m", path, "-n", "5"] + (["--level", level] if level else [])
-    return assert_clean_error(rnn(*args), 1, *needles)
+    return assert_clean_error(run_cli(*args), 1, *needles)
 
 
 def all_refused(cases: dict):
     """{path: needles}: `rnn-cli sample -m PATH` on each, side by side; each refused cleanly."""
-    runs = rnn_many({path: ("sample", "-m", path, "-n", "5") for path in cases})
+    runs = run_cli_many({path: ("sample", "-m", path, "-n", "5") for path in cases})
     for path, needles in cases.items():
         assert_clean_error(runs[path], 1, *((needles,) if isinstance(needles, str) else needles))
 
@@ -185,7 +187,7 @@ def test_declared_giant_array_cannot_exhaust_memory(char_model, tmp_path):
 def test_broken_resume_state_refused_and_model_kept(char_model, tmp_path):
     bad = rewrite(char_model, tmp_path / "state.npz", meta={"state.step": "seven"})
     before = bad.read_bytes()
-    err = assert_clean_error(rnn("train", NAMES, "--resume", "-o", bad, "--steps", "9"), 1,
+    err = assert_clean_error(run_cli("train", NAMES, "--resume", "-o", bad, "--steps", "9"), 1,
                              "training state")
     assert "step" in err and bad.read_bytes() == before
     carry = rewrite(char_model, tmp_path / "carry.npz", meta={"state.carry": [0.0] * 3})
@@ -358,7 +360,7 @@ def test_fuzzed_files_from_the_cli(char_model, tmp_path):
     for i in range(4):
         path = tmp_path / f"f{i}.npz"
         path.write_bytes(mutate_bytes(base, rng))
-        proc = rnn("sample", "-m", path, "-n", "5", "--seed", "1")
+        proc = run_cli("sample", "-m", path, "-n", "5", "--seed", "1")
         if proc.returncode != 0:
             assert_clean_error(proc, 1)
         assert b"Traceback" not in proc.stderr

@@ -1,0 +1,74 @@
+"""Argument types and flag groups shared by the `rnn-cli` commands (argparse only).
+
+`cli.py` builds the parser tree and imports the command modules (`cli_train.py`, `cli_sample.py`,
+`cli_query.py`); they take their argument types from here, so the imports run one way:
+cli -> cli_<command> -> flags. Nothing here prints, exits, or imports numpy, numba (`--help`
+stays fast) or rich (the help formatter is cli.py's); a bad value raises
+`argparse.ArgumentTypeError`, which argparse reports as a usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def finite_float(low: float = 0.0, low_open: bool = True, high: float = float("inf")):
+    """An argparse type: a finite float in (low, high] (or [low, high] when not `low_open`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < low or (low_open and value == low) or value > high:
+            lo = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"must be in {lo}{low:g}, {high:g}], got {value:g}")
+        return value
+    return parse
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """The "output and system" flags every command takes."""
+    g = p.add_argument_group("output and system")
+    g.add_argument("-q", "--quiet", action="count", default=0,
+                   help="less on stderr: -q keeps warnings and errors, -qq errors only")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
+    g.add_argument("--no-color", action="store_true", help="no colour on stderr")
+    g.add_argument("--traceback", action="store_true",
+                   help="show the Python traceback of an error instead of one line")
+    g.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for kernels and BLAS (default: all cores)")
+    g.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="where kernels run (default: %(default)s)")
+    g.add_argument("--seed", type=nonneg_int, default=None,
+                   help="random seed; the same seed gives the same result (train default 1234)")
+
+
+def add_model_choice(p: argparse.ArgumentParser) -> None:
+    """-m/--model and --level: which model a reading command (sample, score, ...) uses."""
+    g = p.add_argument_group("model")
+    g.add_argument("-m", "--model", metavar="PATH",
+                   help="model file (default: the stored model of --level)")
+    g.add_argument("--level", choices=("char", "word"), default=None,
+                   help="pick the stored model of this level (default: char)")
