@@ -322,6 +322,8 @@ def _check_state(st: dict, cfg: ModelConfig, tcfg: TrainConfig, path: str) -> No
     bad += [k for k in ("seconds", "best_val") if k in st and not _is_num(st[k])]
     if "seconds" in st and "seconds" not in bad and not 0 <= st["seconds"] < math.inf:
         bad.append("seconds")
+    if "eval_budget" in st and not (_is_num(st["eval_budget"]) and 0 <= st["eval_budget"] <= 1):
+        bad.append("eval_budget")  # share of wall time for validation; 0: every due one runs
     bad += [k for k in ("lr", "lr_base")  # the decayed rate and the --lr it started from
             if k in st and not (_is_num(st[k]) and 0 < st[k] < math.inf)]
     if "corpus" in st and not (isinstance(st["corpus"], dict) and all(

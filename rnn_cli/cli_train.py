@@ -265,8 +265,11 @@ def run(args, ui) -> int:
         trainer = cuda_train.CudaTrainer(model, tcfg, train_ids, val_ids, rng)
     else:
         trainer = Trainer(model, tcfg, train_ids, val_ids, rng, test_ids)
-    if "eval_every" not in given:  # the default cadence: validation within its time budget
-        trainer.eval_budget = EVAL_BUDGET
+    # the default cadence keeps validation within its time budget; an explicit --eval-every (now,
+    # or in the run being resumed, as the model file records) validates at every due step
+    budget = EVAL_BUDGET if resumed is None else float(resumed.state.get("eval_budget", 0.0))
+    trainer.eval_budget = (budget or None) if "eval_every" not in given else None
+    trainer.model.state["eval_budget"] = trainer.eval_budget or 0.0
     return _train_loop(args, ui, trainer, out)
 
 

@@ -192,6 +192,8 @@ def test_broken_resume_state_refused_and_model_kept(char_model, tmp_path):
     assert "step" in err and bad.read_bytes() == before
     carry = rewrite(char_model, tmp_path / "carry.npz", meta={"state.carry": [0.0] * 3})
     refused(carry, "carry")
+    budget = rewrite(char_model, tmp_path / "budget.npz", meta={"state.eval_budget": 7.5})
+    refused(budget, "eval_budget")
 
 
 # ----------------------------------------------------------------- the fuzzer
