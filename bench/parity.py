@@ -231,6 +231,10 @@ def write_md(a, done: dict, machine: dict) -> None:
         m = sum(gs) / len(gs)
         lines.append(f"| {arm} | {H} | {steps:,} | {len(gs)} | {m:+.4f} | "
                      f"{'yes' if m <= TARGET else '**no**'} |")
+    missing = sum(1 for r in rows if r.endswith("| – |"))
+    if missing:
+        lines += ["", f"{missing} of the matrix's {len(rows)} pairs are not in `{a.results}` yet "
+                  "(– below): `make bench-parity` runs only what is missing."]
     lines += ["", "## Every run", "",
               "| arm | H | steps | seed | torch | rnn-cli | gap |", "|---|---:|---:|---:|---:|---:|---:|",
               *rows, "", "## Commands", "",

@@ -180,7 +180,7 @@ def write_report(a, rows, notes, started, machine):
     lines = ["# Quality in the same minutes: rnn-cli's defaults vs PyTorch (bench/quality.py)", "",
              f"Written by `python bench/quality.py` on "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({a.threads} threads; "
-             f"Shakespeare {a.minutes:g} min, PTB {a.ptb_minutes:g} min per run; "
+             f"tasks {a.tasks}; Shakespeare {a.minutes:g} min, PTB {a.ptb_minutes:g} min per run; "
              f"{(time.time() - started) / 60:.0f} min in all). Machine: 1024³ float32 GEMM "
              f"{g.get('1')} GF/s on 1 thread, {g.get('2')} on 2 (the rate `bench/speed.py` "
              "records). Every figure below was measured in this one invocation, one run after "
