@@ -3,7 +3,9 @@
 Runs under numba's CUDA simulator (`make test-cudasim`, NUMBA_ENABLE_CUDASIM=1 before Python starts)
 or on a real GPU (`make test-gpu`); the module is skipped at collection otherwise, without importing
 numba.cuda, so the CPU suite pays nothing for it. Tiny shapes (STYLE §3.4: H=5, V=7, T=4, B=3) and
-tiny launches (32 threads per block, 4x4 matmul tiles) keep the simulator to a few blocks a launch.
+tiny launches (16 threads per block, 4x4 matmul tiles) keep the simulator to a few blocks a launch:
+the simulator runs every thread of a block as a Python thread, so its cost is the number of
+threads launched (a default 256-lane `score` network took minutes; the tests pass --batch-size 2).
 The CPU kernels are the twins: float32 on both sides, compared within float32 tolerances.
 """
 
@@ -50,7 +52,7 @@ TEXT = "tea at ten.\neat a tea.\nten at a tent.\n" * 6  # V = 8: 7 characters + 
 
 @pytest.fixture(autouse=True)
 def tiny_launches(monkeypatch):
-    monkeypatch.setattr(ck, "THREADS", 32)
+    monkeypatch.setattr(ck, "THREADS", 16)
     monkeypatch.setattr(ck, "TILE", 4)
     monkeypatch.setattr(ck, "PARTIALS", 2)
     monkeypatch.setattr(cs, "THREADS", 4)
@@ -333,15 +335,15 @@ def test_train_on_device_then_sample_on_cpu_and_device(tmp_path, capsys):
 
     corpus = tmp_path / "c.txt"
     corpus.write_text(TEXT)
-    common = ["--hidden", str(H), "--steps", "4", "--batch-size", "3", "--seq-len", "4",
-              "--eval-every", "2", "--seed", "3", "-q", "--cell", "rnn"]  # CUDA: the seed's cell
+    common = ["--hidden", str(H), "--steps", "2", "--batch-size", "3", "--seq-len", "4",
+              "--eval-every", "1", "--seed", "3", "-q", "--cell", "rnn"]  # CUDA: the seed's cell
     assert main(["train", str(corpus), "-o", str(tmp_path / "g.npz"), "--device", "cuda",
                  *common]) == 0
     assert main(["train", str(corpus), "-o", str(tmp_path / "c.npz"), "--device", "cpu",
                  *common]) == 0
     for device, out in (("cuda", "c.npz"), ("cpu", "g.npz")):  # resume each on the other device
         assert main(["train", str(corpus), "-o", str(tmp_path / out), "--device", device,
-                     "--resume", *common[:2], "--steps", "6", "-q"]) == 0
+                     "--resume", *common[:2], "--steps", "3", "-q"]) == 0
     g, c = checkpoint.load(str(tmp_path / "g.npz")), checkpoint.load(str(tmp_path / "c.npz"))
     assert_allclose(g.params.flat, c.params.flat, **NETWORK)  # the same file, up to float32
     assert (g.resume_flat is None) == (c.resume_flat is None)
@@ -349,7 +351,7 @@ def test_train_on_device_then_sample_on_cpu_and_device(tmp_path, capsys):
         assert_allclose(g.resume_flat, c.resume_flat, **NETWORK)
     for k in c.opt:
         assert_allclose(g.opt[k], c.opt[k], rtol=1e-3, atol=1e-7, err_msg=k)
-    assert g.state["step"] == c.state["step"] == 6
+    assert g.state["step"] == c.state["step"] == 3
     capsys.readouterr()
     texts = []
     for device in ("cpu", "cuda", "auto"):
@@ -374,7 +376,9 @@ def test_score_and_predict_on_the_device_equal_cpu(tmp_path):
         proc = run_cli(*args, "-m", path, "--json", input=b"abc\ncab a\n")
         assert proc.returncode == 0, proc.stderr.decode()
         return [json.loads(line) for line in proc.stdout.decode().splitlines()]
-    for cmd in (["score", "-"], ["score", "--total", "-"], ["predict", "ca", "-k", "3"]):
+    # two lanes for the two lines (the default 256 lanes cost minutes of simulated threads)
+    for cmd in (["score", "--batch-size", "2", "-"], ["score", "--total", "-"],
+                ["predict", "ca", "-k", "3"]):
         cpu, gpu = run(*cmd), run(*cmd, "--device", "cuda")
         assert len(cpu) == len(gpu)
         for a, b in zip(cpu, gpu):

@@ -96,8 +96,7 @@ class CudaNetwork:
         self.y_dev = cuda.device_array((steps, batch), np.int32)
         self.x_buf = np.zeros((steps, batch), np.int32)  # host staging, as Network's
         self.y_buf = np.zeros((steps, batch), np.int32)
-        for buf in (*self.a, self.state):
-            ck.fill(buf, 0.0)
+        ck.fill(self.state, 0.0)  # a[l][0] is copied from it by forward, a[l][1:] written there
         self._T = 0
 
     def reset_state(self) -> None:
