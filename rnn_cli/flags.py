@@ -60,7 +60,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for kernels and BLAS (default: all cores)")
     g.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
-                   help="where kernels run (default: %(default)s)")
+                   help="where kernels run: cuda runs every cell, --layers, --embed, "
+                        "--tie-weights and --dropout (not --softmax classes); auto takes the GPU "
+                        "when one is usable, else the CPU with a notice (default: %(default)s)")
     g.add_argument("--seed", type=nonneg_int, default=None,
                    help="random seed; the same seed gives the same result (train default 1234)")
 

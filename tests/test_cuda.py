@@ -2,7 +2,7 @@
 
 Runs under numba's CUDA simulator (`make test-cudasim`, NUMBA_ENABLE_CUDASIM=1 before Python starts)
 or on a real GPU (`make test-gpu`); the module is skipped at collection otherwise, without importing
-numba.cuda, so the CPU suite pays nothing for it. Tiny shapes (STYLE §3.4: H=5, V=7, T=4, B=3) and
+numba.cuda, so the CPU suite pays nothing for it. Tiny shapes (STYLE §3.4: H=4, V=7, T=3, B=2) and
 tiny launches (16 threads per block, 4x4 matmul tiles) keep the simulator to a few blocks a launch:
 the simulator runs every thread of a block as a Python thread, so its cost is the number of
 threads launched (a default 256-lane `score` network took minutes; the tests pass --batch-size 2).
@@ -28,12 +28,13 @@ from numba import cuda  # noqa: E402
 
 from rnn_cli import checkpoint  # noqa: E402
 from rnn_cli.config import ModelConfig, TrainConfig  # noqa: E402
+from rnn_cli.cuda import cells  # noqa: E402
 from rnn_cli.cuda import kernels as ck  # noqa: E402
 from rnn_cli.cuda import optim as co  # noqa: E402
 from rnn_cli.cuda import sampling as cs  # noqa: E402
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams  # noqa: E402
 from rnn_cli.cuda.train import CudaTrainer, DeviceOptimizer  # noqa: E402
-from rnn_cli.kernels import cell, optim, output, sampling  # noqa: E402
+from rnn_cli.kernels import cell, embed, generate, gru, lstm, optim, output  # noqa: E402
 from rnn_cli.network import Network, sequence_nll  # noqa: E402
 from rnn_cli.params import Params  # noqa: E402
 from rnn_cli.sample import SampleConfig, Sampler  # noqa: E402
@@ -42,7 +43,7 @@ from rnn_cli.vocab import build_vocab  # noqa: E402
 
 pytestmark = pytest.mark.cuda
 
-H, V, T, B = 5, 7, 4, 3
+H, V, T, B = 4, 7, 3, 2
 # float32 device vs float32 CPU: one kernel (a few roundings), a whole window / step (many).
 KERNEL = {"rtol": 2e-5, "atol": 1e-6}
 NETWORK = {"rtol": 1e-4, "atol": 1e-6}
@@ -104,23 +105,70 @@ def test_gather_input_forward_and_backward():
     assert_allclose(d_db.copy_to_host(), db, **KERNEL)
 
 
-@pytest.mark.parametrize("act", ACTS)
-def test_rnn_forward_and_backward_match_cpu(act):
+@pytest.mark.parametrize("name,act", [("rnn", cell.TANH), ("rnn", cell.RELU), ("gru", 0),
+                                      ("lstm", 0)])
+def test_cell_forward_and_backward_match_cpu(name, act):
+    """cells.forward/backward (matmul per step + gate kernel) against the CPU cell kernels."""
     rng = np.random.default_rng(1)
+    G, G2 = {"rnn": (1, 0), "gru": (3, 4), "lstm": (4, 5)}[name]
     a = np.zeros((T + 1, B, H), np.float32)
-    a[0] = f32(rng, B, H)
-    xa, W = f32(rng, T, B, H), f32(rng, H, H, scale=0.5)
-    d_a = dev(a)
-    cell.rnn_forward_serial(a, xa, W, act)
-    ck.rnn_forward(d_a, dev(xa), dev(W), act, cuda.device_array((H, H), np.float32))
+    c = np.zeros((T + 1, B, H), np.float32)
+    a[0], c[0] = f32(rng, B, H), f32(rng, B, H)
+    xa, W, b_hn = f32(rng, T, B, G * H), f32(rng, G * H, H, scale=0.5), f32(rng, H)
+    gates = np.zeros((T, B, max(G2, 1) * H), np.float32)
+    d_a, d_c, d_g = dev(a), dev(c), dev(gates)
+    d_xa, d_W = dev(xa), dev(W)
+    if name == "rnn":
+        cell.rnn_forward_serial(a, xa, W, act)
+    elif name == "gru":
+        gru.gru_forward_serial(a, gates, xa, W, b_hn)
+    else:
+        lstm.lstm_forward_serial(a, c, gates, xa, W)
+    cells.forward(name, d_a, d_c, d_g, d_xa, d_W, dev(b_hn), act,
+                  cuda.device_array((B, G * H), np.float32))
     assert_allclose(d_a.copy_to_host(), a, **KERNEL)
+    if G2:
+        assert_allclose(d_g.copy_to_host(), gates, **KERNEL)
+    if name == "lstm":
+        assert_allclose(d_c.copy_to_host(), c, **KERNEL)
 
     da = f32(rng, T, B, H)
-    dz, dnext = np.zeros((T, B, H), np.float32), np.zeros((B, H), np.float32)
-    cell.rnn_backward_serial(dz, dnext, da, a, W, act)
-    d_dz = cuda.device_array((T, B, H), np.float32)
-    ck.rnn_backward(d_dz, dev(da), dev(a), dev(W), act)
+    dz, dhh = np.zeros((T, B, G * H), np.float32), np.zeros((T, B, G * H), np.float32)
+    dnext, dcnext = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
+    if name == "rnn":
+        cell.rnn_backward_serial(dz, dnext, da, a, W, act)
+    elif name == "gru":
+        gru.gru_backward_serial(dz, dhh, dnext, da, a, gates, W)
+    else:
+        lstm.lstm_backward_serial(dz, dnext, dcnext, da, c, gates, W)
+    d_dz, d_dhh = cuda.device_array(dz.shape, np.float32), cuda.device_array(dz.shape, np.float32)
+    cells.backward(name, d_dz, d_dhh, cuda.device_array((T, B, H), np.float32), dev(da), d_a, d_c,
+                   d_g, d_W, act, cuda.device_array((B, H), np.float32))
     assert_allclose(d_dz.copy_to_host(), dz, **KERNEL)
+    if name == "gru":
+        assert_allclose(d_dhh.copy_to_host(), dhh, **KERNEL)
+
+
+def test_embedding_dropout_product_and_offset_column_sum():
+    rng = np.random.default_rng(14)
+    E = 3
+    W, x = f32(rng, V, E), tokens(rng, T, B)
+    e = np.zeros((T, B, E), np.float32)
+    embed.embed_forward(e, W, x)
+    d_e = cuda.device_array((T, B, E), np.float32)
+    ck.embed_forward(d_e, dev(W), dev(x))
+    assert_array_equal(d_e.copy_to_host(), e)
+    de, dW = f32(rng, T, B, E), f32(rng, V, E)  # accumulates into what is there
+    d_dW = dev(dW)
+    embed.embed_backward(dW, de, x)
+    ck.embed_backward(d_dW, dev(de), dev(x))
+    assert_allclose(d_dW.copy_to_host(), dW, **KERNEL)
+    m = (rng.random((T, B, E)) > 0.5).astype(np.float32) * 2.0
+    ck.mul(d_e, d_e, dev(m))  # in place, as the dropout of the embedding output
+    assert_array_equal(d_e.copy_to_host(), e * m)
+    A, out = f32(rng, 6, 3 * H), cuda.device_array(H, np.float32)
+    ck.col_sum(out, dev(A), 2 * H)  # the GRU's b_hn gradient: the n block of dhh
+    assert_allclose(out.copy_to_host(), A[:, 2 * H:].sum(axis=0), **KERNEL)
 
 
 @pytest.mark.parametrize("trans_a", (False, True))
@@ -215,34 +263,41 @@ def test_optimizer_updates_match_cpu(rule):
 # ------------------------------------------------------------------------------------ sampling
 
 
-def _sampling_params(rng, L):
-    W_ax0 = f32(rng, H, V)
-    W_ax_up = f32(rng, max(L - 1, 1), H, H, scale=0.6)
-    W_aa, b_a = f32(rng, L, H, H, scale=0.6), f32(rng, L, H, scale=0.1)
-    W_ya, b_y = f32(rng, V, H, scale=1.5), f32(rng, V, scale=0.1)
-    return W_ax0, W_ax_up, W_aa, b_a, W_ya, b_y
+GEN_CASES = [  # cell, activation, layers, embedding width, top_k, argmax, banned id, stop id
+    ("rnn", cell.TANH, 1, 0, 0, False, -1, -1), ("rnn", cell.RELU, 2, 0, 3, False, 2, -1),
+    ("rnn", cell.TANH, 2, 3, 0, True, 0, -1), ("gru", 0, 2, 0, 0, False, -1, 4),
+    ("gru", 0, 1, 3, 3, False, 2, -1), ("lstm", 0, 2, 3, 0, True, 0, -1),
+    ("lstm", 0, 1, 0, 0, False, -1, 4)]
 
 
-@pytest.mark.parametrize("act", ACTS)
-@pytest.mark.parametrize("L", (1, 2))
-@pytest.mark.parametrize("top_k,greedy,ban,stop", [(0, False, -1, -1), (3, False, 2, -1),
-                                                   (0, True, 0, -1), (0, False, -1, 4)])
-def test_generate_kernel_matches_cpu(act, L, top_k, greedy, ban, stop):
+@pytest.mark.parametrize("name,act,L,E,top_k,greedy,ban,stop", GEN_CASES)
+def test_generate_kernel_matches_cpu(name, act, L, E, top_k, greedy, ban, stop):
+    """The one-block sampling kernel against generate.stack_generate, every cell and input kind."""
     rng = np.random.default_rng(8)
-    views = _sampling_params(rng, L)
+    G = generate.CELL_CODES[name]
+    GH = {"rnn": 1, "gru": 3, "lstm": 4}[name] * H
+    empty = np.zeros((0, 0), np.float32)
+    W_emb = f32(rng, V, E) if E else empty
+    b_hn = f32(rng, L, H, scale=0.1) if name == "gru" else empty
+    views = (W_emb, f32(rng, GH, E or V), f32(rng, max(L - 1, 1), GH, H, scale=0.6),
+             f32(rng, L, GH, H, scale=0.6), f32(rng, L, GH, scale=0.1), b_hn)
+    out_views = (f32(rng, V, H, scale=1.5), f32(rng, V, scale=0.1))
     N, temperature = 12, 0.8
     uniforms = rng.random(N)
-    state = f32(rng, L, H, scale=0.3)
+    state = f32(rng, (2 if name == "lstm" else 1) * L, H, scale=0.3)
     out = np.zeros(N, np.int32)
     a = state.copy()
-    n = sampling.rnn_generate(out, uniforms, a, 1, *views, act, temperature, top_k, 1.0, greedy,
-                              ban, stop, np.zeros(V, np.float32), np.zeros(V), np.zeros(V, np.float32),
-                              np.zeros(H, np.float32))
+    n = generate.stack_generate(out, uniforms, G, a, 1, *views, act, *out_views, temperature,
+                                top_k, 1.0, greedy, ban, stop, np.zeros(V, np.float32),
+                                np.zeros(V), np.zeros(V, np.float32), np.zeros(GH, np.float32),
+                                np.zeros(H, np.float32))
+    d_views = [dev(v) if v.size else None for v in views]
     d_out, count, d_a = cuda.device_array(N, np.int32), cuda.device_array(1, np.int32), dev(state)
-    cs.rnn_generate(d_out, count, dev(uniforms), d_a, 1, *map(dev, views), act, temperature,
-                    top_k, greedy, ban, stop, cuda.device_array(V, np.float32),
-                    cuda.device_array(V, np.float64), cuda.device_array(V, np.float32),
-                    cuda.device_array(H, np.float32))
+    cs.stack_generate(d_out, count, dev(uniforms), G, d_a, 1, *d_views, act,
+                      *map(dev, out_views), temperature, top_k, greedy, ban, stop,
+                      cuda.device_array(V, np.float32), cuda.device_array(V, np.float64),
+                      cuda.device_array(V, np.float32), cuda.device_array(GH, np.float32),
+                      cuda.device_array(H, np.float32))
     assert count.copy_to_host()[0] == n
     assert_array_equal(d_out.copy_to_host()[:n], out[:n])
     assert_allclose(d_a.copy_to_host(), a, **KERNEL)
@@ -251,21 +306,37 @@ def test_generate_kernel_matches_cpu(act, L, top_k, greedy, ban, stop):
 # -------------------------------------------------------------------- network and training step
 
 
-@pytest.mark.parametrize("act", ("tanh", "relu"))
-@pytest.mark.parametrize("layers", (1, 2))
-def test_window_logits_loss_and_every_gradient_match_cpu(act, layers):
-    cfg = ModelConfig(hidden=H, layers=layers, vocab_size=V, activation=act)
+NETS = {  # every cell, depth, input kind, tied weights, dropout (masks from the CPU network)
+    "rnn-tanh": dict(cell="rnn"),
+    "rnn-relu-2": dict(cell="rnn", activation="relu", layers=2),
+    "gru-2": dict(cell="gru", layers=2),
+    "gru-embed-dropout": dict(cell="gru", embed=3, dropout=0.3),
+    "gru-2-embed-dropout": dict(cell="gru", layers=2, embed=3, dropout=0.3),  # (the FD check)
+    "lstm-2-tied-dropout": dict(cell="lstm", layers=2, embed=H, tie_weights=True, dropout=0.3),
+}
+
+
+def _nets(kw, dtype=np.float32):
+    cfg = ModelConfig(hidden=H, vocab_size=V, **kw).validate()
     p = Params(cfg).init(np.random.default_rng(9))
+    return cfg, p, Network(p, B, T, parallel=False), CudaNetwork(DeviceParams.from_host(p), B, T)
+
+
+@pytest.mark.parametrize("kind", [k for k in NETS if k != "gru-2-embed-dropout"])
+def test_window_logits_loss_and_every_gradient_match_cpu(kind):
+    cfg, p, net, dnet = _nets(NETS[kind])
     rng = np.random.default_rng(10)
-    net, dnet = Network(p, B, T, parallel=False), CudaNetwork(DeviceParams.from_host(p), B, T)
     g, dg = p.zeros_like(), DeviceParams.zeros(cfg)
     for window in range(2):  # the second starts from the carried state
         x, y = tokens(rng, T, B), tokens(rng, T, B)
-        loss = net.forward(x, y)
-        assert_allclose(dnet.forward(x, y), loss, **NETWORK)
+        masks = net.draw_masks(rng)
+        loss = net.forward(x, y, masks)
+        assert_allclose(dnet.forward(x, y, masks=masks), loss, **NETWORK)
         assert_allclose(dnet.logits.copy_to_host(), net.logits, **NETWORK)
         assert_allclose(dnet.nll, net.nll, **NETWORK)
         assert_allclose(dnet.state.copy_to_host(), net.state, **NETWORK)
+        if window == 0:
+            continue  # (the first window only carries its state into the second)
         net.backward(g, x, y, 1.0 / (T * B))
         dnet.backward(dg, x, y, 1.0 / (T * B))
         got = dg.to_host()
@@ -275,9 +346,39 @@ def test_window_logits_loss_and_every_gradient_match_cpu(act, layers):
                             atol=NETWORK["atol"] * scale, err_msg=f"{name}, window {window}")
 
 
+@pytest.mark.parametrize("kind", ("gru-2-embed-dropout",))
+def test_device_gradient_matches_finite_differences(kind):
+    """The whole window's device gradient against central differences of the loss, taken in
+    float64 by the CPU network at the same (float32) parameters and dropout masks."""
+    cfg, p, _, dnet = _nets(NETS[kind])
+    rng = np.random.default_rng(15)
+    x, y = tokens(rng, T, B), tokens(rng, T, B)
+    p64 = p.copy(np.float64)
+    net64 = Network(p64, B, T, parallel=False)
+    masks = net64.draw_masks(rng)
+    scale = 1.0 / (T * B)
+    dg = DeviceParams.zeros(cfg)
+    dnet.forward(x, y, masks=[None if m is None else m.astype(np.float32) for m in masks])
+    dnet.backward(dg, x, y, scale)
+    got = dg.to_host().flat
+
+    def loss():
+        net64.reset_state()
+        return net64.forward(x, y, masks) * scale
+    eps, fd = 1e-6, np.zeros(len(p64))
+    for i in range(len(p64)):
+        keep = p64.flat[i]
+        p64.flat[i] = keep + eps
+        up = loss()
+        p64.flat[i] = keep - eps
+        fd[i] = (up - loss()) / (2 * eps)
+        p64.flat[i] = keep
+    assert_allclose(got, fd, rtol=1e-3, atol=2e-5 * max(1.0, np.abs(fd).max()))
+
+
 def test_sequence_nll_runs_unchanged_on_the_device_network():
     """What validation and `score` use: one stream, windows of 3 with the state carried."""
-    cfg = ModelConfig(hidden=H, layers=2, vocab_size=V)
+    cfg = ModelConfig(hidden=H, layers=2, vocab_size=V, cell="lstm")  # c carried as well
     p = Params(cfg).init(np.random.default_rng(12))
     ids = np.random.default_rng(13).integers(0, V, 10).astype(np.int32)  # a ragged last window
     want, got = np.zeros(10), np.zeros(10)
@@ -296,11 +397,13 @@ def _model(cfg_kw=None, tcfg_kw=None):
     return checkpoint.Model(cfg, vocab, params, tcfg), ids
 
 
-@pytest.mark.parametrize("layers,optim_name,clip_mode", [(1, "adam", "norm"), (2, "sgd", "value")])
-def test_training_steps_match_cpu(layers, optim_name, clip_mode):
+@pytest.mark.parametrize("cfg_kw,optim_name,clip_mode", [
+    (dict(cell="gru", layers=2, dropout=0.2), "adam", "norm"),  # the default model's cell
+    (dict(cell="lstm", embed=H, tie_weights=True, dropout=0.2), "sgd", "value")])
+def test_training_steps_match_cpu(cfg_kw, optim_name, clip_mode):
     runs = []
     for cls in (Trainer, CudaTrainer):
-        model, ids = _model({"layers": layers}, {"optim": optim_name, "clip_mode": clip_mode})
+        model, ids = _model(cfg_kw, {"optim": optim_name, "clip_mode": clip_mode})
         tr = cls(model, model.train_cfg, ids[:150], ids[150:], np.random.default_rng(0))
         losses = [tr.train_step() for _ in range(3)]
         runs.append((tr, losses))
@@ -319,8 +422,8 @@ def test_training_steps_match_cpu(layers, optim_name, clip_mode):
 
 
 def test_same_seed_same_sample_on_cpu_and_device():
-    model, _ = _model({"layers": 2})
-    for sc in (SampleConfig(length=40), SampleConfig(length=30, top_k=3, temperature=0.7),
+    model, _ = _model({"cell": "lstm", "layers": 2, "embed": 3})
+    for sc in (SampleConfig(length=20), SampleConfig(length=16, top_k=3, temperature=0.7),
                SampleConfig(lines=2, prime="tea ")):
         texts = []
         for cls in (Sampler, cs.CudaSampler):
@@ -335,8 +438,9 @@ def test_train_on_device_then_sample_on_cpu_and_device(tmp_path, capsys):
 
     corpus = tmp_path / "c.txt"
     corpus.write_text(TEXT)
-    common = ["--hidden", str(H), "--steps", "2", "--batch-size", "3", "--seq-len", "4",
-              "--eval-every", "1", "--seed", "3", "-q", "--cell", "rnn"]  # CUDA: the seed's cell
+    common = ["--hidden", str(H), "--steps", "2", "--batch-size", "2", "--seq-len", "3",
+              "--eval-every", "1", "--seed", "3", "-q", "--dropout", "0.1"]
+    # (the default cell: a GRU; dropout masks come from the run's Generator on either device)
     assert main(["train", str(corpus), "-o", str(tmp_path / "g.npz"), "--device", "cuda",
                  *common]) == 0
     assert main(["train", str(corpus), "-o", str(tmp_path / "c.npz"), "--device", "cpu",
@@ -355,10 +459,10 @@ def test_train_on_device_then_sample_on_cpu_and_device(tmp_path, capsys):
     capsys.readouterr()
     texts = []
     for device in ("cpu", "cuda", "auto"):
-        assert main(["sample", "-m", str(tmp_path / "g.npz"), "-n", "40", "--seed", "1",
+        assert main(["sample", "-m", str(tmp_path / "g.npz"), "-n", "20", "--seed", "1",
                      "--device", device]) == 0
         texts.append(capsys.readouterr().out)
-    assert texts[0] == texts[1] == texts[2] and len(texts[0]) >= 40
+    assert texts[0] == texts[1] == texts[2] and len(texts[0]) >= 20
 
 
 def test_score_and_predict_on_the_device_equal_cpu(tmp_path):
@@ -367,7 +471,8 @@ def test_score_and_predict_on_the_device_equal_cpu(tmp_path):
     from clihelp import run_cli  # main() in this process: no simulator start-up per command
 
     vocab = build_vocab("abc ab\nca cab\n" * 4, "char")
-    cfg = ModelConfig(hidden=5, vocab_size=len(vocab)).validate()
+    cfg = ModelConfig(hidden=4, vocab_size=len(vocab), cell="gru", embed=4,
+                      tie_weights=True).validate()
     params = Params(cfg).init(np.random.default_rng(3))
     path = tmp_path / "m.npz"
     checkpoint.save(checkpoint.Model(cfg, vocab, params), str(path))

@@ -61,3 +61,15 @@ def test_cli_device_cuda_without_gpu_exits_1(no_gpu, command, tmp_path, capsys):
     assert main([*args, "--device", "cuda", "--no-color"]) == 1
     err = capsys.readouterr().err
     assert "rnn-cli: error: --device cuda: no usable GPU" in err and "rnn-cli[cuda]" in err
+
+
+@pytest.mark.parametrize("kw", [dict(cell="gru"), dict(cell="lstm", layers=2),
+                                dict(cell="gru", embed=8, tie_weights=True, hidden=8),
+                                dict(cell="rnn", dropout=0.3)])
+def test_every_full_softmax_model_runs_on_the_device(kw):
+    from rnn_cli.config import ModelConfig
+
+    cfg = ModelConfig(vocab_size=10, **{"hidden": 4, **kw}).validate()
+    notices = []
+    assert backend.for_model("cuda", "cuda", cfg, notices.append, training=True) == "cuda"
+    assert backend.for_model("cuda", "auto", cfg, notices.append) == "cuda" and not notices

@@ -75,22 +75,17 @@ def resolve(device: str, warn=None) -> str:
 
 
 def for_model(device: str, requested: str, cfg, warn=None, training: bool = False) -> str:
-    """The device for a model: the CUDA kernels implement the seed's RNN with one-hot input (and
-    no dropout) only, so other models run on the CPU (a notice for --device auto, an error for
-    --device cuda)."""
-    drop = training and cfg.dropout > 0
-    classes = getattr(cfg, "softmax", "full") == "classes"
-    if device != "cuda" or (cfg.cell == "rnn" and not cfg.embed and not drop and not classes):
+    """The device for a model: the CUDA kernels run every cell, depth, embedding, tied weights
+    and dropout with the full softmax; a class-softmax model runs on the CPU (a notice for
+    --device auto, an error for --device cuda). `training` is kept for the callers' signature."""
+    if device != "cuda" or getattr(cfg, "softmax", "full") != "classes":
         return device
-    what = f"--cell {cfg.cell}" + (f" --embed {cfg.embed}" if cfg.embed else "") + (
-        f" --dropout {cfg.dropout:g}" if drop else "") + (" --softmax classes" if classes else "")
     if requested == "cuda":
-        raise RnnCliError(f"--device cuda runs the plain rnn cell with the full softmax only, "
-                          f"this model is {what}",
-                          hint="use --device cpu (or auto), or train with --cell rnn "
-                               "--softmax full")
+        raise RnnCliError("--device cuda runs the full softmax only, this model has "
+                          "--softmax classes",
+                          hint="use --device cpu (or auto), or train with --softmax full")
     if warn is not None:
-        warn(f"--device auto: the CUDA kernels run the plain rnn cell only ({what}); "
+        warn("--device auto: the CUDA kernels have no class softmax (--softmax classes); "
              "running on the CPU")
     return "cpu"
 

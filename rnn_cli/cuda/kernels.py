@@ -1,15 +1,15 @@
 """@cuda.jit twins of the CPU training kernels, and host wrappers that keep the CPU names.
 
-What lives here: the column-gather input and its scatter-add gradient, the recurrence forward and
-backward (one launch per time step over B*H threads: the step is the sequential dependency), a
-tiled shared-memory matmul for the products the CPU path hands to BLAS, softmax + cross-entropy
+What lives here: the column-gather input and its scatter-add gradient, the embedding gather and
+its scatter-add, the dropout product, a tiled shared-memory matmul for the products the CPU path
+hands to BLAS (and, per time step, the recurrent products: `cells.py`), softmax + cross-entropy
 forward and backward, and deterministic sum reductions. What does not: clipping and the optimizer
-updates (`optim.py`), sampling (`sampling.py`), buffer management (`network.py`), the loop
-(`train.py`).
+updates (`optim.py`), the cells' time steps (`cells.py`), sampling (`sampling.py`), buffer
+management (`network.py`), the loop (`train.py`).
 
 Every wrapper takes device arrays (or, under the simulator, anything numba.cuda accepts), launches
 and returns without synchronising; shapes and equations are those of the CPU twin named in each
-docstring (kernels/cell.py, kernels/output.py). Randomness never enters here.
+docstring (kernels/cell.py, kernels/embed.py, kernels/output.py). Randomness never enters here.
 
 Launch sizes are read from `THREADS` and `TILE` at call time (tests set them small for the
 simulator, stumpy's `config.STUMPY_THREADS_PER_BLOCK` habit); kernels whose shared-memory size
@@ -25,7 +25,6 @@ import math
 
 from numba import cuda, float32, float64
 
-from rnn_cli.kernels.cell import TANH
 
 THREADS = 256  # threads per block of the 1-D launches
 TILE = 16  # matmul tile: TILE x TILE threads per block
@@ -69,19 +68,37 @@ def add_bias(C, bias) -> None:
 
 
 @cuda.jit
-def col_sum_kernel(out, A):
-    """out[n] = sum_m A[m, n] (in row order, like numpy's pairwise sum only up to rounding)."""
+def col_sum_kernel(out, A, offset):
+    """out[n] = sum_m A[m, offset + n] (in row order, like numpy's pairwise sum only up to
+    rounding)."""
     n = cuda.grid(1)
-    if n < A.shape[1]:
+    if n < out.shape[0]:
         s = float32(0.0)
         for m in range(A.shape[0]):
-            s += A[m, n]
+            s += A[m, offset + n]
         out[n] = s
 
 
-def col_sum(out, A) -> None:
-    """out (N,) = A (M,N) summed over rows (np.sum(A, axis=0, out=out))."""
-    col_sum_kernel[_blocks(A.shape[1]), THREADS](out, A)
+def col_sum(out, A, offset: int = 0) -> None:
+    """out (N,) = A[:, offset:offset+N] (M, >= offset+N) summed over rows
+    (np.sum(A[:, offset:offset+N], axis=0, out=out))."""
+    col_sum_kernel[_blocks(out.shape[0]), THREADS](out, A, offset)
+
+
+@cuda.jit
+def mul_kernel(out, a, m):
+    """out[i] = a[i] * m[i] for flat arrays (out may alias a)."""
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = a[i] * m[i]
+
+
+def mul(out, a, m) -> None:
+    """out = a * m elementwise (contiguous device arrays of one shape; out may be a): the
+    inverted-dropout masks, forward and backward."""
+    n = out.size
+    if n:
+        mul_kernel[_blocks(n), THREADS](out.reshape(n), a.reshape(n), m.reshape(n))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,74 +149,46 @@ def gather_input_backward(dW_ax, db_a, dz, x) -> None:
     gather_input_backward_kernel[_blocks(db_a.shape[0]), THREADS](dW_ax, db_a, dz, x)
 
 
-@cuda.jit
-def transpose_kernel(out, A):
-    """out (N,M) = A (M,N) transposed; one thread per element."""
-    idx = cuda.grid(1)
-    N = A.shape[1]
-    if idx < A.shape[0] * N:
-        out[idx % N, idx // N] = A[idx // N, idx % N]
+# ---------------------------------------------------------------------------------------------
+# the embedding (twins of kernels/embed.py)
 
 
 @cuda.jit
-def rnn_forward_step_kernel(a, xa, W_aaT, t, act):
-    """a<t+1>[b, i] = g(xa<t>[b, i] + sum_j W_aa[i, j] a<t>[b, j]); one thread per (b, i).
-
-    W_aaT[j, i] = W_aa[i, j]: threads i of a warp read one row of it side by side (coalesced),
-    where W_aa itself would be read with a stride of H.
-    """
+def embed_forward_kernel(e, W_emb, x):
+    """e<t>[b, i] = W_emb[x<t>[b], i] (x < 0: 0); one thread per element."""
     idx = cuda.grid(1)
-    H = a.shape[2]
-    if idx < a.shape[1] * H:
-        b = idx // H
-        i = idx % H
-        s = xa[t, b, i]
-        for j in range(H):
-            s += W_aaT[j, i] * a[t, b, j]
-        if act == TANH:
-            a[t + 1, b, i] = math.tanh(s)
-        else:
-            a[t + 1, b, i] = s if s > 0.0 else 0.0
+    B = e.shape[1]
+    E = e.shape[2]
+    if idx < e.shape[0] * B * E:
+        t = idx // (B * E)
+        b = (idx // E) % B
+        i = idx % E
+        k = x[t, b]
+        e[t, b, i] = W_emb[k, i] if k >= 0 else 0.0
 
 
-def rnn_forward(a, xa, W_aa, act, W_aaT) -> None:
-    """Twin of cell.rnn_forward: a (T+1,B,H) in/out (a[0] given), xa (T,B,H), W_aa (H,H);
-    W_aaT (H,H) scratch receives W_aa transposed once per call (see the step kernel)."""
-    T, B, H = xa.shape
-    transpose_kernel[_blocks(H * H), THREADS](W_aaT, W_aa)
-    for t in range(T):  # the recurrence: each step needs the whole previous state
-        rnn_forward_step_kernel[_blocks(B * H), THREADS](a, xa, W_aaT, t, act)
+def embed_forward(e, W_emb, x) -> None:
+    """Twin of embed.embed_forward: e (T,B,E) out, W_emb (V,E), x (T,B) int32."""
+    n = e.shape[0] * e.shape[1] * e.shape[2]
+    embed_forward_kernel[_blocks(n), THREADS](e, W_emb, x)
 
 
 @cuda.jit
-def rnn_backward_step_kernel(dz, da, a, W_aa, t, act):
-    """dz<t>[b, i] = (da<t>[b, i] + sum_k W_aa[k, i] dz<t+1>[b, k]) * g'(a<t+1>[b, i]).
-
-    The recurrent term reads dz<t+1>, finished by the previous launch, so no dnext buffer is
-    needed; threads i of a warp read W_aa[k, i] side by side (coalesced).
-    """
-    idx = cuda.grid(1)
-    H = a.shape[2]
-    if idx < a.shape[1] * H:
-        b = idx // H
-        i = idx % H
-        g = da[t, b, i]
-        if t + 1 < da.shape[0]:
-            for k in range(H):
-                g += W_aa[k, i] * dz[t + 1, b, k]
-        out = a[t + 1, b, i]
-        if act == TANH:
-            dz[t, b, i] = g * (1.0 - out * out)
-        else:
-            dz[t, b, i] = g if out > 0.0 else 0.0
+def embed_backward_kernel(dW_emb, de, x):
+    """dW_emb[x<t>, i] += de<t>[i]: one thread per column i walks the positions in (t, b) order
+    (two positions may hold one token; the fixed order keeps the sum the CPU's)."""
+    i = cuda.grid(1)
+    if i < dW_emb.shape[1]:
+        for t in range(x.shape[0]):
+            for b in range(x.shape[1]):
+                k = x[t, b]
+                if k >= 0:
+                    dW_emb[k, i] += de[t, b, i]
 
 
-def rnn_backward(dz, da, a, W_aa, act) -> None:
-    """Twin of cell.rnn_backward (without its dnext scratch): dz (T,B,H) out, da (T,B,H) in,
-    a (T+1,B,H) from forward, W_aa (H,H). Truncated at the window start."""
-    T, B, H = da.shape
-    for t in range(T - 1, -1, -1):
-        rnn_backward_step_kernel[_blocks(B * H), THREADS](dz, da, a, W_aa, t, act)
+def embed_backward(dW_emb, de, x) -> None:
+    """Twin of embed.embed_backward (accumulates): dW_emb (V,E), de (T,B,E), x (T,B) int32."""
+    embed_backward_kernel[_blocks(dW_emb.shape[1]), THREADS](dW_emb, de, x)
 
 
 # ---------------------------------------------------------------------------------------------

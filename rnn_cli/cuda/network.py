@@ -2,12 +2,18 @@
 
 Parameters live in one flat device buffer with named views (`DeviceParams`, the same layout as
 `params.Params`, so a host copy is one memcpy and model files do not depend on the device). Every
-activation buffer is allocated once; per window only x and y (T*B int32 each) go to the device and,
-when asked, the loss (one float64) comes back.
+activation buffer is allocated once; per window only x and y (T*B int32 each) go to the device
+(with dropout also the window's masks, drawn on the host from the run's Generator exactly as the
+CPU path draws them) and, when asked, the loss (one float64) comes back.
 
-    forward:  xa = W_ax x + b_a (gather) -> a<t> = g(xa<t> + W_aa a<t-1>) -> logits = a W_ya^T + b_y
-    backward: dlogits = (y_hat - y) * scale -> dW_ya, db_y, da -> dz through time -> dW_aa, dW_ax,
-              db_a
+    forward:  xa = W_ax x + b_a (gather; with --embed: W_ax W_emb[x] + b_a) -> the cell through
+              time (cells.py) -> upper layers: xa = W_ax_up a_below + b_a -> logits = a W_ya^T + b_y
+    backward: dlogits = (y_hat - y) * scale -> dW_ya, db_y, da -> dz through time -> dW_aa,
+              dW_ax (, dW_emb), db_a (, db_hn)
+
+Every cell (rnn, gru, lstm), stacked layers, the embedding, tied weights (W_ya is W_emb's view, its
+gradient the sum of both uses) and inverted dropout (masks on the embedding output, every upper
+layer's input and the output layer's input, as `network.Network`). Not here: the class softmax.
 
 `CudaNetwork` also offers what `network.sequence_nll` uses (reset_state, T, x_buf, y_buf, forward,
 nll), so the scoring and validation code can run a B = 1 network on the device unchanged.
@@ -20,6 +26,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from rnn_cli.cuda import cells
 from rnn_cli.cuda import kernels as ck
 from rnn_cli.network import ACTIVATIONS
 from rnn_cli.params import Params, param_shapes
@@ -40,6 +47,8 @@ class DeviceParams:
             # array of size 0, whose support differs between the driver and the simulator
             self.views[name] = self.flat[offset:offset + n].reshape(shape) if n else None
             offset += n
+        if "W_ya" not in self.views:  # tied: the output layer reads the embedding
+            self.views["W_ya"] = self.views["W_emb"]
 
     @classmethod
     def from_host(cls, params: Params) -> "DeviceParams":
@@ -75,29 +84,49 @@ class CudaNetwork:
 
     def __init__(self, params: DeviceParams, batch: int, steps: int):
         cfg = params.cfg
+        if getattr(cfg, "softmax", "full") != "full":
+            raise ValueError("the CUDA network has the full softmax only")
         self.params, self.cfg, self.B, self.T = params, cfg, batch, steps
-        L, H, V, GH = cfg.layers, cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden
+        L, H, V, GH, E = cfg.layers, cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden, cfg.embed
         R = steps * batch
         self.act = ACTIVATIONS[cfg.activation]
+        self.cell = cfg.cell
         f32 = np.float32
-        self.a = [cuda.device_array((steps + 1, batch, H), f32) for _ in range(L)]  # (T+1, B, H)
-        self.xa = cuda.device_array((steps, batch, GH), f32)  # (T, B, GH)
-        self.dz = cuda.device_array((steps, batch, GH), f32)  # (T, B, GH)
-        self.da = cuda.device_array((steps, batch, H), f32)  # (T, B, H)
-        self.W_T = cuda.device_array((H, H), f32)  # (H, H) W_aa^T of the layer being run
-        self.logits = cuda.device_array((R, V), f32)  # (R, V), overwritten by dlogits
-        self._nll = cuda.device_array(R, np.float64)  # (R,)
-        self.lse = cuda.device_array(R, np.float64)  # (R,)
-        self.state = cuda.device_array((L, batch, H), f32)  # (L, B, H) carried between windows
-        self.total = cuda.device_array(1, np.float64)  # summed nll of the last forward
-        self.sumsq = cuda.device_array(1, np.float64)  # squared gradient norm (clipping)
-        self.partials = cuda.device_array(ck.PARTIALS, np.float64)
-        self.x_dev = cuda.device_array((steps, batch), np.int32)
-        self.y_dev = cuda.device_array((steps, batch), np.int32)
+
+        def dev(*shape, dtype=f32):
+            return cuda.device_array(shape, dtype)
+        self.a = [dev(steps + 1, batch, H) for _ in range(L)]  # (T+1, B, H)
+        self.c = [dev(steps + 1, batch, H) for _ in range(L)] if cfg.cell == "lstm" else None
+        G2 = {"gru": 4, "lstm": 5}.get(cfg.cell, 0)  # gate rows stored per step for backward
+        self.gates = [dev(steps, batch, G2 * H) for _ in range(L)] if G2 else None
+        self.dhh = dev(steps, batch, GH) if cfg.cell == "gru" else None  # (T, B, 3H)
+        self.dcarry = dev(steps, batch, H) if G2 else None  # (T, B, H) dh (gru) / dc (lstm)
+        self.xa = dev(steps, batch, GH)  # (T, B, GH)
+        self.dz = dev(steps, batch, GH)  # (T, B, GH)
+        self.da = dev(steps, batch, H)  # (T, B, H)
+        self.hh = dev(batch, GH)  # (B, GH) a<t> W_aa^T of the step being run
+        self.dn = dev(batch, H)  # (B, H) the recurrent gradient of the step being run
+        self.emb = dev(steps, batch, E) if E else None  # (T, B, E) W_emb[x], dropped in place
+        self.demb = dev(steps, batch, E) if E else None  # (T, B, E)
+        # dropout sites as network.Network: 0 the embedding output, 1..L-1 layer l's input, L the
+        # output layer's; masks (uploaded per window) and the dropped copies of sites 1..L
+        self.masks = ([dev(steps, batch, E) if E else None]
+                      + [dev(steps, batch, H) for _ in range(L)]) if cfg.dropout else None
+        self.drop = [None] + [dev(steps, batch, H) for _ in range(L)] if cfg.dropout else None
+        self.logits = dev(R, V)  # (R, V), overwritten by dlogits
+        self._nll = dev(R, dtype=np.float64)  # (R,)
+        self.lse = dev(R, dtype=np.float64)  # (R,)
+        self.state = dev(cfg.state_rows, batch, H)  # (S*L, B, H) carried between windows
+        self.total = dev(1, dtype=np.float64)  # summed nll of the last forward
+        self.sumsq = dev(1, dtype=np.float64)  # squared gradient norm (clipping)
+        self.partials = dev(ck.PARTIALS, dtype=np.float64)
+        self.x_dev = dev(steps, batch, dtype=np.int32)
+        self.y_dev = dev(steps, batch, dtype=np.int32)
         self.x_buf = np.zeros((steps, batch), np.int32)  # host staging, as Network's
         self.y_buf = np.zeros((steps, batch), np.int32)
         ck.fill(self.state, 0.0)  # a[l][0] is copied from it by forward, a[l][1:] written there
         self._T = 0
+        self._dropping = False
 
     def reset_state(self) -> None:
         ck.fill(self.state, 0.0)
@@ -111,32 +140,66 @@ class CudaNetwork:
         """The summed nll of the last forward window (waits for the device)."""
         return float(self.total.copy_to_host()[0])
 
-    def forward(self, x: np.ndarray, y: np.ndarray | None = None, sync: bool = True) -> float:
+    def _drop(self, site: int, a, T: int):
+        """a (T, B, W) times this window's mask at `site` (a itself without dropout; site 0, the
+        embedding output, in place)."""
+        if not self._dropping:
+            return a
+        out = self.drop[site][:T] if site else a
+        ck.mul(out, a, self.masks[site][:T])
+        return out
+
+    def forward(self, x: np.ndarray, y: np.ndarray | None = None, sync: bool = True,
+                masks: list | None = None) -> float:
         """Run a window x (T, B) int32 from the carried state, as Network.forward.
 
+        masks: the host dropout masks of `Network.draw_masks` (training only), uploaded here.
         Returns the summed nll (0 without y); with sync=False returns nan at once and leaves the
         sum on the device for `loss()` (so the backward pass is queued without waiting).
         """
-        p, T = self.params, x.shape[0]
-        R, H = T * self.B, self.cfg.hidden
+        p, cfg, T = self.params, self.cfg, x.shape[0]
+        L, H, GH, E = cfg.layers, cfg.hidden, cfg.gates * cfg.hidden, cfg.embed
+        R = T * self.B
         self._T = T
-        self.x_dev[:T].copy_to_device(np.ascontiguousarray(x, np.int32))
+        self._dropping = masks is not None and self.masks is not None
+        if self._dropping:
+            for dst, m in zip(self.masks, masks):
+                if dst is not None:
+                    dst[:T].copy_to_device(np.ascontiguousarray(m[:T], np.float32))
+        x_dev = self.x_dev[:T]
+        x_dev.copy_to_device(np.ascontiguousarray(x, np.int32))
         xa = self.xa[:T]
+        xa2 = xa.reshape(R, GH)
         below = None
-        for layer in range(self.cfg.layers):
+        for layer in range(L):
             a = self.a[layer][:T + 1]
             a[0].copy_to_device(self.state[layer])
-            if layer == 0:
-                ck.gather_input_forward(xa, p.W_ax, p.b_a[0], self.x_dev[:T])
+            if layer == 0 and E:
+                e = self.emb[:T]
+                ck.embed_forward(e, p.W_emb, x_dev)
+                e = self._drop(0, e, T)
+                ck.matmul(xa2, e.reshape(R, E), p.W_ax, trans_b=True)
+                ck.add_bias(xa2, p.b_a[0])
+            elif layer == 0:
+                ck.gather_input_forward(xa, p.W_ax, p.b_a[0], x_dev)
             else:
-                xa2 = xa.reshape(R, H)
-                ck.matmul(xa2, below[1:].reshape(R, H), p.W_ax_up[layer - 1], trans_b=True)
+                inp = self._drop(layer, below[1:], T)
+                ck.matmul(xa2, inp.reshape(R, H), p.W_ax_up[layer - 1], trans_b=True)
                 ck.add_bias(xa2, p.b_a[layer])
-            ck.rnn_forward(a, xa, p.W_aa[layer], self.act, self.W_T)
+            c = None
+            if self.c is not None:
+                c = self.c[layer][:T + 1]
+                c[0].copy_to_device(self.state[L + layer])
+            gates = self.gates[layer][:T] if self.gates is not None else None
+            cells.forward(self.cell, a, c, gates, xa, p.W_aa[layer],
+                          p.b_hn[layer] if self.cell == "gru" else None, self.act, self.hh)
             self.state[layer].copy_to_device(a[T])
+            if c is not None:
+                self.state[L + layer].copy_to_device(c[T])
             below = a
+        top = self._drop(L, below[1:], T)
         logits = self.logits[:R]
-        ck.matmul(logits, below[1:].reshape(R, H), p.W_ya, trans_b=True)
+        ck.matmul(logits, top.reshape(R, H), p.W_ya, trans_b=True)
         ck.add_bias(logits, p.b_y)
         if y is None:
             return 0.0
@@ -151,27 +214,52 @@ class CudaNetwork:
         x and y are those of the forward call (already on the device); they are accepted for the
         signature of Network.backward and not copied again.
         """
-        p, T = self.params, self._T
-        R, H = T * self.B, self.cfg.hidden
-        y_dev = self.y_dev[:T].reshape(R)
+        p, cfg, T = self.params, self.cfg, self._T
+        L, H, GH, E = cfg.layers, cfg.hidden, cfg.gates * cfg.hidden, cfg.embed
+        R = T * self.B
+        x_dev, y_dev = self.x_dev[:T], self.y_dev[:T].reshape(R)
+        drop = self._dropping
         dlogits = self.logits[:R]
         ck.softmax_xent_backward(dlogits, dlogits, self.lse[:R], y_dev, scale)
-        top = self.a[-1][1:T + 1].reshape(R, H)
-        ck.matmul(grads.W_ya, dlogits, top, trans_a=True)
+        top = (self.drop[L][:T] if drop else self.a[-1][1:T + 1]).reshape(R, H)
+        ck.matmul(grads.W_ya, dlogits, top, trans_a=True)  # tied: W_emb's, the embedding adds
         ck.col_sum(grads.b_y, dlogits)
         da, dz = self.da[:T], self.dz[:T]
-        ck.matmul(da.reshape(R, H), dlogits, p.W_ya)
-        for layer in range(self.cfg.layers - 1, -1, -1):
+        da2, dz2 = da.reshape(R, H), dz.reshape(R, GH)
+        ck.matmul(da2, dlogits, p.W_ya)
+        if drop:
+            ck.mul(da, da, self.masks[L][:T])
+        for layer in range(L - 1, -1, -1):
             a = self.a[layer][:T + 1]
-            ck.rnn_backward(dz, da, a, p.W_aa[layer], self.act)
-            dz2 = dz.reshape(R, H)
-            ck.matmul(grads.W_aa[layer], dz2, a[:T].reshape(R, H), trans_a=True)
-            if layer == 0:
+            c = self.c[layer][:T + 1] if self.c is not None else None
+            gates = self.gates[layer][:T] if self.gates is not None else None
+            dhh = self.dhh[:T] if self.dhh is not None else None
+            dcarry = self.dcarry[:T] if self.dcarry is not None else None
+            cells.backward(self.cell, dz, dhh, dcarry, da, a, c, gates, p.W_aa[layer], self.act,
+                           self.dn)
+            rec = (dhh if dhh is not None else dz).reshape(R, GH)
+            ck.matmul(grads.W_aa[layer], rec, a[:T].reshape(R, H), trans_a=True)
+            if dhh is not None:
+                ck.col_sum(grads.b_hn[layer], rec, 2 * H)
+            if layer == 0 and E:
+                e = self.emb[:T].reshape(R, E)  # dropped in place by forward
+                ck.matmul(grads.W_ax, dz2, e, trans_a=True)
+                ck.col_sum(grads.b_a[0], dz2)
+                de = self.demb[:T]
+                ck.matmul(de.reshape(R, E), dz2, p.W_ax)
+                if drop:
+                    ck.mul(de, de, self.masks[0][:T])
+                if not cfg.tie_weights:
+                    ck.fill(grads.W_emb, 0.0)
+                ck.embed_backward(grads.W_emb, de, x_dev)
+            elif layer == 0:
                 ck.fill(grads.W_ax, 0.0)
                 ck.fill(grads.b_a[0], 0.0)
-                ck.gather_input_backward(grads.W_ax, grads.b_a[0], dz, self.x_dev[:T])
+                ck.gather_input_backward(grads.W_ax, grads.b_a[0], dz, x_dev)
             else:
-                below = self.a[layer - 1][1:T + 1].reshape(R, H)
+                below = (self.drop[layer][:T] if drop else self.a[layer - 1][1:T + 1])
                 ck.col_sum(grads.b_a[layer], dz2)
-                ck.matmul(grads.W_ax_up[layer - 1], dz2, below, trans_a=True)
-                ck.matmul(da.reshape(R, H), dz2, p.W_ax_up[layer - 1])
+                ck.matmul(grads.W_ax_up[layer - 1], dz2, below.reshape(R, H), trans_a=True)
+                ck.matmul(da2, dz2, p.W_ax_up[layer - 1])
+                if drop:
+                    ck.mul(da, da, self.masks[layer][:T])

@@ -1,4 +1,5 @@
-"""Sampling on the device: the twin of `kernels.sampling.rnn_generate`, and `CudaSampler`.
+"""Sampling on the device: the twin of `kernels.generate.stack_generate` (every cell, depth and
+input kind; no top-p), and `CudaSampler`.
 
 One stream is sequential token after token, so the kernel is a single block that loops over a whole
 chunk of tokens: its threads share the H (and V) units of each step, thread 0 draws, and
@@ -23,6 +24,7 @@ import numpy as np
 from numba import cuda, int32
 
 from rnn_cli.kernels.cell import TANH
+from rnn_cli.kernels.generate import GRU, LSTM
 from rnn_cli.sample import SampleConfig, Sampler
 
 THREADS = 128  # threads of the one sampling block (H and V are walked in strides of it)
@@ -100,17 +102,20 @@ def _draw_token_dev(probs, logits, temperature, top_k, greedy, ban_id, u, scratc
 @functools.lru_cache(maxsize=None)
 def _generate_kernel(nthreads: int):
     @cuda.jit
-    def generate_kernel(out, count, uniforms, a, x0, W_ax0, W_ax_up, W_aa, b_a, W_ya, b_y, act,
-                        temperature, top_k, greedy, ban_id, stop_id, logits, probs, scratch,
-                        h_tmp):
-        """Twin of rnn_generate, launched as ONE block: out (N,) int32 out, count (1,) int32 out
-        (tokens drawn), uniforms (N,) f64, a (L,H) state in/out, logits (V,) f32, probs (V,) f64,
-        scratch (V,) f32, h_tmp (H,) f32."""
+    def generate_kernel(out, count, uniforms, cell, state, x0, W_emb, W_ax0, W_ax_up, W_aa, b_a,
+                        b_hn, has_emb, act, W_ya, b_y, temperature, top_k, greedy, ban_id,
+                        stop_id, logits, probs, scratch, xin, h_tmp):
+        """Twin of generate.stack_generate (without top-p), launched as ONE block: out (N,) int32
+        out, count (1,) int32 out (tokens drawn), uniforms (N,) f64, state (S*L, H) in/out (LSTM:
+        c in rows L..2L-1), logits (V,) f32, probs (V,) f64, scratch (V,) f32, xin (G*H,) f32,
+        h_tmp (H,) f32. W_emb is read only when has_emb, b_hn only for the GRU."""
         shared = cuda.shared.array(2, int32)  # [0]: the next input token, [1]: stop flag
         tid = cuda.threadIdx.x
-        L = a.shape[0]
-        H = a.shape[1]
+        L = W_aa.shape[0]
+        GH = W_aa.shape[1]
+        H = state.shape[1]
         V = W_ya.shape[0]
+        E = W_ax0.shape[1]
         if tid == 0:
             shared[0] = x0
             shared[1] = 0
@@ -118,26 +123,63 @@ def _generate_kernel(nthreads: int):
         n = 0
         while n < out.shape[0] and shared[1] == 0:
             x = shared[0]
-            for layer in range(L):  # rnn_step: layer by layer, through h_tmp
-                for i in range(tid, H, nthreads):
-                    s = b_a[layer, i]
-                    if layer == 0:
-                        if x >= 0:
-                            s += W_ax0[i, x]
-                    else:
+            for layer in range(L):  # generate.stack_step: the input terms, then the cell
+                for k in range(tid, GH, nthreads):
+                    s = b_a[layer, k]
+                    if layer > 0:
                         for j in range(H):
-                            s += W_ax_up[layer - 1, i, j] * a[layer - 1, j]
-                    for j in range(H):
-                        s += W_aa[layer, i, j] * a[layer, j]
-                    h_tmp[i] = math.tanh(s) if act == TANH else (s if s > 0.0 else 0.0)
+                            s += W_ax_up[layer - 1, k, j] * state[layer - 1, j]
+                    elif x >= 0 and has_emb:
+                        for j in range(E):
+                            s += W_ax0[k, j] * W_emb[x, j]
+                    elif x >= 0:
+                        s += W_ax0[k, x]
+                    xin[k] = s
                 cuda.syncthreads()
                 for i in range(tid, H, nthreads):
-                    a[layer, i] = h_tmp[i]
+                    if cell == GRU:  # gru.gru_step
+                        sr = xin[i]
+                        sz = xin[H + i]
+                        hn = b_hn[layer, i]
+                        for j in range(H):
+                            p = state[layer, j]
+                            sr += W_aa[layer, i, j] * p
+                            sz += W_aa[layer, H + i, j] * p
+                            hn += W_aa[layer, 2 * H + i, j] * p
+                        r = 1.0 / (1.0 + math.exp(-sr))
+                        z = 1.0 / (1.0 + math.exp(-sz))
+                        nn = math.tanh(xin[2 * H + i] + r * hn)
+                        h_tmp[i] = (1.0 - z) * nn + z * state[layer, i]
+                    elif cell == LSTM:  # lstm.lstm_step (c<t-1>[i] is read by unit i only)
+                        si = xin[i]
+                        sf = xin[H + i]
+                        sg = xin[2 * H + i]
+                        so = xin[3 * H + i]
+                        for j in range(H):
+                            p = state[layer, j]
+                            si += W_aa[layer, i, j] * p
+                            sf += W_aa[layer, H + i, j] * p
+                            sg += W_aa[layer, 2 * H + i, j] * p
+                            so += W_aa[layer, 3 * H + i, j] * p
+                        ig = 1.0 / (1.0 + math.exp(-si))
+                        fg = 1.0 / (1.0 + math.exp(-sf))
+                        og = 1.0 / (1.0 + math.exp(-so))
+                        cc = fg * state[L + layer, i] + ig * math.tanh(sg)
+                        state[L + layer, i] = cc
+                        h_tmp[i] = og * math.tanh(cc)
+                    else:
+                        s = xin[i]
+                        for j in range(H):
+                            s += W_aa[layer, i, j] * state[layer, j]
+                        h_tmp[i] = math.tanh(s) if act == TANH else (s if s > 0.0 else 0.0)
+                cuda.syncthreads()
+                for i in range(tid, H, nthreads):
+                    state[layer, i] = h_tmp[i]
                 cuda.syncthreads()
             for k in range(tid, V, nthreads):  # output_logits
                 s = b_y[k]
                 for j in range(H):
-                    s += W_ya[k, j] * a[L - 1, j]
+                    s += W_ya[k, j] * state[L - 1, j]
                 logits[k] = s
             cuda.syncthreads()
             if tid == 0:
@@ -155,14 +197,22 @@ def _generate_kernel(nthreads: int):
     return generate_kernel
 
 
-def rnn_generate(out, count, uniforms, a, x0, W_ax0, W_ax_up, W_aa, b_a, W_ya, b_y, act,
-                 temperature, top_k, greedy, ban_id, stop_id, logits, probs, scratch, h_tmp):
-    """Launch the one-block sampling kernel (arguments as kernels.sampling.rnn_generate, plus
-    count (1,) int32 that receives the number drawn). W_ax_up of a one-layer model may be any
-    (>=1, H, H) array: it is not read."""
-    _generate_kernel(THREADS)[1, THREADS](out, count, uniforms, a, x0, W_ax0, W_ax_up, W_aa, b_a,
-                                          W_ya, b_y, act, temperature, top_k, greedy, ban_id,
-                                          stop_id, logits, probs, scratch, h_tmp)
+def stack_generate(out, count, uniforms, cell, state, x0, W_emb, W_ax0, W_ax_up, W_aa, b_a, b_hn,
+                   act, W_ya, b_y, temperature, top_k, greedy, ban_id, stop_id, logits, probs,
+                   scratch, xin, h_tmp):
+    """Launch the one-block sampling kernel: arguments as generate.stack_generate (without top_p),
+    plus count (1,) int32 that receives the number drawn; `cell` is a generate.CELL_CODES value.
+    W_emb None: no embedding; b_hn None: not a GRU; W_ax_up of a one-layer model may be any
+    (>=1, G*H, H) array (W_aa): such blocks are not read."""
+    has_emb = W_emb is not None
+    if W_emb is None or b_hn is None:
+        dummy = cuda.device_array((1, 1), np.float32)
+        W_emb = dummy if W_emb is None else W_emb
+        b_hn = dummy if b_hn is None else b_hn
+    _generate_kernel(THREADS)[1, THREADS](out, count, uniforms, cell, state, x0, W_emb, W_ax0,
+                                          W_ax_up, W_aa, b_a, b_hn, has_emb, act, W_ya, b_y,
+                                          temperature, top_k, greedy, ban_id, stop_id, logits,
+                                          probs, scratch, xin, h_tmp)
 
 
 class CudaSampler(Sampler):
@@ -173,14 +223,19 @@ class CudaSampler(Sampler):
         super().__init__(model)
         p, cfg = model.params, model.cfg
         H, V = cfg.hidden, cfg.vocab_size
-        up = p.W_ax_up if cfg.layers > 1 else p.W_aa  # never read for one layer (see rnn_generate)
-        self.d_views = tuple(cuda.to_device(np.ascontiguousarray(v))
-                             for v in (p.W_ax, up, p.W_aa, p.b_a, p.W_ya, p.b_y))
+        up = p.W_ax_up if cfg.layers > 1 else p.W_aa  # never read for one layer
+
+        def dev(v):
+            return None if v is None else cuda.to_device(np.ascontiguousarray(v))
+        self.d_views = tuple(map(dev, (p.W_emb if cfg.embed else None, p.W_ax, up, p.W_aa, p.b_a,
+                                       p.b_hn if cfg.cell == "gru" else None)))
+        self.d_out_views = (dev(p.W_ya), dev(p.b_y))
         self.d_state = cuda.to_device(self.state)
         self.d_logits = cuda.device_array(V, np.float32)
         self.d_probs = cuda.device_array(V, np.float64)
         self.d_scratch = cuda.device_array(V, np.float32)
-        self.d_h = cuda.device_array(cfg.gates * H, np.float32)
+        self.d_xin = cuda.device_array(cfg.gates * H, np.float32)
+        self.d_h = cuda.device_array(H, np.float32)
         self.d_count = cuda.device_array(1, np.int32)
 
     def prime(self, text: str, logprob: bool = False) -> tuple[int, int]:
@@ -203,9 +258,10 @@ class CudaSampler(Sampler):
             n_max = chunk if sc.length is None else min(chunk, sc.length - drawn)
             stop_id = stop if sc.lines is not None else -1
             uniforms = cuda.to_device(rng.random(n_max))
-            rnn_generate(d_out[:n_max], self.d_count, uniforms, self.d_state, x, *self.d_views,
-                         self.act, temperature, sc.top_k, sc.greedy, ban, stop_id, self.d_logits,
-                         self.d_probs, self.d_scratch, self.d_h)
+            stack_generate(d_out[:n_max], self.d_count, uniforms, self.cell_code, self.d_state, x,
+                           *self.d_views, self.act, *self.d_out_views, temperature, sc.top_k,
+                           sc.greedy, ban, stop_id, self.d_logits, self.d_probs, self.d_scratch,
+                           self.d_xin, self.d_h)
             n = int(self.d_count.copy_to_host()[0])
             ids = d_out[:n_max].copy_to_host()[:n]
             drawn += n

@@ -16,6 +16,7 @@ import numpy as np
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.cuda import optim as co
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams
+from rnn_cli.network import Network
 from rnn_cli.params import Params
 from rnn_cli.train import Optimizer, Trainer, apply_update
 
@@ -74,7 +75,8 @@ class CudaTrainer(Trainer):
         if reset:
             net.reset_state()
         R = x.shape[0] * x.shape[1]
-        net.forward(x, y, sync=False)
+        # dropout masks: drawn from the run's Generator by the CPU network, as a CPU run draws them
+        net.forward(x, y, sync=False, masks=self.net.draw_masks(self.rng))
         net.backward(self.dgrads, x, y, 1.0 / R)
         co.clip_gradients(self.dgrads.flat, tcfg.clip, tcfg.clip_mode, net.sumsq, net.partials)
         self.dopt.update(self.dparams.flat, self.dgrads.flat)
@@ -98,12 +100,15 @@ def warm_up(cfg: ModelConfig) -> float:
     """Compile every device kernel a run uses on a tiny network (numba-cuda compiles on first
     launch); returns seconds."""
     t0 = time.perf_counter()
-    tiny = ModelConfig(**{**vars(cfg), "hidden": 2, "vocab_size": 3})
-    p = DeviceParams.from_host(Params(tiny).init(np.random.default_rng(0)))
+    tiny = ModelConfig(**{**vars(cfg), "hidden": 2, "vocab_size": 3,
+                          "embed": 2 if cfg.embed else 0})
+    host = Params(tiny).init(np.random.default_rng(0))
+    p = DeviceParams.from_host(host)
     g = DeviceParams.zeros(tiny)
     net = CudaNetwork(p, 1, 2)
     x = np.zeros((2, 1), np.int32)
-    net.forward(x, x)
+    net.forward(x, x, masks=Network(host, 1, 2, parallel=False).draw_masks(
+        np.random.default_rng(0)))
     net.backward(g, x, x, 1.0)
     for mode in ("norm", "value"):
         co.clip_gradients(g.flat, 1.0, mode, net.sumsq, net.partials)
