@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 RNN     = $(VENV)/bin/rnn-cli
 DEMO_MODEL ?= $(VENV)/demo-shakespeare.npz
 
-.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-quality bench-parity bench-venv clean-cache clean
+.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-gpu bench-quality bench-parity bench-venv clean-cache clean
 
 # pip's chatter goes to $(PIPLOG); on a failure its last lines are shown and make stops.
 PIPLOG  = $(VENV)/pip.log
@@ -84,6 +84,14 @@ $(VENV)/.installed-cuda: $(VENV)/.installed
 
 test-cudasim: $(VENV)/.installed-cuda
 	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q -m cuda tests/test_cuda.py
+
+## bench-gpu: on a GPU machine, under 5 minutes: installs the cuda extra, runs test-gpu, trains
+##            rnn/gru/lstm at H 512 and 1024 (B 64) for 30 s each on the GPU and the CPU side by
+##            side, writes bench/GPU.md. BENCH_GPU_ARGS=--dry-run: every step on the simulator,
+##            no timings (the report goes to a temporary file)
+BENCH_GPU_ARGS ?=
+bench-gpu: venv
+	$(PY) bench/gpu.py $(BENCH_GPU_ARGS)
 
 ## test-gpu: the same tests on a real GPU (skipped cleanly without one: pytest's 5 = none collected)
 test-gpu: $(VENV)/.installed-cuda

@@ -55,6 +55,7 @@ TEXT = "tea at ten.\neat a tea.\nten at a tent.\n" * 6  # V = 8: 7 characters + 
 def tiny_launches(monkeypatch):
     monkeypatch.setattr(ck, "THREADS", 16)
     monkeypatch.setattr(ck, "TILE", 4)
+    monkeypatch.setattr(ck, "REG", 2)
     monkeypatch.setattr(ck, "PARTIALS", 2)
     monkeypatch.setattr(cs, "THREADS", 4)
 
@@ -175,7 +176,7 @@ def test_embedding_dropout_product_and_offset_column_sum():
 @pytest.mark.parametrize("trans_b", (False, True))
 def test_tiled_matmul_all_transposes_ragged_tiles(trans_a, trans_b):
     rng = np.random.default_rng(2)
-    M, K, N = 7, 6, 9  # none a multiple of the 4x4 tile
+    M, K, N = 9, 6, 11  # 2 x 2 blocks of 8 x 8 (4 x 4 threads, 2 x 2 each), all ragged
     A = f32(rng, K, M) if trans_a else f32(rng, M, K)
     Bm = f32(rng, N, K) if trans_b else f32(rng, K, N)
     expect = (A.T if trans_a else A) @ (Bm.T if trans_b else Bm)

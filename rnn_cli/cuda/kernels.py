@@ -27,7 +27,8 @@ from numba import cuda, float32, float64
 
 
 THREADS = 256  # threads per block of the 1-D launches
-TILE = 16  # matmul tile: TILE x TILE threads per block
+TILE = 16  # matmul: TILE x TILE threads per block ...
+REG = 4  # ... each computing REG x REG outputs (a block: a 64 x 64 tile of the product)
 PARTIALS = 64  # blocks of the first pass of a sum reduction
 
 
@@ -196,38 +197,60 @@ def embed_backward(dW_emb, de, x) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _matmul_kernel(tile: int):
+def _matmul_kernel(tile: int, reg: int):
+    block = tile * reg  # a block computes a (block x block) tile of C
+
     @cuda.jit
     def matmul_kernel(C, A, B, trans_a, trans_b):
         """C (M,N) = op(A) (M,K) @ op(B) (K,N); op = transpose when trans_*. Tiled through shared
-        memory: each block loads a tile of op(A) and op(B) per K-step (llm.c's matmul_forward)."""
-        sA = cuda.shared.array((tile, tile), float32)
-        sB = cuda.shared.array((tile, tile), float32)
+        memory and registers: (tile x tile) threads per block, each computing reg x reg outputs
+        (rows ty + tile*r, columns tx + tile*s: neighbouring threads touch neighbouring columns);
+        per K-step of `tile` the block loads a (block x tile) slab of op(A) and a (tile x block)
+        slab of op(B), and every value loaded from shared memory feeds `reg` multiply-adds."""
+        sA = cuda.shared.array((block, tile), float32)
+        sB = cuda.shared.array((tile, block), float32)
+        acc = cuda.local.array((reg, reg), float32)
+        a_r = cuda.local.array(reg, float32)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
-        row = cuda.blockIdx.y * tile + ty
-        col = cuda.blockIdx.x * tile + tx
+        row0 = cuda.blockIdx.y * block
+        col0 = cuda.blockIdx.x * block
         M = C.shape[0]
         N = C.shape[1]
         K = A.shape[0] if trans_a else A.shape[1]
-        acc = float32(0.0)
+        for r in range(reg):
+            for c in range(reg):
+                acc[r, c] = 0.0
         for k0 in range(0, K, tile):
-            ka = k0 + tx
-            if row < M and ka < K:
-                sA[ty, tx] = A[ka, row] if trans_a else A[row, ka]
-            else:
-                sA[ty, tx] = 0.0
-            kb = k0 + ty
-            if kb < K and col < N:
-                sB[ty, tx] = B[col, kb] if trans_b else B[kb, col]
-            else:
-                sB[ty, tx] = 0.0
+            for r in range(reg):
+                row = row0 + ty + tile * r
+                ka = k0 + tx
+                if row < M and ka < K:
+                    sA[ty + tile * r, tx] = A[ka, row] if trans_a else A[row, ka]
+                else:
+                    sA[ty + tile * r, tx] = 0.0
+                col = col0 + tx + tile * r
+                kb = k0 + ty
+                if kb < K and col < N:
+                    sB[ty, tx + tile * r] = B[col, kb] if trans_b else B[kb, col]
+                else:
+                    sB[ty, tx + tile * r] = 0.0
             cuda.syncthreads()
             for kk in range(tile):
-                acc += sA[ty, kk] * sB[kk, tx]
+                for r in range(reg):
+                    a_r[r] = sA[ty + tile * r, kk]
+                for c in range(reg):
+                    b = sB[kk, tx + tile * c]
+                    for r in range(reg):
+                        acc[r, c] += a_r[r] * b
             cuda.syncthreads()
-        if row < M and col < N:
-            C[row, col] = acc
+        for r in range(reg):
+            row = row0 + ty + tile * r
+            if row < M:
+                for c in range(reg):
+                    col = col0 + tx + tile * c
+                    if col < N:
+                        C[row, col] = acc[r, c]
 
     return matmul_kernel
 
@@ -235,8 +258,9 @@ def _matmul_kernel(tile: int):
 def matmul(C, A, B, trans_a: bool = False, trans_b: bool = False) -> None:
     """C = op(A) @ op(B) (overwrites C), float32 2-D device arrays."""
     M, N = C.shape
-    grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE)
-    _matmul_kernel(TILE)[grid, (TILE, TILE)](C, A, B, trans_a, trans_b)
+    block = TILE * REG
+    grid = ((N + block - 1) // block, (M + block - 1) // block)
+    _matmul_kernel(TILE, REG)[grid, (TILE, TILE)](C, A, B, trans_a, trans_b)
 
 
 # ---------------------------------------------------------------------------------------------
