@@ -6,7 +6,9 @@
 
 1. installs the `cuda` extra into this Python (`pip install -e '.[cuda]'`; a failure is recorded
    and the run goes on when numba-cuda is importable anyway, e.g. on a machine without network);
-2. runs `make test-gpu` (the simulator tests of tests/test_cuda.py, on the GPU);
+2. runs `make test-gpu` (the simulator tests of tests/test_cuda.py, on the GPU), then times
+   rnn-cli's tiled matmul on the step and window shapes of H 1024, B 64 against cuBLAS (through
+   CuPy or torch when one is installed; neither is a dependency: the column says so otherwise);
 3. trains rnn / gru / lstm at H 512 and H 1024, B 64, T 64, one-hot char input, on
    corpora/shakespeare.txt for --seconds each on the GPU and on the CPU, and writes bench/GPU.md:
    training tokens/s of both, the GPU's speed-up, the GPU's name.
@@ -69,6 +71,71 @@ def worker(jobs: list[list[str]]) -> None:
         print(json.dumps(res), flush=True)
 
 
+MATMULS = [  # (M, K, N) of C = A @ B^T: a step's recurrent product at B 64 (rnn, gru, lstm at
+    # H 1024), and a window's products at B 64 x T 64 (an upper layer's input terms, the output)
+    (64, 1024, 1024), (64, 1024, 3072), (64, 1024, 4096), (4096, 1024, 3072), (4096, 1024, 65)]
+
+
+def matmul_worker(dry: bool) -> None:
+    """rnn-cli's tiled matmul against cuBLAS (through CuPy or torch, when either is installed) on
+    the shapes of MATMULS; one JSON line per shape. Dry run: one tiny shape, tiny launches."""
+    import numpy as np
+    from numba import cuda
+
+    from rnn_cli.cuda import kernels as ck
+
+    shapes, reps = ([(5, 3, 6)], 1) if dry else (MATMULS, 20)
+    if dry:
+        ck.TILE, ck.REG = 2, 2
+    lib = None
+    try:
+        import cupy as lib_mod  # noqa: F401
+        lib = "cupy"
+    except ImportError:
+        try:
+            import torch
+            lib = "torch" if torch.cuda.is_available() else None
+        except ImportError:
+            pass
+    rng = np.random.default_rng(0)
+    for M, K, N in shapes:
+        a = rng.standard_normal((M, K)).astype(np.float32)
+        b = rng.standard_normal((N, K)).astype(np.float32)
+        A, B, C = cuda.to_device(a), cuda.to_device(b), cuda.device_array((M, N), np.float32)
+        ck.matmul(C, A, B, trans_b=True)
+        cuda.synchronize()
+        err = float(np.abs(C.copy_to_host() - a @ b.T).max() / max(1.0, np.abs(a @ b.T).max()))
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            ck.matmul(C, A, B, trans_b=True)
+        cuda.synchronize()
+        ours = 2.0 * M * N * K * reps / (time.perf_counter() - t0) / 1e9
+        theirs = None
+        if lib == "cupy":
+            import cupy
+            x, y = cupy.asarray(a), cupy.asarray(b)
+            x @ y.T
+            cupy.cuda.runtime.deviceSynchronize()
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                x @ y.T
+            cupy.cuda.runtime.deviceSynchronize()
+            theirs = 2.0 * M * N * K * reps / (time.perf_counter() - t0) / 1e9
+        elif lib == "torch":
+            import torch
+            torch.backends.cuda.matmul.allow_tf32 = False  # float32 products, as ours
+            x, y = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+            x @ y.T
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                x @ y.T
+            torch.cuda.synchronize()
+            theirs = 2.0 * M * N * K * reps / (time.perf_counter() - t0) / 1e9
+        print(json.dumps({"shape": [M, K, N], "ours_gflops": ours, "cublas_gflops": theirs,
+                          "via": lib, "max_rel_err": err}), flush=True)
+
+
 def run(cmd: list[str], env=None, timeout=None) -> tuple[int, str, float]:
     t0 = time.perf_counter()
     try:
@@ -89,12 +156,17 @@ def main(argv=None) -> int:
     ap.add_argument("--extra", default="cuda", help="the extra to install (cuda, cuda12, cuda13)")
     ap.add_argument("--no-install", action="store_true", help="skip the pip install step")
     ap.add_argument("--no-tests", action="store_true", help="skip the make test-gpu step")
-    ap.add_argument("--dry-run", action="store_true", help="everything on the simulator, no timings")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="everything on the simulator, no timings")
     ap.add_argument("--out", help="the report (default bench/GPU.md; dry run: a temporary file)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--matmul-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         worker(json.loads(args.worker))
+        return 0
+    if args.matmul_worker:
+        matmul_worker(args.dry_run)
         return 0
     t_start = time.perf_counter()
     env = dict(os.environ)
@@ -130,6 +202,11 @@ def main(argv=None) -> int:
                    or "error" in s.lower()]
         note(f"make {target}", f"{'passed' if rc == 0 else f'FAILED (exit {rc})'} in {secs:.0f} s: "
              f"{(summary or [tail(text, 1)])[-1].strip('= ')}")
+    rc, text, secs = run([sys.executable, __file__, "--matmul-worker"]
+                         + (["--dry-run"] if args.dry_run else []), env, timeout=120)
+    matmuls = [json.loads(s) for s in text.splitlines() if s.startswith("{")]
+    note("matmul vs cuBLAS", f"{len(matmuls)} shapes in {secs:.0f} s" if rc == 0 else
+         f"failed, exit {rc}: {tail(text, 2)}")
     seconds = None if args.dry_run else args.seconds
     B, T = (2, 4) if args.dry_run else (BATCH, SEQ)
     hiddens = (8, 12) if args.dry_run else HIDDENS
@@ -162,7 +239,7 @@ def main(argv=None) -> int:
     note("training runs", f"{len(configs)} configurations x 2 devices in "
          f"{time.perf_counter() - t_train:.0f} s")
     write_report(out, device_name, steps, results, configs, args, cpu_threads, B, T,
-                 time.perf_counter() - t_start)
+                 time.perf_counter() - t_start, matmuls)
     print(f"bench-gpu: wrote {out} ({time.perf_counter() - t_start:.0f} s end to end)",
           file=sys.stderr)
     return 0
@@ -172,7 +249,8 @@ def _rate(r: dict | None) -> float | None:
     return None if not r or "error" in r else r.get("tokens_per_sec")
 
 
-def write_report(out, device_name, steps, results, configs, args, cpu_threads, B, T, total_s):
+def write_report(out, device_name, steps, results, configs, args, cpu_threads, B, T, total_s,
+                 matmuls):
     dry = args.dry_run
     lines = ["# rnn-cli on a GPU (`make bench-gpu`)", ""]
     if dry:
@@ -197,8 +275,16 @@ def write_report(out, device_name, steps, results, configs, args, cpu_threads, B
         lines.append(f"| {c} | {H} | {f'{rg:,.0f}' if rg else (g or {}).get('error', '-')} | "
                      f"{f'{rc:,.0f}' if rc else (cpu or {}).get('error', '-')} | "
                      f"{f'{rg / rc:.1f}x' if rg and rc else '-'} | {loss(g)} | {loss(cpu)} |")
-    lines += ["", "Tokens/s are rnn-cli's own training figure (tokens of the timed steps over their "
-              "wall time; compilation and the final validation excluded)."]
+    lines += ["", "| matmul C = A B^T, M x K x N | rnn-cli tiled GFLOP/s | cuBLAS GFLOP/s | "
+              "ratio | max rel. error |", "|---|---:|---:|---:|---:|"]
+    for m in matmuls:
+        cb = m["cublas_gflops"]
+        lines.append(f"| {' x '.join(map(str, m['shape']))} | {m['ours_gflops']:,.0f} | "
+                     + (f"{cb:,.0f} (via {m['via']}) | {m['ours_gflops'] / cb:.2f} | " if cb
+                        else "- (neither CuPy nor torch installed) | - | ")
+                     + f"{m['max_rel_err']:.1e} |")
+    lines += ["", "Tokens/s are rnn-cli's own training figure (tokens of the timed steps over "
+              "their wall time; compilation and the final validation excluded)."]
     Path(out).write_text("\n".join(lines) + "\n")
 
 

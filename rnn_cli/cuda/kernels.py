@@ -222,19 +222,25 @@ def _matmul_kernel(tile: int, reg: int):
             for c in range(reg):
                 acc[r, c] = 0.0
         for k0 in range(0, K, tile):
+            # loads: threads next to each other in x read neighbouring addresses of A and B
+            # (coalesced) whether or not the operand is transposed
             for r in range(reg):
-                row = row0 + ty + tile * r
-                ka = k0 + tx
-                if row < M and ka < K:
-                    sA[ty + tile * r, tx] = A[ka, row] if trans_a else A[row, ka]
+                if trans_a:  # A (K, M): sA[m, k] = A[k, m]
+                    m = row0 + tx + tile * r
+                    k = k0 + ty
+                    sA[tx + tile * r, ty] = A[k, m] if m < M and k < K else 0.0
                 else:
-                    sA[ty + tile * r, tx] = 0.0
-                col = col0 + tx + tile * r
-                kb = k0 + ty
-                if kb < K and col < N:
-                    sB[ty, tx + tile * r] = B[col, kb] if trans_b else B[kb, col]
+                    m = row0 + ty + tile * r
+                    k = k0 + tx
+                    sA[ty + tile * r, tx] = A[m, k] if m < M and k < K else 0.0
+                if trans_b:  # B (N, K): sB[k, n] = B[n, k]
+                    n = col0 + ty + tile * r
+                    k = k0 + tx
+                    sB[tx, ty + tile * r] = B[n, k] if n < N and k < K else 0.0
                 else:
-                    sB[ty, tx + tile * r] = 0.0
+                    n = col0 + tx + tile * r
+                    k = k0 + ty
+                    sB[ty, tx + tile * r] = B[k, n] if n < N and k < K else 0.0
             cuda.syncthreads()
             for kk in range(tile):
                 for r in range(reg):
