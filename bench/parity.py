@@ -102,7 +102,7 @@ def commands(a, arm, H, steps, seed, train, held, model) -> dict[str, list[str]]
             "--level", "char", "--cell", cell, "--hidden", str(H), "--embed", str(H if embed else 0),
             "--layers", str(layers), "--dropout", str(dropout), "--batch-size", str(B),
             "--seq-len", str(T), "--optim", "adam", "--lr", str(LR), "--clip", str(CLIP),
-            "--steps", str(steps), "--eval-every", str(steps), "--seed", str(seed),
+            "--lr-schedule", "constant", "--steps", str(steps), "--eval-every", str(steps), "--seed", str(seed),
             "--threads", "1", "--json"]
     torch = [a.peer_python, a.peer, "--impl", "torch", "--cell", cell, "--hidden", str(H),
              "--emb", str(H), "--layers", str(layers), "--dropout", str(dropout),

@@ -26,6 +26,7 @@ unset and the same --threads. Run from the project root; raw outputs go to --res
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import math
 import os
@@ -58,6 +59,11 @@ def parse_args(argv=None):
     p.add_argument("--peer-python", default=os.path.join(".venv-bench", "bin", "python"))
     p.add_argument("--python", default=sys.executable, help="interpreter that runs rnn_cli")
     p.add_argument("--ours", default="", help="extra rnn-cli train flags (default: none)")
+    p.add_argument("--concurrent", action="store_true",
+                   help="start every arm of a task at the same time (give each --threads 1 on "
+                        "2 cores): on a machine other work also loads, the arms then share the "
+                        "same load, where runs one after the other would not")
+    p.add_argument("--ptb-ours", default="", help="extra rnn-cli train flags on PTB (default: none)")
     p.add_argument("--out", default=os.path.join("bench", "QUALITY.md"))
     p.add_argument("--results", default=os.path.join("bench", "results", "quality"))
     return p.parse_args(argv)
@@ -97,6 +103,14 @@ def ours_cmd(a, *args) -> list[str]:
     return [a.python, "-m", "rnn_cli", *args]
 
 
+def run_arms(a, arms):
+    """Call each arm (a function returning its row), one after the other or all at once."""
+    if not a.concurrent:
+        return [arm() for arm in arms]
+    with concurrent.futures.ThreadPoolExecutor(len(arms)) as pool:
+        return list(pool.map(lambda arm: arm(), arms))
+
+
 def shakespeare(a, tmp, rows, notes):
     corpus = os.path.join(a.shared, "corpora", "tinyshakespeare.txt")
     if not os.path.exists(corpus):
@@ -111,22 +125,29 @@ def shakespeare(a, tmp, rows, notes):
             f.write(part)
     secs = a.minutes * 60
     model = os.path.join(tmp, "shakespeare.npz")
-    cmd = ours_cmd(a, "train", train, "-o", model, "--val-frac", "0", "--max-seconds",
-                   f"{secs:g}", "--threads", str(a.threads), "--json", *shlex.split(a.ours))
-    rc, res, _ = run(cmd, os.path.join(a.results, "shakespeare_ours.log"), secs * 3 + 900)
-    scmd = ours_cmd(a, "score", "-m", model, "--total", held, "--json", "--threads", str(a.threads))
-    rc2, score, _ = run(scmd, os.path.join(a.results, "shakespeare_ours_score.log"), 1800)
-    rows.append(dict(task="shakespeare", arm="rnn-cli defaults", rc=rc or rc2,
-                     loss=score.get("nats_per_token", score.get("loss")), res=res,
-                     cmd=shown(cmd, tmp) + "\n" + shown(scmd, tmp)))
-    for arm, flags in PEER_ARMS.items():
+
+    def ours():
+        cmd = ours_cmd(a, "train", train, "-o", model, "--val-frac", "0", "--max-seconds",
+                       f"{secs:g}", "--threads", str(a.threads), "--json", *shlex.split(a.ours))
+        rc, res, _ = run(cmd, os.path.join(a.results, "shakespeare_ours.log"), secs * 3 + 900)
+        scmd = ours_cmd(a, "score", "-m", model, "--total", held, "--json", "--threads",
+                        str(a.threads))
+        rc2, score, _ = run(scmd, os.path.join(a.results, "shakespeare_ours_score.log"), 1800)
+        return dict(task="shakespeare", arm="rnn-cli defaults", rc=rc or rc2,
+                    loss=score.get("nats_per_token", score.get("loss")), res=res,
+                    cmd=shown(cmd, tmp) + "\n" + shown(scmd, tmp))
+
+    def peer(arm, flags):
         cmd = [a.peer_python, os.path.join(a.shared, "bench", "peers.py"), "--impl", "torch",
                *flags, "--batch", "32", "--seq", "64", "--vocab-file", corpus, "--val-frac", "0.1",
                "--seconds", f"{secs:g}", "--eval-streams", "1", "--threads", str(a.threads)]
         name = arm.replace(" ", "_").lower()
         rc, res, _ = run(cmd, os.path.join(a.results, f"shakespeare_{name}.log"), secs * 3 + 900)
-        rows.append(dict(task="shakespeare", arm=arm, rc=rc, loss=res.get("val_loss"), res=res,
-                         cmd=shown(cmd, tmp)))
+        return dict(task="shakespeare", arm=arm, rc=rc, loss=res.get("val_loss"), res=res,
+                    cmd=shown(cmd, tmp))
+
+    rows += run_arms(a, [ours] + [lambda arm=arm, flags=flags: peer(arm, flags)
+                                  for arm, flags in PEER_ARMS.items()])
 
 
 def ptb(a, tmp, rows, notes):
@@ -136,18 +157,25 @@ def ptb(a, tmp, rows, notes):
         notes.append(f"PTB skipped: {folder}/ptb.{{train,valid,test}}.txt are missing")
         return
     secs = a.ptb_minutes * 60
-    cmd = ours_cmd(a, "train", files[0], "-o", os.path.join(tmp, "ptb.npz"), "--level", "word",
-                   "--tokenizer", "space", "--vocab-size", "10000", "--valid", files[1],
-                   "--test", files[2], "--max-seconds", f"{secs:g}", "--threads", str(a.threads),
-                   "--json")
-    rc, res, _ = run(cmd, os.path.join(a.results, "ptb_ours.log"), secs * 3 + 900)
-    rows.append(dict(task="ptb", arm="rnn-cli word defaults", rc=rc, ppl=res.get("test_ppl"),
-                     res=res, cmd=shown(cmd, tmp)))
-    cmd = [a.peer_python, os.path.join(a.shared, "bench", "wlm_anchor.py"), "--data", folder,
-           "--minutes", f"{a.ptb_minutes:g}", "--threads", str(a.threads)]
-    rc, res, _ = run(cmd, os.path.join(a.results, "ptb_wlm.log"), secs * 3 + 900)
-    rows.append(dict(task="ptb", arm="torch word_language_model recipe", rc=rc,
-                     ppl=res.get("test_ppl"), res=res, cmd=shown(cmd, tmp)))
+
+    def ours():
+        cmd = ours_cmd(a, "train", files[0], "-o", os.path.join(tmp, "ptb.npz"), "--level",
+                       "word", "--tokenizer", "space", "--vocab-size", "10000", "--valid",
+                       files[1], "--test", files[2], "--max-seconds", f"{secs:g}", "--threads",
+                       str(a.threads), "--json", *shlex.split(a.ptb_ours))
+        rc, res, _ = run(cmd, os.path.join(a.results, "ptb_ours.log"), secs * 3 + 900)
+        arm = "rnn-cli word " + ("defaults" if not a.ptb_ours else "defaults + " + a.ptb_ours)
+        return dict(task="ptb", arm=arm, rc=rc, ppl=res.get("test_ppl"), res=res,
+                    cmd=shown(cmd, tmp))
+
+    def wlm():
+        cmd = [a.peer_python, os.path.join(a.shared, "bench", "wlm_anchor.py"), "--data", folder,
+               "--minutes", f"{a.ptb_minutes:g}", "--threads", str(a.threads)]
+        rc, res, _ = run(cmd, os.path.join(a.results, "ptb_wlm.log"), secs * 3 + 900)
+        return dict(task="ptb", arm="torch word_language_model recipe", rc=rc,
+                    ppl=res.get("test_ppl"), res=res, cmd=shown(cmd, tmp))
+
+    rows += run_arms(a, [ours, wlm])
 
 
 def names(a, tmp, rows, notes):
@@ -179,12 +207,16 @@ def write_report(a, rows, notes, started, machine):
     g = machine.get("gemm_gflops", {})
     lines = ["# Quality in the same minutes: rnn-cli's defaults vs PyTorch (bench/quality.py)", "",
              f"Written by `python bench/quality.py` on "
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({a.threads} threads; "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({a.threads} thread{'s' if a.threads != 1 else ''} per run; "
              f"tasks {a.tasks}; Shakespeare {a.minutes:g} min, PTB {a.ptb_minutes:g} min per run; "
              f"{(time.time() - started) / 60:.0f} min in all). Machine: 1024³ float32 GEMM "
              f"{g.get('1')} GF/s on 1 thread, {g.get('2')} on 2 (the rate `bench/speed.py` "
-             "records). Every figure below was measured in this one invocation, one run after "
-             "the other; compare them with each other, not with another machine's.", ""]
+             "records). Every figure below was measured in this one invocation, "
+             + ("the arms of each task at the same time (`--concurrent`), so they shared "
+                "whatever else loaded the machine" if a.concurrent else "one run after the other")
+             + f"; compare them with each other, not with another machine's. Load average at "
+             f"the start: {machine.get('load', '?')}; at the end: "
+             f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}.", ""]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     sh = [r for r in rows if r["task"] == "shakespeare"]
     if sh:
@@ -227,7 +259,8 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     os.chdir(ROOT)
     os.makedirs(a.results, exist_ok=True)
-    machine = {"gemm_gflops": gemm_rates(None)}
+    machine = {"gemm_gflops": gemm_rates(None),
+               "load": " ".join(f"{x:.1f}" for x in os.getloadavg())}
     rows, notes, started = [], [], time.time()
     tasks = [t for t in a.tasks.split(",") if t]
     with tempfile.TemporaryDirectory(prefix="rnn-cli-quality-") as tmp:

@@ -193,7 +193,23 @@ def cmdline(template, **kw):
 
 
 def show(argv):
-    return " ".join(q(a) for a in argv)
+    """The command as a reader reruns it from the project root: no paths of this machine (the
+    project's own files relative to it, the shared folder as ../shared, temp files as $TMP)."""
+    def rel(w):
+        w = str(w)
+        if not os.path.isabs(w):
+            return w
+        tmp = tempfile.gettempdir()
+        if w.startswith(tmp + os.sep) and os.path.basename(os.path.dirname(w)).startswith("rnn-bench-"):
+            return "$TMP/" + os.path.basename(w)
+        shared = os.path.abspath(os.path.join(REPO, "..", "shared"))
+        for root, shown in ((REPO, ""), (shared, "../shared/")):
+            real = os.path.realpath(root)
+            for r in {root, real}:
+                if w.startswith(r + os.sep):
+                    return shown + os.path.relpath(w, r)
+        return w
+    return " ".join(r if r.startswith("$TMP/") else q(r) for r in map(rel, argv))
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -823,7 +839,7 @@ def write_md(path, s, a, rows, ex, meta):
     cmds += [r["cmd"] for r in ex.get("score-lines") or [] if r.get("cmd")]
     cmds += [r["cmd"] for r in (ex.get("softmax-epoch") or {}).values() if r.get("cmd")]
     if cmds:
-        L += ["## Exact commands\n", "Temporary paths (`/tmp/rnn-bench-*`) are deleted at the end; the "
+        L += ["## Exact commands\n", "Temporary paths (`$TMP/`, a `rnn-bench-*` folder of the system temp dir) are deleted at the end; the "
               "PTB file for rnn-cli is ptb.train.txt + ptb.valid.txt with `--val-frac` = the valid share of "
               "tokens, so its validation set is exactly ptb.valid.txt.\n", "```"] + cmds + ["```", ""]
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from rnn_cli.config import ModelConfig, TrainConfig
+from rnn_cli.config import LR_SCHEDULES, ModelConfig, TrainConfig
 from rnn_cli.errors import UsageError
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
 
@@ -18,7 +18,7 @@ ARCH = ("level", "cell", "activation", "hidden", "layers", "dropout", "embed", "
 VOCAB_FLAGS = {"vocab_size": "vocab_max", "min_count": "min_count", "lower": "lower",
                "tokenizer": "tokenizer"}
 TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optim", "clip", "clip_mode", "steps", "epochs",
-               "max_seconds", "val_frac", "eval_every", "sample_every", "seed", "lr_decay", "valid",
+               "max_seconds", "val_frac", "eval_every", "sample_every", "seed", "lr_decay", "lr_schedule", "valid",
                "test")
 DEFAULT_EPOCHS = 10  # when no stopping rule is given
 DEFAULT_CELL = "gru"  # what `rnn-cli train` uses without --cell (README "Cells, layers and ...")
@@ -116,6 +116,10 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--lr-decay", type=finite_float(0.0, False), metavar="F",
                    help="divide the learning rate by F whenever the validation loss does not "
                         "improve (word_language_model uses 4; default: 0, off)")
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                   help="the learning rate over the run: cosine falls from --lr to 0 as the run "
+                        "nears its end (the first of --steps, --epochs, --max-seconds); constant "
+                        f"keeps it (default: {t.lr_schedule})")
     g = p.add_argument_group("stopping and reporting")
     g.add_argument("--steps", type=positive_int, help="stop after this many optimizer steps "
                    "in total (with --resume: counting the earlier ones)")
@@ -335,16 +339,6 @@ def _train_loop(args, ui, trainer, out) -> int:
     task, last = None, {"val": "-"}
     t_start = time.perf_counter()
 
-    def frac(info):
-        f = []
-        if tcfg.steps:
-            f.append(info["step"] / tcfg.steps)
-        if tcfg.epochs:
-            f.append(info["epoch"] / tcfg.epochs)
-        if tcfg.max_seconds:
-            f.append(info["elapsed"] / tcfg.max_seconds)
-        return min(1.0, max(f)) if f else 0.0
-
     def on_event(kind, info):
         if kind == "eval":
             checkpoint.save(trainer.to_model(), out)
@@ -357,7 +351,7 @@ def _train_loop(args, ui, trainer, out) -> int:
                 progress.console.print(line, style="dim", highlight=False)
             return
         if progress is not None and (info["step"] % 5 == 0 or info["step"] == 1):
-            progress.update(task, completed=frac(info) * 1000, step=info["step"],
+            progress.update(task, completed=info["progress"] * 1000, step=info["step"],
                             loss=_fmt(info["loss"]), val=last["val"],
                             rate=f"{info['tok_s'] / 1000:.0f}k tok/s")
         preview(info["step"])

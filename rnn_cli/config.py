@@ -18,6 +18,7 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # G, gate blocks per cell
 ACTIVATIONS = ("tanh", "relu")
 OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop")
 CLIP_MODES = ("norm", "value")
+LR_SCHEDULES = ("cosine", "constant")  # --lr-schedule; the first is the default (README)
 TOKENIZERS = ("words", "space")
 SOFTMAXES = ("full", "classes")
 
@@ -118,6 +119,10 @@ class TrainConfig:
     lower: bool = False
     tokenizer: str = "words"
     lr_decay: float = 0.0  # divide lr by this when validation loss does not improve; 0: off
+    # the learning rate over the run: "cosine" falls from --lr to 0 as the run nears its end (the
+    # first of --steps, --epochs, --max-seconds reached); "constant" keeps it. Files written before
+    # the field existed trained at a constant rate (checkpoint.load fills that in).
+    lr_schedule: str = LR_SCHEDULES[0]
     valid: str = ""  # validation file instead of the tail split ("": use --val-frac)
     test: str = ""  # test file, scored with the best parameters at the end ("": none)
     extra: dict = field(default_factory=dict)
@@ -140,6 +145,7 @@ class TrainConfig:
             raise UsageError(f"--vocab-size must be at least 2 (got {self.vocab_max})",
                              hint="a language model needs at least two symbols to choose between")
         for name, choices in (("optim", OPTIMIZERS), ("clip_mode", CLIP_MODES),
+                              ("lr_schedule", LR_SCHEDULES),
                               ("tokenizer", TOKENIZERS)):
             if getattr(self, name) not in choices:
                 raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}")

@@ -85,7 +85,8 @@ class Optimizer:
                  pieces: list[tuple[int, int, float]] | None = None):
         self.cfg, self.t = cfg, step
         self.pieces = pieces or [(0, n, 1.0)]
-        self.lr = cfg.lr  # divided by --lr-decay on a validation plateau
+        self.base_lr = cfg.lr  # divided by --lr-decay on a validation plateau
+        self.lr = cfg.lr  # the next update's rate: base_lr times the schedule's factor
         names = {"adam": ("m", "v"), "adagrad": ("h",), "rmsprop": ("h",), "sgd": ()}[cfg.optim]
         self.state = {k: np.zeros(n, np.float32) for k in names}
         for k, v in (state or {}).items():
@@ -115,6 +116,13 @@ def apply_update(rules, name: str, lr: float, t: int, pieces, p, g, s: dict) -> 
             rules.rmsprop_update(p[a:b], g[a:b], s["h"][a:b], lr * f, 0.99, 1e-8)
         else:
             rules.sgd_update(p[a:b], g[a:b], lr * f)
+
+
+def lr_factor(schedule: str, progress: float) -> float:
+    """The schedule's share of the base learning rate at `progress` (0..1) of the run."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
 
 
 def clip_gradients(g: np.ndarray, clip: float, mode: str) -> float:
@@ -166,7 +174,7 @@ class Trainer:
         self.opt = Optimizer(tcfg, len(self.params), model.opt, step=self.step,
                              pieces=lr_pieces(self.params, tcfg.optim))
         if st.get("lr_base") == tcfg.lr:  # same --lr as before: continue the decayed rate
-            self.opt.lr = float(st.get("lr", tcfg.lr))
+            self.opt.base_lr = self.opt.lr = float(st.get("lr", tcfg.lr))
         self.batches = Batches(train_ids, tcfg.batch_size, tcfg.seq_len)
         if "batches" in st:
             self.batches.load_state_dict(st["batches"])
@@ -201,6 +209,23 @@ class Trainer:
         """
         net = self.eval_net if params is self.params else eval_network(params)
         return sequence_nll(net, ids, start_id(self.model.vocab))
+
+    def progress(self, elapsed: float) -> float:
+        """How far the run is towards its end, 0..1: the furthest of step / --steps, tokens /
+        (--epochs x tokens per epoch) and this invocation's elapsed seconds / --max-seconds."""
+        tcfg, f = self.tcfg, 0.0
+        if tcfg.steps:
+            f = max(f, self.step / tcfg.steps)
+        if tcfg.epochs:
+            f = max(f, self.tokens / (tcfg.epochs * self.batches.tokens_per_epoch))
+        if tcfg.max_seconds:
+            f = max(f, elapsed / tcfg.max_seconds)
+        return min(f, 1.0)
+
+    def set_rate(self, elapsed: float) -> None:
+        """The next update's learning rate: the (plateau-decayed) base rate times the schedule."""
+        f = lr_factor(self.tcfg.lr_schedule, self.progress(elapsed))
+        self.opt.lr = self.opt.base_lr * f
 
     def train_step(self) -> float:
         """One optimizer step on the next window; returns its mean nats per token."""
@@ -242,6 +267,7 @@ class Trainer:
             if reason:
                 break
             t0 = time.perf_counter()
+            self.set_rate(t0 - wall0)
             loss = self.train_step()
             dt = time.perf_counter() - t0
             step_time += dt
@@ -253,8 +279,10 @@ class Trainer:
                          "far was kept")
             recent.append(loss)
             tail.append(loss)
+            elapsed = time.perf_counter() - wall0
             info = {"step": self.step, "loss": loss, "tok_s": step_tokens / max(step_time, 1e-9),
-                    "elapsed": time.perf_counter() - wall0, "epoch": self.tokens / n_train}
+                    "elapsed": elapsed, "epoch": self.tokens / n_train,
+                    "progress": self.progress(elapsed)}
             on_event("step", info)
             if self.step % tcfg.eval_every == 0 and self._eval_due(wall0, step_tokens / step_time):
                 self._eval_event(on_event, recent, wall0)
@@ -314,6 +342,7 @@ class Trainer:
                      "was kept")
         improved = math.isnan(val) or val < self.best_val
         if not improved and self.tcfg.lr_decay:  # word_language_model: lr /= 4 on a plateau
+            self.opt.base_lr /= self.tcfg.lr_decay
             self.opt.lr /= self.tcfg.lr_decay
         if improved:
             self.best_val = val if not math.isnan(val) else self.best_val
@@ -322,7 +351,7 @@ class Trainer:
         self.history.append([self.step, train_loss, val, elapsed])
         on_event("eval", {"step": self.step, "train_loss": train_loss, "val_loss": val,
                           "best": improved, "epoch": self.tokens / self.batches.tokens_per_epoch,
-                          "lr": self.opt.lr})
+                          "lr": self.opt.base_lr})
 
     def to_model(self, *, with_resume: bool = True) -> Model:
         """The model file's content now: best parameters, and what a resume needs."""
@@ -330,7 +359,7 @@ class Trainer:
         best.flat[:] = self.best_flat
         same = np.array_equal(best.flat, self.params.flat)
         state = dict(self.model.state)
-        state.update(step=self.step, tokens=self.tokens, best_val=self.best_val, lr=self.opt.lr,
+        state.update(step=self.step, tokens=self.tokens, best_val=self.best_val, lr=self.opt.base_lr,
                      lr_base=self.tcfg.lr,
                      seconds=self.seconds, batches=self.batches.state_dict(),
                      carry=self.net.state.ravel().tolist())

@@ -75,12 +75,13 @@ def test_old_model_file_without_new_fields_loads_and_samples_the_same(files):
     meta = json.loads(str(arrays["meta"][()]))
     for k in ("dropout", "embed", "tie_weights"):
         del meta["model"][k]
-    for k in ("lr_decay", "valid", "test"):
+    for k in ("lr_decay", "valid", "test", "lr_schedule"):
         del meta["train"][k]
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(out, **arrays)
     m = checkpoint.load(str(out))
     assert (m.cfg.dropout, m.cfg.embed, m.cfg.tie_weights) == (0.0, 0, False)
+    assert m.train_cfg.lr_schedule == "constant"  # how files without the field were trained
     assert rnn("sample", "-m", out, "-n", "40", "--seed", "5").stdout == before
 
 
@@ -93,7 +94,8 @@ def test_lr_decay_divides_on_plateau():
 
     vocab = build_vocab("abcab\n", "char")
     cfg = ModelConfig(cell="gru", hidden=4, vocab_size=len(vocab)).validate()
-    tcfg = TrainConfig(batch_size=2, seq_len=4, lr=0.5, lr_decay=4.0, steps=6, eval_every=1)
+    tcfg = TrainConfig(batch_size=2, seq_len=4, lr=0.5, lr_decay=4.0, steps=6, eval_every=1,
+                       lr_schedule="constant")
     ids = np.arange(60, dtype=np.int32) % len(vocab)
     tr = Trainer(Model(cfg, vocab, Params(cfg).init(np.random.default_rng(0))), tcfg, ids, ids[:9],
                  np.random.default_rng(0))
@@ -106,9 +108,9 @@ def test_lr_decay_divides_on_plateau():
         lr = lr if best else lr / 4.0
         assert got == pytest.approx(lr)
     assert [b for b, _ in lrs][:6] == [True, True, False, True, False, True]
-    assert tr.opt.lr == pytest.approx(0.5 / 16)
+    assert tr.opt.base_lr == pytest.approx(0.5 / 16)
     m = tr.to_model()  # a resume continues the decayed rate, unless --lr changed
-    assert Trainer(m, tcfg, ids, ids[:9], np.random.default_rng(0)).opt.lr == tr.opt.lr
+    assert Trainer(m, tcfg, ids, ids[:9], np.random.default_rng(0)).opt.lr == tr.opt.base_lr
     other = TrainConfig(**{**vars(tcfg), "lr": 0.1})
     assert Trainer(m, other, ids, ids[:9], np.random.default_rng(0)).opt.lr == 0.1
 

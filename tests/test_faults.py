@@ -204,8 +204,10 @@ def _arrays(path):
 
 def check_resume_is_bit_identical(tmp_path, corpus, n, m, threads):
     one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    # a constant rate: under the cosine schedule a run of N steps is not the start of one of N+M
+    # (its rate falls to 0 by step N); test_interrupted_cosine_run_resumes_bit_identically
     common = ("--hidden", "8", "--batch-size", "4", "--seq-len", "8", "--threads", str(threads),
-              "--eval-every", "10", "--seed", "5", "-q")
+              "--eval-every", "10", "--seed", "5", "-q", "--lr-schedule", "constant")
     ok(rnn("train", corpus, "-o", one, "--steps", str(n + m), *common))
     ok(rnn("train", corpus, "-o", two, "--steps", str(n), *common))
     ok(rnn("train", corpus, "--resume", "-o", two, "--steps", str(n + m), "--threads",
@@ -235,6 +237,40 @@ def test_resume_is_bit_identical(tmp_path, small_corpus):
 def test_resume_is_bit_identical_with_parallel_kernels(tmp_path, small_corpus):
     """The same with 2 threads (batch-parallel kernels, threaded BLAS) and a resume mid-epoch."""
     check_resume_is_bit_identical(tmp_path, small_corpus, 50, 100, threads=2)
+
+
+def test_interrupted_cosine_run_resumes_bit_identically(tmp_path):
+    """A run stopped early (Ctrl-C) and resumed toward the same --steps follows the same cosine
+    rates, so it ends bit for bit where the uninterrupted run ends."""
+    from rnn_cli.config import ModelConfig, TrainConfig
+    from rnn_cli.params import Params
+    from rnn_cli.train import Trainer
+    from rnn_cli.vocab import build_vocab
+
+    text = "to be or not to be, that is the question\n" * 6
+    vocab = build_vocab(text, "char")
+    ids, _ = vocab.encode(text)
+    cfg = ModelConfig(cell="gru", hidden=6, vocab_size=len(vocab)).validate()
+    tcfg = TrainConfig(batch_size=3, seq_len=7, steps=25, eval_every=10, seed=3,
+                       lr=0.01, lr_schedule="cosine").validate()
+
+    def trainer(model=None):
+        rng = np.random.default_rng(3)
+        model = model or checkpoint.Model(cfg, vocab, Params(cfg).init(rng), tcfg)
+        if model.rng_state is not None:
+            rng.bit_generator.state = model.rng_state
+        return Trainer(model, tcfg, ids[:200], ids[200:], rng)
+
+    whole = trainer()
+    whole.run()
+    first = trainer()
+    first.run(should_stop=lambda: first.step >= 12)
+    checkpoint.save(first.to_model(), tmp_path / "m.npz")
+    rest = trainer(checkpoint.load(str(tmp_path / "m.npz")))
+    assert rest.step == 12
+    rest.run()
+    np.testing.assert_array_equal(whole.params.flat, rest.params.flat)
+    assert whole.opt.lr == rest.opt.lr > 0.0
 
 
 def test_resume_with_conflicting_architecture_is_an_error(tmp_path, small_corpus, base_model):

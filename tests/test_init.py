@@ -143,7 +143,8 @@ def test_equal_steps_match_torch(cell, tmp_path):
     ours = subprocess.run(
         [sys.executable, "-m", "rnn_cli", "train", str(train), "--valid", str(held), "-o",
          str(tmp_path / "m.npz"), "--cell", cell, "--embed", "128", "--dropout", "0",
-         "--batch-size", "32", "--seq-len", "64", "--eval-every", "200", "--json", *common],
+         "--batch-size", "32", "--seq-len", "64", "--eval-every", "200", "--json",
+         "--lr-schedule", "constant", *common],  # the peer's rate
         capture_output=True, text=True, env=env, check=True)
     peer = subprocess.run(
         [py, PEERS, "--impl", "torch", "--cell", cell, "--vocab-file", CORPUS, "--batch", "32",

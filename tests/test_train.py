@@ -184,3 +184,42 @@ def test_validation_budget_skips_only_intermediate_validations(budget):
     exact = sequence_nll(net, val_ids, start_id(vocab)) / len(val_ids)
     assert math.isclose(summary["val_loss"], exact, rel_tol=1e-6)
     assert summary["best_val_loss"] <= summary["val_loss"]
+
+
+def _rates(tcfg_changes, steps=10):
+    """The learning rate of every update of a short run."""
+    trainer = _trainer(TEXT30 * 3, hidden=4, steps=steps, seq=8, lr=0.01)
+    trainer.tcfg = TrainConfig(**{**vars(trainer.tcfg), **tcfg_changes}).validate()
+    rates = []
+    trainer.run(lambda kind, info: rates.append(trainer.opt.lr) if kind == "step" else None)
+    return rates, trainer
+
+
+def test_cosine_schedule_falls_from_lr_to_zero_over_the_steps():
+    from rnn_cli.train import lr_factor
+
+    assert [lr_factor("cosine", f) for f in (0.0, 0.5, 1.0)] == pytest.approx([1.0, 0.5, 0.0])
+    rates, trainer = _rates({"lr_schedule": "cosine"})
+    expect = [0.01 * 0.5 * (1 + math.cos(math.pi * k / 10)) for k in range(10)]
+    assert rates == pytest.approx(expect, rel=1e-12)
+    assert trainer.opt.base_lr == 0.01  # what the model file stores as the rate to resume from
+    assert trainer.to_model().state["lr"] == 0.01
+
+
+def test_constant_schedule_keeps_the_rate():
+    rates, _ = _rates({"lr_schedule": "constant"})
+    assert rates == [0.01] * 10
+
+
+def test_progress_is_the_furthest_of_steps_epochs_and_seconds():
+    _, trainer = _rates({"lr_schedule": "constant"}, steps=4)
+    per_epoch = trainer.batches.tokens_per_epoch
+    assert trainer.progress(0.0) == pytest.approx(1.0)  # 4 of 4 steps
+    trainer.tcfg = TrainConfig(**{**vars(trainer.tcfg), "steps": 8, "max_seconds": 10.0})
+    assert trainer.progress(2.0) == pytest.approx(0.5)  # steps lead
+    assert trainer.progress(7.5) == pytest.approx(0.75)  # the clock leads
+    assert trainer.progress(99.0) == 1.0
+    epochs = 2 * trainer.tokens / per_epoch
+    trainer.tcfg = TrainConfig(**{**vars(trainer.tcfg), "steps": 0, "max_seconds": 0.0,
+                                  "epochs": epochs})
+    assert trainer.progress(0.0) == pytest.approx(0.5)
