@@ -94,7 +94,8 @@ def top_k(probs: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass
 class LineScore:
-    """One scored sentence. nll (N,) float64 holds -ln P of each token given the ones before."""
+    """One scored sentence (a row of `rnn-cli score`). ids (N,) int32 are its tokens with the
+    end-of-line symbol; nll (N,) float64 holds -ln P of each token given the ones before."""
 
     lineno: int
     line: str
@@ -107,12 +108,22 @@ class LineScore:
         return int(self.ids.shape[0])
 
     @property
+    def tokens(self) -> int:
+        """Tokens scored (with the end-of-line symbol): the `tokens` column."""
+        return self.n
+
+    @property
     def logprob(self) -> float:
         """ln P(line): the sum of the per-token log-probabilities (chain rule)."""
         return -float(self.nll.sum())
 
     @property
+    def log10prob(self) -> float:
+        return self.logprob / math.log(10.0)
+
+    @property
     def perplexity(self) -> float:
+        """exp(-logprob / tokens); inf when it overflows."""
         return _exp(-self.logprob / self.n)
 
 
@@ -193,7 +204,7 @@ def score_lines(scorer: Scorer, lines: Iterable[tuple[int, str]],
     pending: list[LineScore] = []
     for lineno, raw in lines:
         line = raw.rstrip("\n")
-        if not line.strip():
+        if not line.strip():  # = is_blank(raw)
             continue
         seen = True
         try:
@@ -212,8 +223,17 @@ def score_lines(scorer: Scorer, lines: Iterable[tuple[int, str]],
             pending = []
     yield from _score_group(batcher, pending)
     if not seen:
-        raise CorpusError("nothing to score: the input is empty or has only blank lines",
-                          hint="give a file or pipe with one sentence per line")
+        raise nothing_to_score()
+
+
+def nothing_to_score() -> CorpusError:
+    return CorpusError("nothing to score: the input is empty or has only blank lines",
+                       hint="give a file or pipe with one sentence per line")
+
+
+def is_blank(raw: str) -> bool:
+    """A line `score_lines` skips."""
+    return not raw.rstrip("\n").strip()
 
 
 def _score_group(batcher: BatchScorer | None, group: list[LineScore]) -> list[LineScore]:
