@@ -207,7 +207,8 @@ class _dask_scoring:
         self.session = dask_score.Session.open(self.args.dask, threads=self.args.threads,
                                                verbose=self.args.verbose > 0)
         self.ui.debug(f"dask: {self.session.describe()}")
-        return lambda lines, batch: self.session.score_lines(self.lm, lines, batch)
+        return lambda lines, batch: self.session.score_lines(self.lm, lines, batch,
+                                                             tokens=self.args.tokens)
 
     def __exit__(self, *exc) -> None:
         if self.session is not None:

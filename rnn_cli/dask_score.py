@@ -12,9 +12,10 @@ the rows back in order:
   the batches of a single-process run and the numbers are the same, bit for bit); at most
   `window` chunks are in flight (two per worker thread), so memory stays bounded on an endless
   stdin;
-- the rows come back as a few numpy arrays per chunk (token ids, per-token -ln P, line numbers)
-  and are yielded in input order as `score.LineScore`s, the lines' text taken from the client's
-  copy of the chunk.
+- the rows come back as a few numpy arrays per chunk: per line its number, token count, OOV
+  count and ln P (32 bytes a line; with `tokens`, also every token id and -ln P, 12 bytes a
+  token), and are yielded in input order, the lines' text taken from the client's copy of the
+  chunk.
 
 `--total` is refused with --dask (in cli_query): it carries the state across the whole input, so
 each chunk would need the state at the end of the one before.
@@ -142,10 +143,11 @@ class Session:
             self.cluster.close()
 
     def score_lines(self, lm: api.Model, lines: Iterable[str], batch: int = 1,
-                    chunk_lines: int = CHUNK_LINES,
-                    window: int | None = None) -> Iterator[score.LineScore]:
+                    tokens: bool = False, chunk_lines: int = CHUNK_LINES,
+                    window: int | None = None) -> Iterator[score.LineScore | LineTotal]:
         """`lm.score_lines(lines, batch_size=batch)`, the chunks scored on the workers: the same
-        rows, in the same order, with the same errors (raised after the rows before them)."""
+        rows, in the same order, with the same errors (raised after the rows before them).
+        Without `tokens`, rows are `LineTotal`s (no per-token ids and nll: less to send back)."""
         with open(lm.path, "rb") as f:  # the file `lm` was loaded from, validated again there
             data = f.read()
         digest = hashlib.sha256(data).hexdigest()
@@ -159,7 +161,7 @@ class Session:
 
         def submit():
             fut = self.client.submit(_score_chunk, shipped, digest, lm.path, buf, first, batch,
-                                     self.threads, pure=False)
+                                     self.threads, tokens, pure=False)
             inflight.append((first, buf, fut))
 
         try:
@@ -184,10 +186,24 @@ class Session:
             raise score.nothing_to_score()
 
 
-def _rows(first: int, lines: list[str], fut) -> Iterator[score.LineScore]:
-    """The LineScores of one chunk, then its error (if a line could not be scored)."""
+class LineTotal:
+    """A row of `score` without its tokens: what `score.LineScore` gives, but for `ids`/`nll`."""
+
+    __slots__ = ("lineno", "line", "n", "unknown", "logprob")
+
+    def __init__(self, lineno: int, line: str, n: int, unknown: int, logprob: float):
+        self.lineno, self.line, self.n, self.unknown, self.logprob = \
+            lineno, line, n, unknown, logprob
+
+    tokens = property(lambda self: self.n)
+    log10prob = score.LineScore.log10prob
+    perplexity = score.LineScore.perplexity
+
+
+def _rows(first: int, lines: list[str], fut) -> Iterator[score.LineScore | LineTotal]:
+    """The rows of one chunk, then its error (if a line could not be scored)."""
     try:
-        linenos, lengths, ids, nll, unknown, error = fut.result()
+        linenos, lengths, unknown, logprob, ids, nll, error = fut.result()
     except RnnCliError:
         raise
     except Exception as e:  # a worker died, the connection broke, ...
@@ -199,6 +215,9 @@ def _rows(first: int, lines: list[str], fut) -> Iterator[score.LineScore]:
     for k in range(linenos.shape[0]):
         lineno = int(linenos[k])
         line = lines[lineno - first].rstrip("\n")
+        if ids is None:
+            yield LineTotal(lineno, line, int(lengths[k]), int(unknown[k]), float(logprob[k]))
+            continue
         a, b = int(starts[k]), int(ends[k])
         yield score.LineScore(lineno, line, ids[a:b], nll[a:b], int(unknown[k]))
     if error is not None:
@@ -231,9 +250,10 @@ def _worker_model(data: bytes, digest: str, name: str, threads: int | None) -> a
 
 
 def _score_chunk(data: bytes, digest: str, name: str, lines: list[str], first: int, batch: int,
-                 threads: int | None):
-    """Score one chunk on a worker: (line numbers, tokens per line, ids, nll, unknown per line,
-    None or the (class name, message, hint) of the error that stopped it)."""
+                 threads: int | None, tokens: bool):
+    """Score one chunk on a worker: (line numbers, tokens per line, unknown per line, ln P per
+    line, with `tokens` every token id and nll (else None, None), None or the (class name,
+    message, hint) of the error that stopped it)."""
     rows, error = [], None
     try:
         lm = _worker_model(data, digest, name, threads)
@@ -243,8 +263,11 @@ def _score_chunk(data: bytes, digest: str, name: str, lines: list[str], first: i
         error = (type(e).__name__, e.message, e.hint)
     linenos = np.array([r.lineno for r in rows], np.int64)
     lengths = np.array([r.n for r in rows], np.int64)
-    ids = np.concatenate([r.ids for r in rows]).astype(np.int32) if rows else \
-        np.zeros(0, np.int32)
-    nll = np.concatenate([r.nll for r in rows]) if rows else np.zeros(0, np.float64)
     unknown = np.array([r.unknown for r in rows], np.int64)
-    return linenos, lengths, ids, nll, unknown, error
+    logprob = np.array([r.logprob for r in rows], np.float64)  # the float LineScore gives
+    ids = nll = None
+    if tokens:
+        ids = np.concatenate([r.ids for r in rows]).astype(np.int32) if rows else \
+            np.zeros(0, np.int32)
+        nll = np.concatenate([r.nll for r in rows]) if rows else np.zeros(0, np.float64)
+    return linenos, lengths, unknown, logprob, ids, nll, error

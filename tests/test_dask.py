@@ -81,12 +81,16 @@ def test_session_rows_equal_one_process_over_many_chunks(session, word_model, te
     lines = text.splitlines(keepends=True)
     for batch in (1, 4):
         one = list(lm.score_lines(lines, batch_size=batch))
-        dist = list(session.score_lines(lm, iter(lines), batch, chunk_lines=100, window=2))
+        dist = list(session.score_lines(lm, iter(lines), batch, tokens=True, chunk_lines=100,
+                                        window=2))
         assert len(dist) == len(one) > 1000
         for a, b in zip(one, dist):
             assert (a.lineno, a.line, a.unknown) == (b.lineno, b.line, b.unknown)
             np.testing.assert_array_equal(a.ids, b.ids)
             np.testing.assert_array_equal(a.nll, b.nll)  # bit for bit, not approximately
+        lean = list(session.score_lines(lm, iter(lines), batch, chunk_lines=300))
+        assert [(r.lineno, r.line, r.tokens, r.unknown, r.logprob, r.perplexity) for r in lean] \
+            == [(r.lineno, r.line, r.tokens, r.unknown, r.logprob, r.perplexity) for r in one]
 
 
 @pytest.mark.parametrize("flags", [(), ("--batch-size", "1", "--json"), ("--tokens", "--log10"),
