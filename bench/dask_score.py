@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -151,7 +152,7 @@ def main() -> int:
 Written by `bench/dask_score.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
 Machine: {cores} cores (shared with other work: load average {load0[0]:.2f} / {load0[1]:.2f} /
 {load0[2]:.2f} before, {load1[0]:.2f} / {load1[1]:.2f} / {load1[2]:.2f} after; the figures move
-with it, the ratios less). Model: word level, ptb.train.txt for {a.train_seconds:g} s,
+with it, the ratios less). Model ({model.stat().st_size / 2**20:.0f} MB file): word level, ptb.train.txt for {a.train_seconds:g} s,
 {cfg.cell} H {cfg.hidden}, V {cfg.vocab_size}, softmax {cfg.softmax}. Input: ptb.test.txt x
 {a.repeat} = {n_lines:,} lines, {n_tokens:,} tokens (with <EOS>); `--batch-size` 256 (the
 default). Best of {a.rounds} interleaved rounds. Every arm's rows equal the one-process rows bit
@@ -175,6 +176,7 @@ Commands (end to end): {'; '.join(f'`{best[n]["cmd"]}`' for n, _, _ in arms)}.
 """
     Path(a.out).write_text(md)
     print(md)
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -54,6 +54,15 @@ class Scorer:
         self.net = net if net is not None else eval_network(model.params)
         self.start = start_id(model.vocab)
         self.make_net = make_net or (lambda b, t: Network(model.params, b, t, parallel=True))
+        self._batchers: dict[int, BatchScorer] = {}
+
+    def batcher(self, batch: int) -> BatchScorer:
+        """The B-stream network of `score_lines` for `batch` lines, built on first use and kept
+        (a Python API user or a Dask worker scores chunk after chunk with the same one)."""
+        if batch not in self._batchers:
+            self._batchers.clear()  # one size at a time: its buffers are the large part
+            self._batchers[batch] = BatchScorer(self, batch)
+        return self._batchers[batch]
 
     def sentence_nll(self, ids: np.ndarray, out: np.ndarray | None = None) -> float:
         """-ln P(ids) from a<0> = 0, the start symbol as first input; per-token nll in `out`."""
@@ -200,7 +209,7 @@ def score_lines(scorer: Scorer, lines: Iterable[tuple[int, str]],
     before it, and for an input without any non-blank line.
     """
     vocab, seen = scorer.vocab, False
-    batcher = BatchScorer(scorer, batch) if batch > 1 else None
+    batcher = scorer.batcher(batch) if batch > 1 else None
     pending: list[LineScore] = []
     for lineno, raw in lines:
         line = raw.rstrip("\n")
