@@ -94,7 +94,8 @@ class Model:
 
     def __init__(self, file: checkpoint.Model, device: str = "cpu", path: str | None = None,
                  requested: str | None = None, warn: Warn | None = None):
-        """Wrap an already validated `checkpoint.Model` (use `Model.load` to read a file)."""
+        """Wrap an already validated `checkpoint.Model` (use `Model.load` to read a file); it
+        stays available as `.file` (config, vocabulary, parameters, training state)."""
         self.file, self.device, self.path = file, device, path
         self.requested = requested or device  # the device asked for ("auto" may fall back)
         self._warn = warn or _default_warn
@@ -242,9 +243,10 @@ class Model:
         """Novel text, drawn token by token from a<0> = 0 (after feeding `prime`).
 
         length: tokens to draw (None: 500, or no limit when `lines` is given; 0: no limit);
-        lines: stop after this many end-of-line symbols. temperature / top_k (0: all) / top_p (1: all) shape each draw; argmax takes
-        the most probable token; beam=K searches the K most probable continuations instead
-        (length_norm: compare finished lines by logP / tokens**alpha). `<UNK>` is never drawn
+        lines: stop after this many end-of-line symbols. temperature / top_k (0: all) / top_p
+        (1: all) shape each draw; argmax takes the most probable token; beam=K searches the K
+        most probable continuations instead (length_norm: compare finished lines by
+        logP / tokens**alpha). `<UNK>` is never drawn
         unless allow_unk. seed: the same seed gives the same text.
         Returns a `Sampling`: iterate it for the decoded text pieces (the prime is not
         repeated). With prime_logprob, its `prime_logprob` is ln P(prime) from the start symbol.

@@ -95,7 +95,8 @@ def test_predict_and_sample_are_the_commands(lm, char_path):
                                                         for x in c["next"]]
     assert (p.context_tokens, p.oov) == (3, 0)
     probs, n, unknown = lm.next_probs("emm")
-    assert probs.shape == (lm.vocab_size,) and probs.sum() == pytest.approx(1, abs=1e-6)  # float32 logits
+    assert probs.shape == (lm.vocab_size,)
+    assert probs.sum() == pytest.approx(1, abs=1e-6)  # from float32 logits
     text = lm.sample(60, temperature=0.7, seed=5).text()
     cli = rnn("sample", "-m", char_path, "-n", "60", "--temperature", "0.7", "--seed", "5")
     assert cli.stdout.decode() == text + ("" if text.endswith("\n") else "\n")
