@@ -131,6 +131,16 @@ def test_total_and_device_are_refused_with_dask(address, char_model):
     assert p.returncode == 2 and b"--dask scores on the workers' CPUs" in p.stderr
 
 
+def test_workers_of_another_version_are_refused(session, monkeypatch):
+    from rnn_cli import dask_score
+    from rnn_cli.errors import RnnCliError
+
+    monkeypatch.setattr(dask_score, "__version__", "0.0.0-client")
+    with pytest.raises(RnnCliError, match="this client 0.0.0-client") as e:
+        session._check_workers("tcp://x")
+    assert "install rnn-cli 0.0.0-client on every worker" in e.value.hint
+
+
 def test_bad_addresses(char_model, monkeypatch):
     pytest.importorskip("distributed")
     from rnn_cli import dask_score
