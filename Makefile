@@ -14,7 +14,7 @@ pip_quiet = $(PIP) $(1) >>$(PIPLOG) 2>&1 || { tail -n 25 $(PIPLOG) >&2; \
 	echo "make: pip $(1) failed (the whole log: $(PIPLOG))" >&2; exit 1; }
 
 # in a variable: a literal comma would split $(call)'s arguments
-TEST_CUDA = '.[test,cuda]'
+TEST_CUDA = '.[test,cuda,dask]'
 
 $(VENV)/.installed: pyproject.toml
 	@echo "installing rnn-cli and its dependencies into $(VENV) (pip's log: $(PIPLOG))"
@@ -31,8 +31,9 @@ demo: venv
 	$(RNN) train corpora/shakespeare.txt -o $(DEMO_MODEL) --max-seconds 60
 	$(RNN) sample -m $(DEMO_MODEL) --prime "ROMEO:" --temperature 0.8 -n 600 --seed 1
 
-## test: the whole suite (what .ci/run runs): compiled kernels, the tiny kernel tests again with
-## JIT off, and the CUDA kernels on numba's simulator (no GPU needed)
+## test: the whole suite (what .ci/run runs): compiled kernels (with the dask extra, for the
+## LocalCluster tests of `score --dask`), the tiny kernel tests again with JIT off, and the CUDA
+## kernels on numba's simulator (no GPU needed)
 test: $(VENV)/.installed-cuda
 	$(PY) -m pytest -q -m "not slow"
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_beam_kernels.py tests/test_train.py tests/test_cells.py tests/test_class_softmax.py
@@ -76,9 +77,10 @@ bench: venv bench-venv
 	$(PY) bench/speed.py --peer-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
 ## test-cudasim: the CUDA kernels under numba's simulator, no GPU needed (.ci/run runs it after
-## `test`); it adds the `cuda` extra (numba-cuda, ~17 MB of wheels) to the same venv
+## `test`); it adds the `cuda` extra (numba-cuda, ~17 MB of wheels) and the `dask` extra (dask +
+## distributed, for tests/test_dask.py) to the same venv
 $(VENV)/.installed-cuda: $(VENV)/.installed
-	@echo "adding numba-cuda (the cuda extra, for the simulator pass) to $(VENV)"
+	@echo "adding numba-cuda and dask (the cuda and dask extras, for the simulator and Dask tests) to $(VENV)"
 	@$(call pip_quiet,install -e $(TEST_CUDA))
 	@touch $@
 

@@ -205,6 +205,19 @@ def load(path: str, level: str | None = None) -> Model:
                              hint=_HINT) from None
 
 
+def load_bytes(data: bytes, name: str, level: str | None = None) -> Model:
+    """`load` for a model file's bytes (read elsewhere, e.g. shipped to a Dask worker): the same
+    checks; `name` only labels the messages."""
+    arrays = read_npz(name, _wanted, _HINT, data=data)
+    try:
+        return _from_arrays(arrays, name, level)
+    except ModelFileError:
+        raise
+    except Exception as e:
+        raise ModelFileError(f"{name}: invalid model file ({type(e).__name__}: {e})",
+                             hint=_HINT) from None
+
+
 def _wanted(name: str) -> bool:
     return name in _NAMES or name.startswith(("param.", "opt."))
 

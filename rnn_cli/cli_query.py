@@ -5,8 +5,9 @@ score   one row per input line: ln P(line + <EOS>), tokens, perplexity, line (ta
 predict the k most probable next tokens after a context, with their probabilities
 info    what a model file is, with its train/validation loss curve (text, JSON or SVG)
 
-The computing lives in `score.py` (sentence scores) and `model_info.py` (the description); this
-module parses flags and writes rows. Notes and warnings go to stderr through `ui`.
+The computing goes through the Python API (`api.Model`: score.py's sentence scores, predictions),
+`dask_score.py` (`score --dask`) and `model_info.py` (the description); this module parses flags
+and writes rows. Notes and warnings go to stderr through `ui`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def add_score_parser(sub, formatter, common, model_choice) -> None:
                                    "separated): log P, tokens, perplexity, line. Blank lines are "
                                    "skipped.")
     p.set_defaults(handler=run_score)
-    p.add_argument("file", metavar="FILE", nargs="?",
-                   help="text, one sentence per line; - (or nothing, when piped) reads stdin")
+    p.add_argument("file", metavar="FILE", nargs="*",
+                   help="text, one sentence per line; several FILEs are read in turn, as `cat` "
+                        "would give them; - (or nothing, when piped) reads stdin")
     model_choice(p)
     g = p.add_argument_group("output")
     g.add_argument("--total", action="store_true",
@@ -49,6 +51,12 @@ def add_score_parser(sub, formatter, common, model_choice) -> None:
                    help="lines scored at once in parallel streams (default: %(default)s); rows "
                         "still come in input order, in blocks of 8 batches; 1: each row as soon "
                         "as its line is read. Not used by --total (one stream)")
+    g.add_argument("--dask", metavar="ADDRESS",
+                   help="score the lines on a Dask cluster: a scheduler address (e.g. "
+                        "tcp://10.0.0.5:8786), or local:N to start N worker processes here. "
+                        "The model goes once to each worker, the lines in chunks; the rows are "
+                        "those of a single-process run, in input order. Not with --total. Needs "
+                        "the dask extra: pip install 'rnn-cli\\[dask]'")  # \\[: not rich markup
     g.add_argument("--encoding", default="utf-8", help="text encoding of FILE (default: utf-8)")
     g.add_argument("--errors", choices=("strict", "replace", "ignore"), default="strict",
                    help="what to do with undecodable bytes (default: strict)")
@@ -90,36 +98,12 @@ def add_info_parser(sub, formatter, common, model_choice) -> None:
 
 # -------------------------------------------------------------------- shared
 def _load(args, ui):
-    from rnn_cli import checkpoint
+    """The model of -m/--level on --device, through the Python API (`api.Model.load`)."""
+    from rnn_cli import api, checkpoint
 
-    from rnn_cli.cuda.backend import resolve as resolve_device
-
-    requested = getattr(args, "device", "cpu")
-    args.device = resolve_device(requested, ui.warn)
-    if getattr(args, "threads", None):
-        from rnn_cli.kernels import _jit
-
-        _jit.set_threads(args.threads)
-    model = checkpoint.load(checkpoint.resolve_model_path(args.model, args.level), args.level)
-    from rnn_cli.cuda.backend import for_model
-
-    args.device = for_model(args.device, requested, model.cfg, ui.warn)
-    return model
-
-
-def _scorer(model, device: str):
-    """The validation forward path, on the GPU for --device cuda (same window, same numbers up
-    to float32 rounding)."""
-    from rnn_cli import score
-
-    if device != "cuda":
-        return score.Scorer(model)
-    from rnn_cli.cuda.network import CudaNetwork, DeviceParams
-    from rnn_cli.train import EVAL_WINDOW
-
-    dparams = DeviceParams.from_host(model.params)
-    return score.Scorer(model, net=CudaNetwork(dparams, 1, EVAL_WINDOW),
-                        make_net=lambda batch, steps: CudaNetwork(dparams, batch, steps))
+    path = checkpoint.resolve_model_path(args.model, args.level)
+    return api.Model.load(path, level=args.level, device=getattr(args, "device", "cpu"),
+                          threads=getattr(args, "threads", None), warn=ui.warn)
 
 
 def _num(x):
@@ -132,36 +116,39 @@ def _dump(obj) -> str:
 
 # -------------------------------------------------------------------- score
 def run_score(args, ui) -> int:
-    from rnn_cli import score
     from rnn_cli.model_info import show_symbol
 
     if args.total and (args.tokens or args.sort):
         raise UsageError("--total gives one summary; it cannot be combined with --tokens or "
                          "--sort", hint="drop --total to get one row per line")
-    path = args.file
-    if path is None:
+    if args.dask:
+        _check_dask(args)
+    paths = args.file or []
+    if not paths:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("no input: give FILE, or pipe text in",
                              hint="e.g. `echo \"the cat sat\" | rnn-cli score --level word`")
-        path = "-"
-    model = _load(args, ui)
-    scorer = _scorer(model, args.device)
-    name, stream = score.open_input(path, args.encoding, args.errors)
+        paths = ["-"]
+    lm = _load(args, ui)
+    lines = _input_lines(paths, args.encoding, args.errors)
     out, tty = sys.stdout, sys.stdout.isatty()
     base = LN10 if args.log10 else 1.0
-    with stream:
-        lines = score.read_lines(name, stream)
-        if args.total:
-            return _score_total(args, ui, scorer, lines, out)
-        results = score.score_lines(scorer, lines, batch=args.batch_size)
+    if args.total:
+        return _score_total(args, lm, lines, out)
+    with _dask_scoring(args, lm, ui) as dask_score:
+        if dask_score is not None:
+            results = dask_score(lines, args.batch_size)
+        else:
+            results = lm.score_lines(lines, batch_size=args.batch_size)
         if args.sort:
             results = sorted(results, key=lambda r: -r.logprob)
         oov = oov_lines = n_lines = 0
+        symbols = lm.file.vocab.symbols
         for r in results:
             n_lines += 1
             oov += r.unknown
             oov_lines += r.unknown > 0
-            syms = [model.vocab.symbols[i] for i in r.ids.tolist()] if args.tokens else None
+            syms = [symbols[i] for i in r.ids.tolist()] if args.tokens else None
             if args.json:
                 out.write(_dump(_line_json(r, syms)) + "\n")
             else:
@@ -178,6 +165,56 @@ def run_score(args, ui) -> int:
     return 0
 
 
+def _input_lines(paths: list[str], encoding: str, errors: str):
+    """The raw lines of every FILE in turn, as `cat FILE...` would give them (each file opened
+    when its turn comes; '-' is standard input)."""
+    from rnn_cli import score
+
+    for path in paths:
+        name, stream = score.open_input(path, encoding, errors)
+        with stream:
+            for _, raw in score.read_lines(name, stream):
+                yield raw
+
+
+def _check_dask(args) -> None:
+    """Usage errors of --dask, before anything is loaded."""
+    if args.total:
+        raise UsageError("--total carries the state across the whole input as one stream; "
+                         "it cannot be split over Dask workers",
+                         hint="drop --dask for --total, or drop --total: each row of --dask "
+                              "starts from a<0> = 0")
+    if args.device != "cpu":
+        raise UsageError("--dask scores on the workers' CPUs; --device applies to one process",
+                         hint="drop --device, or drop --dask")
+    from rnn_cli import dask_score  # the optional extra: only with --dask
+
+    dask_score.require()  # not installed: one line and the install hint, before any work
+
+
+class _dask_scoring:
+    """Context: None without --dask; else `score(lines, batch)` on the cluster of --dask,
+    which is shut down (local:N) or disconnected on exit."""
+
+    def __init__(self, args, lm, ui):
+        self.args, self.lm, self.ui, self.session = args, lm, ui, None
+
+    def __enter__(self):
+        if not self.args.dask:
+            return None
+        from rnn_cli import dask_score  # the optional extra: only with --dask
+
+        self.session = dask_score.Session.open(self.args.dask, threads=self.args.threads,
+                                               verbose=self.args.verbose > 0)
+        self.ui.debug(f"dask: {self.session.describe()}")
+        return lambda lines, batch: self.session.score_lines(self.lm, lines, batch,
+                                                             tokens=self.args.tokens)
+
+    def __exit__(self, *exc) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
 def _line_json(r, syms) -> dict:
     d = {"line": r.line, "logprob": r.logprob, "log10prob": r.logprob / LN10, "tokens": r.n,
          "perplexity": _num(r.perplexity), "oov": r.unknown}
@@ -187,28 +224,23 @@ def _line_json(r, syms) -> dict:
     return d
 
 
-def _score_total(args, ui, scorer, lines, out) -> int:
-    from rnn_cli import score
-
-    total = score.TotalScore(scorer)
-    vocab = scorer.vocab
-    for ids, unknown, n_lines in score.total_blocks(vocab, lines):
-        total.add(ids, unknown, n_lines)
-    s = total.finish()
-    if vocab.level == "char":
-        s["bits_per_char"] = s["nats_per_token"] / math.log(2.0)
-    s["perplexity"] = _num(s["perplexity"])
+def _score_total(args, lm, lines, out) -> int:
+    t = lm.score_total(lines)
     if args.json:
-        s["log10prob"] = s["logprob"] / LN10
+        s = {"lines": t.lines, "tokens": t.tokens, "oov": t.oov, "logprob": t.logprob,
+             "nats_per_token": t.nats_per_token, "perplexity": _num(t.perplexity)}
+        if t.bits_per_char is not None:
+            s["bits_per_char"] = t.bits_per_char
+        s["log10prob"] = t.log10prob
         out.write(_dump(s) + "\n")
     else:
-        rows = [("lines", s["lines"]), ("tokens", s["tokens"]), ("oov", s["oov"]),
+        rows = [("lines", t.lines), ("tokens", t.tokens), ("oov", t.oov),
                 ("log10prob" if args.log10 else "logprob",
-                 f"{s['logprob'] / (LN10 if args.log10 else 1.0):.4f}"),
-                ("nats_per_token", f"{s['nats_per_token']:.6f}"),
-                ("perplexity", "inf" if s["perplexity"] is None else f"{s['perplexity']:.4f}")]
-        if "bits_per_char" in s:
-            rows.append(("bits_per_char", f"{s['bits_per_char']:.6f}"))
+                 f"{t.logprob / (LN10 if args.log10 else 1.0):.4f}"),
+                ("nats_per_token", f"{t.nats_per_token:.6f}"),
+                ("perplexity", "inf" if _num(t.perplexity) is None else f"{t.perplexity:.4f}")]
+        if t.bits_per_char is not None:
+            rows.append(("bits_per_char", f"{t.bits_per_char:.6f}"))
         out.write("".join(f"{k}\t{v}\n" for k, v in rows))
     out.flush()
     return 0
@@ -216,9 +248,6 @@ def _score_total(args, ui, scorer, lines, out) -> int:
 
 # -------------------------------------------------------------------- predict
 def run_predict(args, ui) -> int:
-    import numpy as np
-
-    from rnn_cli import score
     from rnn_cli.errors import CorpusError
     from rnn_cli.model_info import show_symbol
 
@@ -231,28 +260,19 @@ def run_predict(args, ui) -> int:
                         hint='e.g. rnn-cli predict --level word "the cat sat on the"')
         text = sys.stdin.read().removeprefix("\ufeff")
         text = text[:-1] if text.endswith("\n") else text
-    model = _load(args, ui)
-    vocab = model.vocab
-    ids, unknown = vocab.encode(text, final_eos=False) if vocab.level == "word" \
-        else vocab.encode(text)
-    if unknown and unknown == ids.shape[0]:
-        raise CorpusError(f"every token of the context is unknown to the model: {text[:60]!r}",
-                          hint="give a context in the language the model was trained on")
-    if unknown:
-        ui.warn(f"{unknown} token(s) of the context are not in the vocabulary and were read as "
+    lm = _load(args, ui)
+    p = lm.predict(text, k=args.k)
+    if p.oov:
+        ui.warn(f"{p.oov} token(s) of the context are not in the vocabulary and were read as "
                 "<UNK>")
-    probs = _scorer(model, args.device).next_probs(ids.astype(np.int32))
-    best = score.top_k(probs, args.k)
     out = sys.stdout
     if args.json:
-        nxt = [{"token": vocab.symbols[i], "prob": float(probs[i]),
-                "logprob": float(np.log(probs[i])) if probs[i] > 0 else None}
-               for i in best.tolist()]
-        out.write(_dump({"context": text, "context_tokens": int(ids.shape[0]), "oov": unknown,
+        nxt = [{"token": c.token, "prob": c.prob, "logprob": c.logprob if c.prob > 0 else None}
+               for c in p.candidates]
+        out.write(_dump({"context": text, "context_tokens": p.context_tokens, "oov": p.oov,
                          "next": nxt}) + "\n")
     else:
-        out.write("".join(f"{show_symbol(vocab.symbols[i])}\t{probs[i]:.6f}\n"
-                          for i in best.tolist()))
+        out.write("".join(f"{show_symbol(c.token)}\t{c.prob:.6f}\n" for c in p.candidates))
     out.flush()
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 
-from rnn_cli.errors import CorpusError, RnnCliError, UsageError
+from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
 
 
@@ -49,57 +49,32 @@ def add_parser(sub, formatter, common, model_choice) -> None:
 
 
 def run(args, ui) -> int:
-    import numpy as np
-
-    from rnn_cli import checkpoint
+    from rnn_cli import api, checkpoint
 
     _check_modes(args)
-    from rnn_cli.cuda.backend import resolve as resolve_device
-
-    device = resolve_device(args.device, ui.warn)  # no numba.cuda import for --device cpu
-    model = checkpoint.load(checkpoint.resolve_model_path(args.model, args.level), args.level)
-    from rnn_cli.cuda.backend import for_model
-
-    device = for_model(device, args.device, model.cfg, ui.warn)
-    vocab = model.vocab
-    if args.lines and vocab.eos_id is None:
-        raise UsageError("--lines needs a model whose vocabulary has an end-of-line symbol",
-                         hint="use -n/--length instead")
+    path = checkpoint.resolve_model_path(args.model, args.level)
+    lm = api.Model.load(path, level=args.level, device=args.device, warn=ui.warn)
     prime = _read_prime(args)
-    length = args.length if args.length is not None or args.lines else 500
-    length = length or None  # -n 0: no end
-    from rnn_cli.sample import SampleConfig, Sampler  # numba: only once the model is valid
-
-    sc = SampleConfig(length=length, lines=args.lines, temperature=args.temperature or 1.0,
-                      top_k=args.top_k or 0, top_p=args.top_p or 1.0, greedy=args.argmax,
-                      allow_unk=args.allow_unk, prime=prime, beam=args.beam or 0,
-                      length_norm=args.length_norm or 0.0)
-    if device == "cuda" and (sc.beam or sc.top_p < 1.0):
-        device = _cpu_for_new_modes(args, ui)
-    if device == "cuda":
-        from rnn_cli.cuda.sampling import CudaSampler
-
-        sampler = CudaSampler(model)
-    else:
-        sampler = Sampler(model)
-    x0, unknown = sampler.prime(prime, logprob=args.verbose > 0)
-    if unknown:
-        ui.warn(f"{unknown} token(s) of --prime are not in the vocabulary and were read as <UNK>")
+    text = lm.sample(args.length, lines=args.lines,
+                     temperature=args.temperature or 1.0, top_k=args.top_k or 0,
+                     top_p=args.top_p or 1.0, argmax=args.argmax, beam=args.beam or 0,
+                     length_norm=args.length_norm or 0.0, prime=prime,
+                     allow_unk=args.allow_unk, seed=args.seed,
+                     prime_logprob=args.verbose > 0, chunk=64 if sys.stdout.isatty() else 1024,
+                     on_beam=_beam_report(ui, args.beam, args.lines))
+    if text.prime_oov:
+        ui.warn(f"{text.prime_oov} token(s) of --prime are not in the vocabulary and were read "
+                "as <UNK>")
     if prime and args.verbose:
-        ui.debug(f"prime: ln P = {sampler.prime_logprob:.6f} over {sampler.prime_tokens} tokens "
-                 f"({sampler.prime_logprob / math.log(10):.6f} in log10)")
-    rng = np.random.default_rng(args.seed)
+        ui.debug(f"prime: ln P = {text.prime_logprob:.6f} over {text.prime_tokens} tokens "
+                 f"({text.prime_logprob / math.log(10):.6f} in log10)")
     tty = sys.stdout.isatty()
     out = sys.stdout
     last = ""
     if prime:
         out.write(prime)
         last = prime[-1]
-    if sc.beam:
-        pieces = sampler.beam(sc, x0, report=_beam_report(ui, sc))
-    else:
-        pieces = sampler.generate(sc, rng, x0, chunk=64 if tty else 1024)
-    for piece in pieces:
+    for piece in text:
         out.write(piece)
         last = piece[-1]
         if tty or "\n" in piece:
@@ -160,21 +135,10 @@ def _read_prime(args) -> str:
                           hint="check that the path is a readable text file") from None
 
 
-def _cpu_for_new_modes(args, ui) -> str:
-    """The CUDA sampler draws only (temperature, top-k, argmax): --top-p and --beam run on the
-    CPU (a notice for --device auto, an error for --device cuda)."""
-    what = "--beam" if args.beam else "--top-p"
-    if args.device == "cuda":
-        raise RnnCliError(f"--device cuda does not run {what} (the CUDA sampler only draws)",
-                         hint=f"use --device cpu (or auto) with {what}")
-    ui.warn(f"--device auto: {what} runs on the CPU")
-    return "cpu"
-
-
-def _beam_report(ui, sc):
+def _beam_report(ui, beam, lines):
     """-v: each beam search's ln P on stderr; a warning when a line hit the length cap."""
     def report(logprob: float, tokens: int, finished: bool) -> None:
-        ui.debug(f"beam {sc.beam}: ln P = {logprob:.6f} over {tokens} tokens")
-        if sc.lines is not None and not finished:
+        ui.debug(f"beam {beam}: ln P = {logprob:.6f} over {tokens} tokens")
+        if lines is not None and not finished:
             ui.warn(f"beam search found no end of line within {tokens} tokens; the line is cut")
     return report

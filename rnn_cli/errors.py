@@ -43,5 +43,10 @@ class ModelFileError(RnnCliError):
     """A model file is missing, corrupt, hostile or of the wrong kind."""
 
 
+class RnnCliWarning(UserWarning):
+    """A notice of the Python API (`rnn_cli.api`), e.g. a device fallback; the CLI shows the same
+    notices as warnings on stderr."""
+
+
 class TrainingDiverged(RnnCliError):
     """The loss became NaN or infinite."""

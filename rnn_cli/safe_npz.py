@@ -10,6 +10,7 @@ member's size, so memory use is bounded by the file (compressed members may expa
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import zipfile
@@ -22,24 +23,29 @@ MAX_MEMBERS = 4096  # members in one archive
 MAX_EXPANSION = 20  # a deflated member may expand at most this many times (+ 1 MiB)
 
 
-def read_npz(path: str, wanted, hint: str) -> dict[str, np.ndarray]:
+def read_npz(path: str, wanted, hint: str, data: bytes | None = None) -> dict[str, np.ndarray]:
     """{name: array} of the `.npy` members of the archive at `path` for which `wanted(name)`.
 
-    ModelFileError (with `hint`) for anything that is not a clean archive of plain arrays.
+    With `data`, the archive is those bytes (a model file shipped to a Dask worker) and `path`
+    only names it in messages. ModelFileError (with `hint`) for anything that is not a clean
+    archive of plain arrays.
     """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-            size = os.fstat(f.fileno()).st_size
-    except OSError as e:
-        raise ModelFileError(f"cannot read the model file {path}: {e.strerror or e}",
-                             hint="check the path and its permissions") from None
+    if data is not None:
+        head, size = bytes(data[:4]), len(data)
+    else:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+                size = os.fstat(f.fileno()).st_size
+        except OSError as e:
+            raise ModelFileError(f"cannot read the model file {path}: {e.strerror or e}",
+                                 hint="check the path and its permissions") from None
     if head != b"PK\x03\x04":
         what = ("an empty file" if not head else "a single .npy array" if head == b"\x93NUM"
                 else "not an .npz archive")
         raise ModelFileError(f"{path} is not an rnn-cli model file ({what})", hint=hint)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(path if data is None else io.BytesIO(data)) as zf:
             infos = zf.infolist()
             if len(infos) > MAX_MEMBERS:
                 raise ModelFileError(f"{path} holds {len(infos)} members, more than a model file "

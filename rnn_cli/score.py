@@ -54,6 +54,15 @@ class Scorer:
         self.net = net if net is not None else eval_network(model.params)
         self.start = start_id(model.vocab)
         self.make_net = make_net or (lambda b, t: Network(model.params, b, t, parallel=True))
+        self._batchers: dict[int, BatchScorer] = {}
+
+    def batcher(self, batch: int) -> BatchScorer:
+        """The B-stream network of `score_lines` for `batch` lines, built on first use and kept
+        (a Python API user or a Dask worker scores chunk after chunk with the same one)."""
+        if batch not in self._batchers:
+            self._batchers.clear()  # one size at a time: its buffers are the large part
+            self._batchers[batch] = BatchScorer(self, batch)
+        return self._batchers[batch]
 
     def sentence_nll(self, ids: np.ndarray, out: np.ndarray | None = None) -> float:
         """-ln P(ids) from a<0> = 0, the start symbol as first input; per-token nll in `out`."""
@@ -94,7 +103,8 @@ def top_k(probs: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass
 class LineScore:
-    """One scored sentence. nll (N,) float64 holds -ln P of each token given the ones before."""
+    """One scored sentence (a row of `rnn-cli score`). ids (N,) int32 are its tokens with the
+    end-of-line symbol; nll (N,) float64 holds -ln P of each token given the ones before."""
 
     lineno: int
     line: str
@@ -107,12 +117,22 @@ class LineScore:
         return int(self.ids.shape[0])
 
     @property
+    def tokens(self) -> int:
+        """Tokens scored (with the end-of-line symbol): the `tokens` column."""
+        return self.n
+
+    @property
     def logprob(self) -> float:
         """ln P(line): the sum of the per-token log-probabilities (chain rule)."""
         return -float(self.nll.sum())
 
     @property
+    def log10prob(self) -> float:
+        return self.logprob / math.log(10.0)
+
+    @property
     def perplexity(self) -> float:
+        """exp(-logprob / tokens); inf when it overflows."""
         return _exp(-self.logprob / self.n)
 
 
@@ -189,11 +209,11 @@ def score_lines(scorer: Scorer, lines: Iterable[tuple[int, str]],
     before it, and for an input without any non-blank line.
     """
     vocab, seen = scorer.vocab, False
-    batcher = BatchScorer(scorer, batch) if batch > 1 else None
+    batcher = scorer.batcher(batch) if batch > 1 else None
     pending: list[LineScore] = []
     for lineno, raw in lines:
         line = raw.rstrip("\n")
-        if not line.strip():
+        if not line.strip():  # = is_blank(raw)
             continue
         seen = True
         try:
@@ -212,8 +232,17 @@ def score_lines(scorer: Scorer, lines: Iterable[tuple[int, str]],
             pending = []
     yield from _score_group(batcher, pending)
     if not seen:
-        raise CorpusError("nothing to score: the input is empty or has only blank lines",
-                          hint="give a file or pipe with one sentence per line")
+        raise nothing_to_score()
+
+
+def nothing_to_score() -> CorpusError:
+    return CorpusError("nothing to score: the input is empty or has only blank lines",
+                       hint="give a file or pipe with one sentence per line")
+
+
+def is_blank(raw: str) -> bool:
+    """A line `score_lines` skips."""
+    return not raw.rstrip("\n").strip()
 
 
 def _score_group(batcher: BatchScorer | None, group: list[LineScore]) -> list[LineScore]:
