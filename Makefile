@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 RNN     = $(VENV)/bin/rnn-cli
 DEMO_MODEL ?= $(VENV)/demo-shakespeare.npz
 
-.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-gpu bench-quality bench-parity bench-venv clean-cache clean
+.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-gpu bench-quality bench-parity bench-venv bench-bigcorpus clean-cache clean
 
 # pip's chatter goes to $(PIPLOG); on a failure its last lines are shown and make stops.
 PIPLOG  = $(VENV)/pip.log
@@ -50,15 +50,22 @@ test-slow: venv
 bench-quality: venv bench-venv
 	$(PY) bench/quality.py --threads 2 --peer-python $(BENCH_VENV)/bin/python $(QUALITY_ARGS)
 
+## bench-bigcorpus: a 2 GB char corpus next to a 10 MB one (id cache build, tok/s, peak RSS);
+##                  writes bench/results/bigcorpus.md
+bench-bigcorpus: venv
+	$(PY) bench/bigcorpus.py $(BIGCORPUS_ARGS)
+
 ## bench-parity: equal-token quality vs torch with the same network (hours on 2 cores; resumable);
 ##               writes bench/PARITY.md
 bench-parity: venv bench-venv
 	$(PY) bench/parity.py --peer-python $(BENCH_VENV)/bin/python $(PARITY_ARGS)
 
 ## clean-cache: drop numba's compiled-kernel cache (after a numba upgrade or cross-module edits)
+##              and the token id cache of the model store ($RNN_CLI_HOME/cache)
 clean-cache:
 	find rnn_cli -name '*.nbi' -delete -o -name '*.nbc' -delete
 	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/rnn-cli"
+	rm -rf "$$($(PY) -c 'from rnn_cli.idcache import cache_dir; print(cache_dir())' 2>/dev/null || echo "$${RNN_CLI_HOME:-$$HOME/.local/share/rnn-cli}/cache")"
 
 clean: clean-cache
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -35,7 +35,10 @@ def choose_softmax(level: str, softmax: str | None, classes: int | None, train_i
     softmax = softmax or ("classes" if classes else default_softmax(level, V))
     if softmax != "classes":
         return {"softmax": softmax, "classes": classes or 0}, None
-    word_class = assign_classes(np.bincount(train_ids, minlength=V), classes or default_classes(V))
+    counts = np.zeros(V, np.int64)
+    for a in range(0, train_ids.shape[0], 1 << 24):  # in parts: the ids may be memory-mapped
+        counts += np.bincount(train_ids[a:a + (1 << 24)], minlength=V)
+    word_class = assign_classes(counts, classes or default_classes(V))
     return {"softmax": softmax, "classes": int(word_class.max()) + 1}, word_class
 
 

@@ -51,7 +51,9 @@ def add_parser(sub, formatter, common) -> None:
                        description="Train a character- or word-level RNN language model on a "
                                    "plain text file and save it (atomically) as one .npz file.")
     p.set_defaults(handler=run)
-    p.add_argument("corpus", metavar="CORPUS", help="UTF-8 text file, or - for standard input")
+    p.add_argument("corpus", metavar="CORPUS",
+                   help="UTF-8 text file, or - for standard input; of any size: it is encoded "
+                        "once into token ids, cached in $RNN_CLI_HOME/cache and memory-mapped")
     g = p.add_argument_group("input and output")
     g.add_argument("-o", "--out", metavar="PATH",
                    help="model file to write (default: the model store, $RNN_CLI_HOME/LEVEL.npz)")
@@ -183,7 +185,7 @@ def _configs(args, resumed):
 def run(args, ui) -> int:
     import numpy as np
 
-    from rnn_cli import checkpoint, corpus, vocab as vocab_mod
+    from rnn_cli import checkpoint, corpus, idcache
     from rnn_cli.kernels import _jit
     from rnn_cli.params import Params
     from rnn_cli.train import EVAL_BUDGET, Trainer, warm_up
@@ -202,19 +204,12 @@ def run(args, ui) -> int:
     if args.out is None and resumed is None:
         out = checkpoint.store_path(mcfg.level)
     checkpoint.check_writable(out)
-    text, info = corpus.read_text(args.corpus, args.encoding, args.errors)
-    if resumed is not None:
-        vocab = resumed.vocab
-        old = resumed.state.get("corpus", {})
-        if old.get("sha256") not in (None, info["sha256"]):
-            raise UsageError(f"{info['name']} is not the text this model was trained on "
-                             f"({old.get('name')})", hint="resume with the same corpus")
-    else:
-        vsize = tcfg.vocab_max if mcfg.level == "word" or "vocab_size" in given else None
-        vocab = vocab_mod.build_vocab(text, mcfg.level, vsize, tcfg.min_count, tcfg.lower,
-                                      tcfg.tokenizer)
-    ids, unknown = vocab.encode(text)
-    del text
+    vsize = tcfg.vocab_max if mcfg.level == "word" or "vocab_size" in given else None
+    data = idcache.corpus_ids(args.corpus, args.encoding, args.errors, resumed=resumed,
+                              level=mcfg.level, vocab_size=vsize, min_count=tcfg.min_count,
+                              lower=tcfg.lower, tokenizer=tcfg.tokenizer)
+    vocab, ids, info, unknown = data.vocab, data.ids, data.info, data.unknown
+    ui.debug(f"token ids ({'cached' if data.cached else 'built'}): {data.path}")
     train_ids, val_ids = corpus.split_train_val(ids, tcfg.val_frac)
     val_ids = _extra_ids(tcfg.valid, vocab, args, ui, "validation") if tcfg.valid else val_ids
     test_ids = _extra_ids(tcfg.test, vocab, args, ui, "test") if tcfg.test else None
@@ -280,13 +275,12 @@ def run(args, ui) -> int:
 
 def _extra_ids(path, vocab, args, ui, what):
     """Ids of a --valid / --test file under the training vocabulary (unknown tokens -> <UNK>)."""
-    from rnn_cli import corpus
+    from rnn_cli import idcache
 
-    text, info = corpus.read_text(path, args.encoding, args.errors)
-    ids, unknown = vocab.encode(text)
-    ui.info(f"{what}: {info['name']}, {len(ids):,} tokens"
-            + (f", {unknown:,} mapped to <UNK>" if unknown else ""))
-    return ids
+    data = idcache.corpus_ids(path, args.encoding, args.errors, vocab=vocab)
+    ui.info(f"{what}: {data.info['name']}, {len(data.ids):,} tokens"
+            + (f", {data.unknown:,} mapped to <UNK>" if data.unknown else ""))
+    return data.ids
 
 
 class _null:

@@ -1,6 +1,7 @@
-"""Corpus input and batching: read a text file (or '-') into a str, split ids, cut BPTT windows.
+"""Corpus input and batching: read a text file (or '-'), split ids, cut BPTT windows.
 
-What lives here: `read_text` (bytes → checked, normalised text + provenance info), `split_train_val`
+What lives here: `Source` (a corpus checked and hashed in one pass, then decoded in pieces of
+bounded size), `read_text` (the whole text + provenance info), `split_train_val`
 (contiguous split, validation = the tail), `fit_batch_shape` (shrink batch size, then sequence
 length, until enough windows fit) and `Batches` (B parallel contiguous streams walked in windows
 of T steps for truncated backpropagation through time, resumable from plain ints).
@@ -16,55 +17,189 @@ within an epoch and must be reset at the start of each epoch (`reset` / `reset_s
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
+import mmap
+import os
+import stat
 import sys
+import tempfile
+from typing import Iterator
 
 import numpy as np
 
 from rnn_cli.errors import CorpusError, UsageError
 
 MIN_SEQ_LEN = 2  # fit_batch_shape never shrinks the sequence length below this
+CHUNK_BYTES = 4 << 20  # a corpus is read this many bytes at a time (~25x that at the peak)
+RELEASE_EVERY = 1024  # Batches drops the pages of a memory-mapped id array it has read this often
 
 
 # -------------------------------------------------------------------- reading
 def read_text(path: str, encoding: str = "utf-8", errors: str = "strict",
               stdin=None) -> tuple[str, dict]:
-    """Read the corpus at `path` ('-': standard input) and return (text, info).
+    """Read the corpus at `path` ('-': standard input) and return (text, info): the pieces of
+    `Source` joined (its checks and normalisation; info = {"name", "bytes", "sha256"})."""
+    with Source(path, encoding, errors, stdin=stdin) as src:
+        return "".join(piece for piece, _ in src.pieces()), src.info
+
+
+class Source:
+    """A corpus file, or standard input (or a pipe) spooled to a temporary file in `spool_dir`,
+    checked and hashed in one pass over its bytes, then decoded in pieces of about `chunk` bytes
+    by `pieces()`. A context manager (the spool file is removed on exit).
 
     info = {"name", "bytes", "sha256"} of the raw bytes. The text has "\\r\\n" and lone "\\r"
-    turned into "\\n" and a leading byte-order mark removed. Raises CorpusError (with a hint) for a
+    turned into "\\n" and a leading byte-order mark removed. CorpusError (with a hint) for a
     missing/unreadable path, a directory, empty or whitespace-only text, NUL bytes, or bytes that
-    are not valid in `encoding` (with the offset of the first bad byte).
+    are not valid in `encoding` (with the offset and line of the first bad byte).
     """
-    _check_codec(encoding, errors)
-    if path == "-":
-        name, raw = "<stdin>", _read_stdin(stdin if stdin is not None else sys.stdin)
-    else:
-        name, raw = path, _read_file(path)
-    if not raw:
-        raise CorpusError(f"the corpus {name} is empty", hint="give a file that contains text")
-    if not codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
-        nul = raw.find(b"\x00")
-        if nul >= 0:
-            raise CorpusError(
-                f"the corpus {name} contains a NUL byte at offset {nul}: it looks like binary "
-                "data, not text", hint="give a plain text file (UTF-8 by default)")
-    try:
-        text = raw.decode(encoding, errors)
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise CorpusError(
-            f"the corpus {name} is not valid {encoding}: byte 0x{raw[e.start]:02x} at offset "
-            f"{e.start} (line {line}): {e.reason}",
-            hint="pass --encoding (e.g. --encoding latin-1) or --errors replace") from None
-    if "\x00" in text:
-        raise CorpusError(f"the corpus {name} contains a NUL character at character offset "
-                          f"{text.index(chr(0))}", hint="give a plain text file")
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    if not text or text.isspace():
-        raise CorpusError(f"the corpus {name} contains only whitespace",
-                          hint="give a file that contains text")
-    return text, {"name": name, "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+
+    def __init__(self, path: str, encoding: str = "utf-8", errors: str = "strict", stdin=None,
+                 spool_dir: str | None = None, chunk: int = CHUNK_BYTES):
+        _check_codec(encoding, errors)
+        self.encoding, self.errors, self.chunk = encoding, errors, int(chunk)
+        self.name, self.path, self.spooled = ("<stdin>" if path == "-" else path), None, False
+        if path == "-":
+            stream = stdin if stdin is not None else sys.stdin
+            isatty = getattr(stream, "isatty", None)
+            if isatty is not None and isatty():
+                raise CorpusError(
+                    "'-' reads the corpus from standard input, but standard input is a terminal",
+                    hint="pipe text in, e.g. `cat corpus.txt | rnn-cli train -`")
+            self._spool(getattr(stream, "buffer", stream), spool_dir)
+            return
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise _open_error(path, e) from None
+        with f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a pipe, <(...): read once
+                self._spool(f, spool_dir)
+                return
+            self.path = path
+            try:
+                self.info = self._scan(f, None)
+            except OSError as e:
+                raise _open_error(path, e) from None
+
+    def _spool(self, stream, spool_dir: str | None) -> None:
+        """Copy a stream that can be read only once to a temporary file, scanning it."""
+        try:
+            if spool_dir:
+                os.makedirs(spool_dir, exist_ok=True)
+            fd, self.path = tempfile.mkstemp(prefix=".rnn-cli-stdin-", dir=spool_dir)
+            self.spooled = True
+            with os.fdopen(fd, "wb") as out:
+                self.info = self._scan(stream, out)
+        except BaseException as e:
+            self.close()
+            if isinstance(e, OSError):
+                where = spool_dir or tempfile.gettempdir()
+                raise CorpusError(f"cannot copy the corpus {self.name} to {where}: "
+                                  f"{e.strerror or e}",
+                                  hint="free some disk space there, or pass a file") from None
+            raise
+
+    def _scan(self, f, out) -> dict:
+        """One pass over the bytes: hash, size, the first NUL byte (spooled to `out`)."""
+        digest, n = hashlib.sha256(), 0
+        check_nul = not codecs.lookup(self.encoding).name.startswith(("utf-16", "utf-32"))
+        while data := f.read(self.chunk):
+            if isinstance(data, str):  # a text stream without .buffer
+                data = data.encode("utf-8", "surrogateescape")
+            digest.update(data)
+            if out is not None:
+                out.write(data)
+            nul = data.find(b"\x00") if check_nul else -1
+            if nul >= 0:
+                raise CorpusError(
+                    f"the corpus {self.name} contains a NUL byte at offset {n + nul}: it looks "
+                    "like binary data, not text", hint="give a plain text file (UTF-8 by default)")
+            n += len(data)
+        if not n:
+            raise CorpusError(f"the corpus {self.name} is empty",
+                              hint="give a file that contains text")
+        return {"name": self.name, "bytes": n, "sha256": digest.hexdigest()}
+
+    def pieces(self, anywhere: bool = False) -> Iterator[tuple[str, bool]]:
+        """(text, final) pieces of the normalised text, cut after a "\\n" (in a line over
+        `chunk` characters: after a space or tab, else with `anywhere` where the chunk ends),
+        so that no multi-byte character, and unless `anywhere` no word, is split and no cut
+        changes what str.lower() does; joined they are the whole text. Raises CorpusError before
+        the final piece when the text is only whitespace or the file changed since it was
+        hashed, and at the first undecodable byte or NUL character."""
+        decoder = codecs.getincrementaldecoder(self.encoding)(self.errors)
+        carry, pos, chars, content, first = "", 0, 0, False, True
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            while True:
+                data = f.read(self.chunk)
+                digest.update(data)
+                final, pending = not data, len(decoder.getstate()[0])
+                if final and digest.hexdigest() != self.info["sha256"]:
+                    raise CorpusError(f"the corpus {self.name} changed while it was being read",
+                                      hint="run the command again once the file is complete")
+                try:
+                    text = decoder.decode(data, final)
+                except UnicodeDecodeError as e:
+                    raise self._decode_error(e, pos - pending) from None
+                pos += len(data)
+                if "\x00" in text:
+                    raise CorpusError(f"the corpus {self.name} contains a NUL character at "
+                                      f"character offset {chars + text.index(chr(0))}",
+                                      hint="give a plain text file")
+                chars += len(text)
+                if first and text:
+                    text, first = text.removeprefix("\ufeff"), False
+                buf, held = carry + text, ""
+                if not final and buf.endswith("\r"):  # maybe the first half of "\r\n"
+                    buf, held = buf[:-1], "\r"
+                if "\r" in buf:
+                    buf = buf.replace("\r\n", "\n").replace("\r", "\n")
+                cut = len(buf) if final else _cut(buf, self.chunk, anywhere)
+                piece, carry = buf[:cut], buf[cut:] + held
+                content = content or (bool(piece) and not piece.isspace())
+                if final and not content:
+                    raise CorpusError(f"the corpus {self.name} contains only whitespace",
+                                      hint="give a file that contains text")
+                if piece or final:
+                    yield piece, final
+                if final:
+                    return
+
+    def _decode_error(self, e: UnicodeDecodeError, base: int) -> CorpusError:
+        offset = base + e.start
+        line = 1
+        with open(self.path, "rb") as f:
+            for start in range(0, offset, self.chunk):
+                line += f.read(min(self.chunk, offset - start)).count(b"\n")
+        return CorpusError(
+            f"the corpus {self.name} is not valid {self.encoding}: byte "
+            f"0x{e.object[e.start]:02x} at offset {offset} (line {line}): {e.reason}",
+            hint="pass --encoding (e.g. --encoding latin-1) or --errors replace")
+
+    def close(self) -> None:
+        if self.spooled and self.path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            self.path = None
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+
+def _cut(buf: str, limit: int, anywhere: bool) -> int:
+    """Where to end a piece of `buf`: after its last "\\n"; in a longer line than `limit`, after
+    its last space or tab, else (with `anywhere`) at its end; 0: wait for more text."""
+    cut = buf.rfind("\n") + 1
+    if cut or len(buf) < limit:
+        return cut
+    return max(buf.rfind(" "), buf.rfind("\t")) + 1 or (len(buf) if anywhere else 0)
 
 
 def _check_codec(encoding: str, errors: str) -> None:
@@ -80,32 +215,18 @@ def _check_codec(encoding: str, errors: str) -> None:
                          hint="use strict, replace, ignore or surrogateescape") from None
 
 
-def _read_stdin(stdin) -> bytes:
-    isatty = getattr(stdin, "isatty", None)
-    if isatty is not None and isatty():
-        raise CorpusError(
-            "'-' reads the corpus from standard input, but standard input is a terminal",
-            hint="pipe text in, e.g. `cat corpus.txt | rnn-cli train -`")
-    data = getattr(stdin, "buffer", stdin).read()
-    return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
-
-
-def _read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise CorpusError(f"corpus file not found: {path}",
-                          hint="check the path, or pass '-' to read standard input") from None
-    except IsADirectoryError:
-        raise CorpusError(f"the corpus path {path} is a directory",
-                          hint="give the path of a text file inside it") from None
-    except PermissionError:
-        raise CorpusError(f"cannot read the corpus {path}: permission denied",
-                          hint="check the file's permissions (chmod u+r)") from None
-    except OSError as e:
-        raise CorpusError(f"cannot read the corpus {path}: {e.strerror or e}",
-                          hint="check that the path is a readable text file") from None
+def _open_error(path: str, e: OSError) -> CorpusError:
+    if isinstance(e, FileNotFoundError):
+        return CorpusError(f"corpus file not found: {path}",
+                           hint="check the path, or pass '-' to read standard input")
+    if isinstance(e, IsADirectoryError):
+        return CorpusError(f"the corpus path {path} is a directory",
+                           hint="give the path of a text file inside it")
+    if isinstance(e, PermissionError):
+        return CorpusError(f"cannot read the corpus {path}: permission denied",
+                           hint="check the file's permissions (chmod u+r)")
+    return CorpusError(f"cannot read the corpus {path}: {e.strerror or e}",
+                       hint="check that the path is a readable text file")
 
 
 # -------------------------------------------------------------------- splitting
@@ -146,6 +267,15 @@ def fit_batch_shape(n_tokens: int, batch_size: int, seq_len: int,
 
 
 # -------------------------------------------------------------------- batching
+def release_pages(ids: np.ndarray) -> None:
+    """Unmap the pages read so far of a memory-mapped id array (np.memmap or a slice of one), so
+    that walking a corpus larger than RAM does not grow the resident size; they stay in the page
+    cache, and a later read maps them again. Nothing for an array in memory."""
+    mm = getattr(ids, "_mmap", None)
+    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
 class Batches:
     """B parallel contiguous streams over `ids`, walked in (T, B) windows (see module docstring).
 
@@ -157,7 +287,7 @@ class Batches:
     """
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
-        ids = np.asarray(ids)
+        ids = ids if isinstance(ids, np.ndarray) else np.asarray(ids)
         if ids.ndim != 1 or ids.dtype.kind not in "iu":
             raise UsageError("Batches needs a 1-D integer id array",
                              hint="encode the text with Vocab.encode first")
@@ -174,11 +304,11 @@ class Batches:
                 f"{self.seq_len + 1} tokens (needs at least "
                 f"{self.batch_size * self.seq_len + 1})",
                 hint="lower --batch-size or --seq-len, or use a longer corpus")
-        n = self.batch_size * self.stream_len
-        # (L, B) C-contiguous copies, so a window is a contiguous block of rows.
-        self._xs = np.ascontiguousarray(ids[:n].reshape(self.batch_size, -1).T, dtype=np.int32)
-        self._ys = np.ascontiguousarray(ids[1:n + 1].reshape(self.batch_size, -1).T,
-                                        dtype=np.int32)
+        self._ids = ids  # read a window at a time: a memory-mapped id file is never loaded whole
+        # (T+1, B) indices of the first window: stream b starts at b*L; x rows 0..T-1, y rows 1..T
+        self._first = (np.arange(self.seq_len + 1, dtype=np.int64)[:, None]
+                       + np.arange(self.batch_size, dtype=np.int64)[None, :] * self.stream_len)
+        self._index = np.empty_like(self._first)
         self._x = np.empty((self.seq_len, self.batch_size), dtype=np.int32)  # (T, B)
         self._y = np.empty((self.seq_len, self.batch_size), dtype=np.int32)  # (T, B)
         self.epoch = 0
@@ -197,10 +327,13 @@ class Batches:
     def next_window(self) -> tuple[np.ndarray, np.ndarray, bool]:
         """(x, y, reset) of the current window, then advance (see the class docstring)."""
         reset = self.position == 0
-        t0 = self.position * self.seq_len
-        np.copyto(self._x, self._xs[t0:t0 + self.seq_len])
-        np.copyto(self._y, self._ys[t0:t0 + self.seq_len])
+        np.add(self._first, self.position * self.seq_len, out=self._index)
+        window = self._ids[self._index]  # (T+1, B)
+        self._x[...] = window[:-1]
+        self._y[...] = window[1:]
         self.position += 1
+        if self.position % RELEASE_EVERY == 0:
+            release_pages(self._ids)
         if self.position == self.windows_per_epoch:
             self.position = 0
             self.epoch += 1

@@ -383,16 +383,17 @@ class Network:
 
 
 def sequence_nll(net: Network, ids: np.ndarray, start_id: int, out: np.ndarray | None = None,
-                 reset: bool = True) -> float:
+                 reset: bool = True, total: float = 0.0) -> float:
     """Sum over i of -log P(ids[i] | start, ids[:i]) for one stream (net.B must be 1).
 
     The first input is `start_id` (the end-of-line symbol, or -1 for the zero vector), then the ids
     themselves; windows of `net.T` with the state carried, so the result does not depend on T.
     `out` (len(ids),) float64 receives the per-token nll. This is the validation loss, and `score`.
+    `total`: a sum to continue (with reset=False, scoring a sequence in consecutive parts).
     """
     if reset:
         net.reset_state()
-    n, pos, total, prev = ids.shape[0], 0, 0.0, start_id
+    n, pos, prev = ids.shape[0], 0, start_id
     while pos < n:
         T = min(net.T, n - pos)
         x, y = net.x_buf[:T], net.y_buf[:T]

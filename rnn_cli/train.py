@@ -16,13 +16,14 @@ import numpy as np
 
 from rnn_cli.checkpoint import Model
 from rnn_cli.config import ModelConfig, TrainConfig
-from rnn_cli.corpus import Batches
+from rnn_cli.corpus import Batches, release_pages
 from rnn_cli.errors import TrainingDiverged
 from rnn_cli.kernels import _jit, optim, output
 from rnn_cli.network import Network, sequence_nll
 from rnn_cli.params import Params
 
 EVAL_WINDOW = 512  # window length of evaluation / scoring (results do not depend on it)
+HELD_OUT_CHUNK = EVAL_WINDOW * 2048  # held-out ids read at a time (whole windows)
 EVAL_BUDGET = 0.1  # share of the wall time that `rnn-cli train`'s default validation cadence may use
 # A one-hot input's W_ax is the embedding and the input weights in one block. PyTorch's embedding
 # times input weights moves the input term much faster under Adam than one block moving lr per
@@ -208,7 +209,13 @@ class Trainer:
         state", tests/test_zero_state.py.)
         """
         net = self.eval_net if params is self.params else eval_network(params)
-        return sequence_nll(net, ids, start_id(self.model.vocab))
+        total, prev = 0.0, start_id(self.model.vocab)
+        for a in range(0, ids.shape[0], HELD_OUT_CHUNK):  # the same windows and sum as at once
+            part = ids[a:a + HELD_OUT_CHUNK]
+            total = sequence_nll(net, part, prev, reset=a == 0, total=total)
+            prev = int(part[-1])
+            release_pages(part)  # a memory-mapped tail is read once, not kept resident
+        return total
 
     def progress(self, elapsed: float) -> float:
         """How far the run is towards its end, 0..1: the furthest of step / --steps, tokens /

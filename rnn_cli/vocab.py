@@ -1,9 +1,10 @@
 """Vocabularies: symbols ↔ int32 ids at char level or word level, behind one `Vocab` interface.
 
-What lives here: `build_vocab` (count a text, keep the most frequent symbols), `Vocab.encode` /
-`encode_lines` (text → int32 ids + number of unknown tokens), `Vocab.decode` and the streaming
-`Detokenizer` (ids → text, same result for any chunking), the word `tokenize` rules, and
-`to_arrays` / `from_arrays` (plain arrays for the .npz model file, validated on load).
+What lives here: `build_vocab` / `Counts` (count a text, at once or in pieces, keep the most
+frequent symbols), `Vocab.encode` / `encode_lines` (text → int32 ids + number of unknown tokens),
+`Vocab.decode` and the streaming `Detokenizer` (ids → text, same result for any chunking), the
+word `tokenize` rules, and `to_arrays` / `from_arrays` (plain arrays for the .npz model file,
+validated on load).
 What does not: reading files (`corpus.py`), batching (`corpus.py`), the model file itself
 (`checkpoint.py`). No numba, no printing.
 
@@ -340,34 +341,59 @@ def build_vocab(text: str, level: str, vocab_size: int | None = None, min_count:
     """Count `text` and keep the `vocab_size` most frequent symbols seen at least `min_count`
     times (ties: alphabetical / code-point order). vocab_size None: all chars, or 10000 words.
     """
-    if level not in LEVELS:
-        raise UsageError(f"unknown level {level!r}", hint="use --level char or --level word")
-    if level == "word" and tokenizer not in TOKENIZERS:
-        raise UsageError(f"unknown tokenizer {tokenizer!r}",
-                         hint="use --tokenizer words, or space for pre-tokenized text")
-    if vocab_size is None and level == "word":
-        vocab_size = DEFAULT_WORD_VOCAB_SIZE
-    if vocab_size is not None and (int(vocab_size) != vocab_size or vocab_size < 2):
-        raise UsageError(f"--vocab-size must be an integer of at least 2, got {vocab_size!r}",
-                         hint="<UNK> (and <EOS> at word level) are added on top of it")
-    if int(min_count) != min_count or min_count < 1:
-        raise UsageError(f"--min-count must be a positive integer, got {min_count!r}",
-                         hint="--min-count 1 keeps every symbol that occurs")
+    counts = Counts(level, vocab_size, min_count, lower, tokenizer)
     if not text:
         raise CorpusError("the corpus is empty", hint="give a text file with some content")
-    if level == "char":
-        return Vocab("char", _char_symbols(text.lower() if lower else text, vocab_size,
-                                           min_count), lower=lower)
-    symbols = _word_symbols(text, vocab_size, min_count, lower, tokenizer)
-    return Vocab("word", symbols, lower=lower, tokenizer=tokenizer)
+    return counts.add(text).vocab()
 
 
-def _char_symbols(text: str, vocab_size: int | None, min_count: int) -> tuple[str, ...]:
-    """Kept characters in code-point order, then <UNK>."""
-    cps = _codepoints(text)
-    table = np.zeros(int(cps.max()) + 1 if cps.size else 0, np.int64)
-    for i in range(0, cps.size, 1 << 22):  # O(n) counting in bounded memory (np.unique sorts)
-        table += np.bincount(cps[i:i + (1 << 22)], minlength=table.size)
+class Counts:
+    """`build_vocab` in pieces, for text read in chunks: add() pieces cut at a line end or at a
+    space or tab (never inside a token), then vocab() is the vocabulary of the whole text."""
+
+    def __init__(self, level: str, vocab_size: int | None = None, min_count: int = 1,
+                 lower: bool = False, tokenizer: str = "words"):
+        if level not in LEVELS:
+            raise UsageError(f"unknown level {level!r}", hint="use --level char or --level word")
+        if level == "word" and tokenizer not in TOKENIZERS:
+            raise UsageError(f"unknown tokenizer {tokenizer!r}",
+                             hint="use --tokenizer words, or space for pre-tokenized text")
+        if vocab_size is None and level == "word":
+            vocab_size = DEFAULT_WORD_VOCAB_SIZE
+        if vocab_size is not None and (int(vocab_size) != vocab_size or vocab_size < 2):
+            raise UsageError(f"--vocab-size must be an integer of at least 2, got {vocab_size!r}",
+                             hint="<UNK> (and <EOS> at word level) are added on top of it")
+        if int(min_count) != min_count or min_count < 1:
+            raise UsageError(f"--min-count must be a positive integer, got {min_count!r}",
+                             hint="--min-count 1 keeps every symbol that occurs")
+        self.level, self.vocab_size, self.min_count = level, vocab_size, min_count
+        self.lower, self.tokenizer = lower, tokenizer
+        self.chars = np.zeros(0, np.int64)  # char level: count of each code point
+        self.words: Counter[str] = Counter()  # word level
+
+    def add(self, text: str) -> Counts:
+        if self.level == "word":
+            for line in text.split("\n"):
+                self.words.update(tokenize(line, self.tokenizer, self.lower))
+            return self
+        cps = _codepoints(text.lower() if self.lower else text)
+        if cps.size and int(cps.max()) >= self.chars.size:
+            self.chars = np.concatenate([self.chars, np.zeros(int(cps.max()) + 1 - self.chars.size,
+                                                              np.int64)])
+        for i in range(0, cps.size, 1 << 22):  # O(n) counting in bounded memory (np.unique sorts)
+            self.chars += np.bincount(cps[i:i + (1 << 22)], minlength=self.chars.size)
+        return self
+
+    def vocab(self) -> Vocab:
+        if self.level == "char":
+            return Vocab("char", _char_symbols(self.chars, self.vocab_size, self.min_count),
+                         lower=self.lower)
+        symbols = _word_symbols(Counter(self.words), self.vocab_size, self.min_count)
+        return Vocab("word", symbols, lower=self.lower, tokenizer=self.tokenizer)
+
+
+def _char_symbols(table: np.ndarray, vocab_size: int | None, min_count: int) -> tuple[str, ...]:
+    """Kept characters in code-point order, then <UNK>, from the count of each code point."""
     values = np.flatnonzero(table).astype(np.uint32)
     counts = table[values]
     keep = counts >= min_count
@@ -382,12 +408,8 @@ def _char_symbols(text: str, vocab_size: int | None, min_count: int) -> tuple[st
     return tuple(chr(c) for c in values.tolist()) + (UNK,)
 
 
-def _word_symbols(text: str, vocab_size: int, min_count: int, lower: bool,
-                  tokenizer: str) -> list[str]:
-    """Kept words plus <UNK> and <EOS>, in alphabetical order."""
-    counts: Counter[str] = Counter()
-    for line in text.split("\n"):
-        counts.update(tokenize(line, tokenizer, lower))
+def _word_symbols(counts: Counter[str], vocab_size: int, min_count: int) -> list[str]:
+    """Kept words plus <UNK> and <EOS>, in alphabetical order, from the count of each token."""
     n_special = sum(counts.pop(alias, 0) for alias in _ALIASES)
     if not counts:
         what = "only <unk>/<eos> tokens" if n_special else "no words (only whitespace)"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,11 @@ import pytest
 _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, _ROOT)
+
+# The model store, and the token id cache in it, of every test run that names no other:
+# a fresh folder, never the user's (removed at the end of the session).
+_HOME = tempfile.mkdtemp(prefix="rnn-cli-tests-")
+os.environ["RNN_CLI_HOME"] = _HOME
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 CUDASIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
@@ -41,6 +48,10 @@ def tol(dtype, what: str = "kernel") -> dict:
     if np.dtype(dtype) == np.float64:
         return {"rtol": FLOAT64_RTOL, "atol": FLOAT64_ATOL}
     return {"rtol": FLOAT32_RTOL[what], "atol": FLOAT32_ATOL[what]}
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 def pytest_configure(config):
