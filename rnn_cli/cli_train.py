@@ -27,15 +27,15 @@ DEFAULT_CELL = "gru"  # what `rnn-cli train` uses without --cell (README "Cells,
 def scaled_defaults(level: str, n_train: int, given: dict) -> dict:
     """Architecture defaults of `rnn-cli train` for a corpus of n_train tokens (flags given win):
     a GRU (the seed's RNN when --activation is given); H 128 below 100k tokens, 256 below 3M
-    (at char level 384 from 500k: bench/QUALITY.md), 512 above; dropout 0.1 from 500k tokens;
-    at word level an H-wide embedding tied to the output layer."""
+    (at char level 512 from 500k), 512 above; dropout 0.1 from 500k tokens (at char level 0.3:
+    bench/QUALITY.md); at word level an H-wide embedding tied to the output layer."""
     if given.get("cell", "rnn") != "rnn" and "activation" in given:
         raise UsageError(f"--activation applies to --cell rnn only (got --cell {given['cell']})",
                          hint="drop --activation: the gated cells use sigmoid and tanh gates")
     out = {"cell": "rnn" if "activation" in given else DEFAULT_CELL,  # --activation: the seed's
            "hidden": 128 if n_train < 100_000 else 512 if n_train >= 3_000_000 else
-                     384 if level == "char" and n_train >= 500_000 else 256,
-           "dropout": 0.1 if n_train >= 500_000 else 0.0}
+                     512 if level == "char" and n_train >= 500_000 else 256,
+           "dropout": 0.0 if n_train < 500_000 else 0.3 if level == "char" else 0.1}
     if level == "word" and "embed" not in given and given.get("tie_weights") is not False:
         out["tie_weights"] = True
     out = {k: v for k, v in out.items() if k not in given}
@@ -74,11 +74,12 @@ def add_parser(sub, formatter, common) -> None:
                         f"(default: {m.activation})")
     g.add_argument("--hidden", type=positive_int,
                    help="H, hidden units (default: by corpus size: 128 below 100k tokens, 256 "
-                        "below 3M (384 from 500k at char level), else 512)")
+                        "below 3M (512 from 500k at char level), else 512)")
     g.add_argument("--layers", type=positive_int, help=f"stacked layers (default: {m.layers})")
     g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
                    help="inverted dropout between layers and before the output layer, during "
-                        "training only (default: 0.1 from 500k training tokens, else 0)")
+                        "training only (default from 500k training tokens: 0.3 at char level, 0.1 "
+                        "at word level; else 0)")
     g.add_argument("--embed", type=nonneg_int, metavar="E",
                    help="learn an E-wide input embedding (default: 0, one-hot input)")
     g.add_argument("--tie-weights", action="store_true", default=None,

@@ -119,11 +119,12 @@ def test_defaults_scale_with_corpus_size():
     from rnn_cli.cli_train import scaled_defaults
 
     assert scaled_defaults("char", 50_000, {}) == {"cell": "gru", "hidden": 128, "dropout": 0.0}
-    assert scaled_defaults("char", 1_000_000, {}) == {"cell": "gru", "hidden": 384,
-                                                      "dropout": 0.1}
+    assert scaled_defaults("char", 1_000_000, {}) == {"cell": "gru", "hidden": 512,
+                                                      "dropout": 0.3}
     assert scaled_defaults("char", 400_000, {})["hidden"] == 256
     assert scaled_defaults("word", 1_000_000, {})["hidden"] == 256
-    assert scaled_defaults("char", 5_000_000, {"cell": "rnn"}) == {"hidden": 512, "dropout": 0.1}
+    assert scaled_defaults("char", 5_000_000, {"cell": "rnn"}) == {"hidden": 512, "dropout": 0.3}
+    assert scaled_defaults("word", 5_000_000, {})["dropout"] == 0.1
     word = scaled_defaults("word", 900_000, {"hidden": 200})
     assert word == {"cell": "gru", "dropout": 0.1, "tie_weights": True, "embed": 200}
     assert "tie_weights" not in scaled_defaults("word", 900_000, {"embed": 64})
