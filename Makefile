@@ -31,16 +31,16 @@ demo: venv
 	$(RNN) train corpora/shakespeare.txt -o $(DEMO_MODEL) --max-seconds 60
 	$(RNN) sample -m $(DEMO_MODEL) --prime "ROMEO:" --temperature 0.8 -n 600 --seed 1
 
-## test: the whole suite (what .ci/run runs): compiled kernels (with the dask extra, for the
-## LocalCluster tests of `score --dask`), the tiny kernel tests again with JIT off, and the CUDA
-## kernels on numba's simulator (no GPU needed)
+## test: the whole suite (what .ci/run runs), three passes (tests/passes.py): compiled kernels
+## (with the dask extra, for the LocalCluster tests of `score --dask`), the tiny kernel tests again
+## with JIT off, and the CUDA kernels on numba's simulator (no GPU needed); on 2+ CPUs the last
+## two run beside the first. TEST_ARGS=--serial: one after another
+TEST_ARGS ?=
 test: $(VENV)/.installed-cuda
-	$(PY) -m pytest -q -m "not slow"
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_beam_kernels.py tests/test_train.py tests/test_cells.py tests/test_class_softmax.py
-	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q -m cuda tests/test_cuda.py
+	$(PY) tests/passes.py $(TEST_ARGS)
 
 test-nojit: venv
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not slow" tests/test_kernels.py tests/test_network.py tests/test_sampling_kernels.py tests/test_beam_kernels.py tests/test_train.py tests/test_cells.py tests/test_class_softmax.py
+	$(PY) tests/passes.py jit-off
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow
@@ -92,7 +92,7 @@ $(VENV)/.installed-cuda: $(VENV)/.installed
 	@touch $@
 
 test-cudasim: $(VENV)/.installed-cuda
-	NUMBA_ENABLE_CUDASIM=1 $(PY) -m pytest -q -m cuda tests/test_cuda.py
+	$(PY) tests/passes.py cuda-sim
 
 ## bench-gpu: on a GPU machine, under 5 minutes: installs the cuda extra, runs test-gpu, trains
 ##            rnn/gru/lstm at H 512 and 1024 (B 64) for 30 s each on the GPU and the CPU side by
