@@ -31,10 +31,11 @@ demo: venv
 	$(RNN) train corpora/shakespeare.txt -o $(DEMO_MODEL) --max-seconds 60
 	$(RNN) sample -m $(DEMO_MODEL) --prime "ROMEO:" --temperature 0.8 -n 600 --seed 1
 
-## test: the whole suite (what .ci/run runs), three passes (tests/passes.py): compiled kernels
+## test: the whole suite (what .ci/run runs), four passes (tests/passes.py): compiled kernels
 ## (with the dask extra, for the LocalCluster tests of `score --dask`), the tiny kernel tests again
-## with JIT off, and the CUDA kernels on numba's simulator (no GPU needed); on 2+ CPUs the last
-## two run beside the first. TEST_ARGS=--serial: one after another
+## with JIT off, the CUDA kernels on numba's simulator (no GPU needed), and the tests that wait on
+## processes they start; on 2+ CPUs the last three run beside the first. TEST_ARGS=--serial: one
+## after another
 TEST_ARGS ?=
 test: $(VENV)/.installed-cuda
 	$(PY) tests/passes.py $(TEST_ARGS)

@@ -1,15 +1,16 @@
-"""The suite's three passes, run by `make test` (and so by CI): side by side on a multi-core machine.
+"""The suite's four passes, run by `make test` (and so by CI): side by side on a multi-core machine.
 
-    compiled   every test not marked slow, with the compiled kernels
+    compiled   every test not marked slow, with the compiled kernels, except:
+    processes  the tests that mostly wait on processes they start (signals, Dask workers)
     jit-off    the tiny kernel tests again with NUMBA_DISABLE_JIT=1 (plain Python)
     cuda-sim   the CUDA kernels under NUMBA_ENABLE_CUDASIM=1 (no GPU needed)
 
-The compiled pass spends most of a fresh clone's time compiling kernels, one core at a time, so
-with two or more CPUs the other two passes run one after the other beside it, their output held
-back and shown, in order, when the compiled pass ends (measured on 2 cores: the sum of the three
-passes 331 s, side by side 2xx s). `--serial` (or one CPU) runs them one after another with their
-output as it comes. Exit status: the first failing pass's (pytest's 5, no tests collected, counts
-as a failure like any other).
+The compiled pass spends most of a fresh clone's time compiling kernels, one core at a time. So
+with two or more CPUs the other passes run one after another beside it (jit-off, cuda-sim, then
+processes, by which time the kernels they load are in numba's cache). Their output is held back
+and shown, in order, when the compiled pass ends. `--serial` (or one CPU) runs the passes one
+after another with their output as it comes. Exit status: the first failing pass's (pytest's 5,
+no tests collected, counts as a failure like any other).
 
     python tests/passes.py [--serial] [PASS ...]
 """
@@ -27,10 +28,14 @@ import time
 KERNEL_TESTS = ["tests/test_kernels.py", "tests/test_network.py", "tests/test_sampling_kernels.py",
                 "tests/test_beam_kernels.py", "tests/test_train.py", "tests/test_cells.py",
                 "tests/test_class_softmax.py"]
+# tests that mostly wait on processes they start (signals, Dask workers): their own pass, run
+# last beside the compiled one, when that has filled numba's cache with the kernels they load
+PROCESS_TESTS = ["tests/test_faults.py", "tests/test_dask.py"]
 PASSES = {
-    "compiled": ({}, ["-m", "not slow"]),
+    "compiled": ({}, ["-m", "not slow", *(f"--ignore={t}" for t in PROCESS_TESTS)]),
     "jit-off": ({"NUMBA_DISABLE_JIT": "1"}, ["-m", "not slow", *KERNEL_TESTS]),
     "cuda-sim": ({"NUMBA_ENABLE_CUDASIM": "1"}, ["-m", "cuda", "tests/test_cuda.py"]),
+    "processes": ({}, ["-m", "not slow", *PROCESS_TESTS]),
 }
 
 
