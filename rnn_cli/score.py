@@ -53,7 +53,8 @@ class Scorer:
         self.model, self.vocab = model, model.vocab
         self.net = net if net is not None else eval_network(model.params)
         self.start = start_id(model.vocab)
-        self.make_net = make_net or (lambda b, t: Network(model.params, b, t, parallel=True))
+        self.make_net = make_net or (lambda b, t: Network(model.params, b, t, parallel=True,
+                                                          frozen=True))
         self._batchers: dict[int, BatchScorer] = {}
 
     def batcher(self, batch: int) -> BatchScorer:

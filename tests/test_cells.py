@@ -289,6 +289,39 @@ def test_embed_table_equals_direct_products(variant, dtype):
         assert_allclose(tab, direct, **kw)
 
 
+@pytest.mark.parametrize("variant", ["gru-1-embed", "rnn-1-embed", "lstm-1-tied"])
+def test_frozen_network_builds_its_table_once_with_the_same_numbers(variant):
+    """frozen=True (scoring a loaded model): layer 0's input table is built at the first window
+    only, and every window's loss and carried state equal those of a network that rebuilds it;
+    an unfrozen network rebuilds it at every window (its parameters may have moved)."""
+    cell, layers, emb, tie, dropout = VARIANTS[variant]
+    cfg = cfg_of(cell, layers, emb, tie, dropout)
+    rng = np.random.default_rng(5)
+    p = make_params(cfg, dtype=np.float32)
+    windows = [make_window(rng, T) for _ in range(3)]
+    nets = [Network(p, batch=B, steps=T, embed_table=True, frozen=f) for f in (False, True)]
+    for x, y in windows:
+        losses = [net.forward(x, y) for net in nets]
+        assert losses[0] == losses[1]
+        assert np.array_equal(nets[0].state, nets[1].state)
+    assert [net.table_builds for net in nets] == [len(windows), 1]
+
+
+def test_scorer_networks_are_frozen():
+    """Per-line scoring (`score`, the API, Dask workers) reads a loaded model that does not
+    change, so its batch network keeps one input table."""
+    from rnn_cli.checkpoint import Model
+    from rnn_cli.score import Scorer
+    from rnn_cli.vocab import build_vocab
+
+    text = "to be or not to be\nthat is the question\n"
+    vocab = build_vocab(text, "char")
+    cfg = ModelConfig(cell="gru", hidden=H, vocab_size=len(vocab), embed=E).validate()
+    p = Params(cfg).init(np.random.default_rng(0))
+    net = Scorer(Model(cfg, vocab, p)).batcher(4).net
+    assert net.frozen and net.use_table
+
+
 @pytest.mark.parametrize("variant", ["gru-2", "lstm-2-embed-dropout", "gru-2-tied-dropout"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_parallel_equals_serial_network(variant, dtype):
