@@ -152,3 +152,22 @@ def assert_usage_error(proc, flag: str) -> str:
 
 def stray_temps(folder) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n.startswith(".rnn-cli-"))
+
+
+# The small models of the API and Dask tests: trained in this process, one thread, a few steps.
+SMALL = ("--hidden", "16", "--batch-size", "8", "--seq-len", "16", "--threads", "1", "-q")
+
+
+def train_small_char(out: Path, steps: int = 30) -> Path:
+    """A char model of corpora/names.txt at `out`."""
+    ok(run_cli("train", NAMES, "-o", out, "--steps", steps, "--seed", 3, *SMALL))
+    return out
+
+
+def train_small_word(folder: Path) -> Path:
+    """A word model (V 300) of the first 600 lines of corpora/shakespeare.txt, in `folder`."""
+    text = folder / "s600.txt"
+    text.write_text("\n".join(SHAKESPEARE.read_text().splitlines()[:600]) + "\n")
+    ok(run_cli("train", text, "--level", "word", "-o", folder / "w.npz", "--steps", 30,
+               "--vocab-size", 300, "--seed", 1, *SMALL))
+    return folder / "w.npz"

@@ -8,19 +8,13 @@ import math
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import rnn_cli
-from clihelp import run_cli
+from clihelp import NAMES, ROOT, run_cli, train_small_char, train_small_word
 from rnn_cli.errors import CorpusError, ModelFileError, RnnCliError, UsageError
-
-ROOT = Path(__file__).resolve().parent.parent
-NAMES = ROOT / "corpora" / "names.txt"
-SHAKESPEARE = ROOT / "corpora" / "shakespeare.txt"
-TINY = ("--batch-size", "8", "--seq-len", "16", "--threads", "1", "-q")
 
 
 def rnn(*args, input=None):
@@ -31,18 +25,12 @@ def rnn(*args, input=None):
 
 @pytest.fixture(scope="module")
 def char_path(tmp_path_factory):
-    out = tmp_path_factory.mktemp("api") / "c.npz"
-    rnn("train", NAMES, "-o", out, "--hidden", "16", "--steps", "30", "--seed", "3", *TINY)
-    return out
+    return train_small_char(tmp_path_factory.mktemp("api") / "c.npz")
 
 
 @pytest.fixture(scope="module")
 def word_path(tmp_path_factory):
-    d = tmp_path_factory.mktemp("api")
-    (d / "s.txt").write_text("\n".join(SHAKESPEARE.read_text().splitlines()[:600]) + "\n")
-    rnn("train", d / "s.txt", "--level", "word", "-o", d / "w.npz", "--hidden", "16",
-        "--steps", "30", "--vocab-size", "300", "--seed", "1", *TINY)
-    return d / "w.npz"
+    return train_small_word(tmp_path_factory.mktemp("api"))
 
 
 @pytest.fixture(scope="module")

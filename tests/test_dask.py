@@ -10,16 +10,10 @@ except the test that `--dask` then fails with the install hint (it hides the mod
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
-from clihelp import run_cli
-
-ROOT = Path(__file__).resolve().parent.parent
-NAMES = ROOT / "corpora" / "names.txt"
-SHAKESPEARE = ROOT / "corpora" / "shakespeare.txt"
-TINY = ("--batch-size", "8", "--seq-len", "16", "--threads", "1", "-q")
+from clihelp import NAMES, SHAKESPEARE, run_cli, train_small_char, train_small_word
 
 
 def rnn(*args, input=None, check=True):
@@ -31,19 +25,12 @@ def rnn(*args, input=None, check=True):
 
 @pytest.fixture(scope="module")
 def word_model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dask")
-    lines = SHAKESPEARE.read_text().splitlines()[:600]
-    (d / "s600.txt").write_text("\n".join(lines) + "\n")
-    rnn("train", d / "s600.txt", "--level", "word", "-o", d / "w.npz", "--hidden", "16",
-        "--steps", "30", "--vocab-size", "300", "--seed", "1", *TINY)
-    return d / "w.npz"
+    return train_small_word(tmp_path_factory.mktemp("dask"))
 
 
 @pytest.fixture(scope="module")
 def char_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dask") / "c.npz"
-    rnn("train", NAMES, "-o", out, "--hidden", "16", "--steps", "20", "--seed", "3", *TINY)
-    return out
+    return train_small_char(tmp_path_factory.mktemp("dask") / "c.npz", steps=20)
 
 
 @pytest.fixture(scope="module")
