@@ -87,7 +87,8 @@ CONFIGS = [
     ("ptb-H256-B32", "ptb", "word", 256, 32, 35, {"numpy": 1.8}, "≥ 1.8× numpy"),
 ] + _cells_rows()
 EXTRAS = ["sample", "sample-modes", "score", "startup", "help", "memory", "softmax", "score-lines"]
-OPT_IN = ["softmax-epoch"]  # one PTB epoch per softmax (~30 min here): only with --only
+# only with --only: one PTB epoch per softmax (~30 min here); equal steps sparse vs dense (~6 min)
+OPT_IN = ["softmax-epoch", "sparse-steps"]
 # sampling modes (issue 15): name, flags, divisor of --sample-n (a beam of K steps K hypotheses)
 SAMPLE_MODES = [("draw", "", 1), ("--top-k 40", "--top-k 40", 1), ("--top-p 0.9", "--top-p 0.9", 1),
                 ("--argmax", "--argmax", 1), ("--beam 1", "--beam 1", 1), ("--beam 4", "--beam 4", 4),
@@ -652,6 +653,8 @@ def bench_extras(s, a, tmp, rows, emit):
         ex["score-lines"] = wordspeed.bench_score_lines(me, s, a, tmp, emit, ex.get("softmax"))
     if a.only and "softmax-epoch" in a.only and s.have["ptb"]:
         ex["softmax-epoch"] = wordspeed.bench_epoch(me, s, a, tmp, emit)
+    if a.only and "sparse-steps" in a.only and s.have["ptb"]:
+        ex["sparse-steps"] = wordspeed.bench_sparse_steps(me, s, a, tmp, emit)
     return ex
 
 
@@ -838,6 +841,7 @@ def write_md(path, s, a, rows, ex, meta):
         cmds += o.get("cmds", [])[:1]
     cmds += [r["cmd"] for r in ex.get("score-lines") or [] if r.get("cmd")]
     cmds += [r["cmd"] for r in (ex.get("softmax-epoch") or {}).values() if r.get("cmd")]
+    cmds += [r[k] for r in ex.get("sparse-steps") or [] for k in ("sparse_cmd", "dense_cmd")]
     if cmds:
         L += ["## Exact commands\n", "Temporary paths (`$TMP/`, a `rnn-bench-*` folder of the system temp dir) are deleted at the end; the "
               "PTB file for rnn-cli is ptb.train.txt + ptb.valid.txt with `--val-frac` = the valid share of "

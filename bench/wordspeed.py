@@ -1,11 +1,14 @@
 """Word level at speed (issue 13), the part of `bench/speed.py` that measures it.
 
     softmax       training tok/s, interleaved A B A B: PTB (V 10k) full vs --softmax classes;
-                  a V 100k corpus with classes vs PTB with classes; PTB cut to V 1k, full vs
-                  classes (where the default switches)
+                  a V 100k corpus with classes vs PTB with classes (defaults: at V 100k sparse
+                  updates, C 1,000), and the V 100k run with dense updates and C 316 (the
+                  defaults before); PTB cut to V 1k, full vs classes (where the default switches)
     score-lines   per-line `score` (batched lines) tok/s ÷ the same model's training tok/s: char
                   H512 on 1 MB of tiny Shakespeare lines, word on ptb.test.txt (both softmaxes)
     softmax-epoch opt-in (~30 min here): one PTB epoch each, test perplexity classes vs full
+    sparse-steps  opt-in (~6 min here): equal steps, --updates sparse vs dense, validation loss at
+                  V 100k (C 1,000) and PTB V 10k (C 100): lazy Adam's cost in quality
 
 The V 100k corpus is built in the temporary folder from ../shared/corpora only (never copied
 into the repository): War and Peace + tiny Shakespeare + ptb.train.txt, split on whitespace
@@ -22,6 +25,7 @@ SCORE_LINES_TARGET = 3.0
 EPOCH_PPL_TARGET = 0.03
 REPEATS = 2
 SOFTMAX_MIN_SECONDS = 45.0
+SPARSE_STEPS = (600, 1500)  # sparse-steps: V 100k, PTB V 10k
 
 
 def build_v100k(shared, tmp):
@@ -43,14 +47,16 @@ def build_v100k(shared, tmp):
     return path
 
 
-def _train(sp, s, a, tmp, name, data, vocab, softmax, seconds):
-    extra = f"--tokenizer space --vocab-size {vocab} --softmax {softmax}"
-    cfg = (name, "ptb", "word", 256, 32, 35)
+def _train(sp, s, a, tmp, name, data, vocab, softmax, seconds, more=""):
+    extra = f"--tokenizer space --vocab-size {vocab} --softmax {softmax} {more}".strip()
     argv = sp.cmdline(sp.OURS_TRAIN, rnn=sp.q(s.rnn), data=sp.q(data),
                       model=sp.q(os.path.join(tmp, f"ws-{name}.npz")), level="word", H=256, B=32,
                       T=35, threads=sp.THREADS, seconds=f"{seconds:g}", val_frac="0.01",
                       cell="rnn", E=0, extra=extra)
-    r = sp.run(argv, a.timeout)
+    if not seconds:  # a run to --steps
+        argv = [x for i, x in enumerate(argv) if not (x == "--max-seconds" or
+                                                      (i and argv[i - 1] == "--max-seconds"))]
+    r = sp.run(argv, a.timeout if seconds else 3600)
     j = sp.last_json(r.get("stdout")) or {}
     rec = {"name": name, "cmd": sp.show(argv), "model": os.path.join(tmp, f"ws-{name}.npz"),
            "error": r.get("error"), "wall_s": r.get("wall_s")}
@@ -60,17 +66,19 @@ def _train(sp, s, a, tmp, name, data, vocab, softmax, seconds):
 
 def bench_softmax(sp, s, a, tmp, emit):
     """{name: {"tps": [...], "median": x, "model": path, "V": V}} for the five runs."""
-    runs = [("full-10k", s.ptb_train, 10000, "full"), ("classes-10k", s.ptb_train, 10000, "classes"),
-            ("classes-100k", None, 100000, "classes"), ("full-1k", s.ptb_train, 1000, "full"),
-            ("classes-1k", s.ptb_train, 1000, "classes")]
+    runs = [("full-10k", s.ptb_train, 10000, "full", ""),
+            ("classes-10k", s.ptb_train, 10000, "classes", ""),
+            ("classes-100k", None, 100000, "classes", ""),
+            ("classes-100k-dense", None, 100000, "classes", "--updates dense --classes 316"),
+            ("full-1k", s.ptb_train, 1000, "full", ""), ("classes-1k", s.ptb_train, 1000, "classes", "")]
     v100k = build_v100k(s.shared, tmp)
-    out = {n: {"tps": [], "cmds": []} for n, *_ in runs}
+    out = {n[0]: {"tps": [], "cmds": []} for n in runs}
     # at least 45 s: the first V 100k step touches ~0.6 GB of fresh gradient and Adam buffers,
     # which dominated 15 s runs (0.20x measured then, 0.58-0.64x in 45 s runs)
     seconds = max(a.seconds, SOFTMAX_MIN_SECONDS)
     for rep in range(REPEATS):
-        for name, data, vocab, softmax in runs:
-            rec = _train(sp, s, a, tmp, name, data or v100k, vocab, softmax, seconds)
+        for name, data, vocab, softmax, more in runs:
+            rec = _train(sp, s, a, tmp, name, data or v100k, vocab, softmax, seconds, more)
             emit(dict(kind="softmax-train", rep=rep, **{k: v for k, v in rec.items()
                                                          if k != "model"}))
             o = out[name]
@@ -169,6 +177,28 @@ def bench_epoch(sp, s, a, tmp, emit):
     return out
 
 
+def bench_sparse_steps(sp, s, a, tmp, emit):
+    """Equal steps, --updates sparse vs dense, validation loss at the end: what lazy Adam costs
+    in quality (speed-independent: may run on a busy machine)."""
+    v100k = build_v100k(s.shared, tmp)
+    out = []
+    for label, data, vocab, steps, more in (
+            ("V 100k, C 1,000", v100k, 100000, SPARSE_STEPS[0], "--classes 1000"),
+            ("PTB V 10k, C 100", s.ptb_train, 10000, SPARSE_STEPS[1], "--classes 100")):
+        rec = {"label": label, "steps": steps}
+        for updates in ("sparse", "dense"):
+            r = _train(sp, s, a, tmp, f"steps-{updates}", data, vocab, "classes", 0,
+                       f"{more} --updates {updates} --steps {steps}")
+            rec[updates] = r.get("val_loss")
+            rec[updates + "_cmd"] = r["cmd"]
+            emit(dict(kind="sparse-steps", label=label, updates=updates, **{
+                k: v for k, v in r.items() if k != "model"}))
+            sp.log(f"== {label}, {steps} steps, --updates {updates}: validation "
+                   f"{sp.fmt(r.get('val_loss'), 4)}")
+        out.append(rec)
+    return out
+
+
 def rows(sp, ex):
     """Markdown table rows (measurement | value | target | met?) for RESULTS.md."""
     L = []
@@ -189,7 +219,15 @@ def rows(sp, ex):
         row(f"training V {sp.fmt((sm.get('classes-100k') or {}).get('V'))} (War and Peace + "
             "Shakespeare + PTB, + word pairs) ÷ PTB V 10k, both classes", med("classes-100k"),
             med("classes-10k"), V100K_TARGET)
+        row("training V 100k: the defaults (`--updates sparse`, C 1,000) ÷ `--updates dense "
+            "--classes 316` (the previous defaults)", med("classes-100k"),
+            med("classes-100k-dense"), None)
         row("training PTB cut to V 1k: classes ÷ full", med("classes-1k"), med("full-1k"), None)
+    for rec in ex.get("sparse-steps") or []:
+        d = rec["sparse"] - rec["dense"] if rec.get("sparse") and rec.get("dense") else None
+        L.append(f"| {rec['label']}, equal steps ({rec['steps']:,}): validation nats/token "
+                 f"sparse / dense | {sp.fmt(rec.get('sparse'), 4)} / {sp.fmt(rec.get('dense'), 4)} "
+                 f"({'–' if d is None else f'{d:+.4f}'}) | (lazy Adam's cost) | – |")
     for rec in ex.get("score-lines") or []:
         if rec.get("error"):
             L.append(f"| per-line `score`, {rec['label']} | **failed**: {rec['error'][:120]} | "

@@ -282,7 +282,8 @@ def _from_arrays(arrays: dict, path: str, level: str | None) -> Model:
     if history.dtype != np.float64 or history.ndim != 2 or history.shape[1] != 4:
         raise ModelFileError(f"{path}: malformed training history", hint=_HINT)
     # files from before --lr-schedule trained (and resume) at a constant rate
-    train_cfg = _config(TrainConfig, {"lr_schedule": "constant", **meta.get("train", {})}, path)
+    train_cfg = _config(TrainConfig, {"lr_schedule": "constant", "updates": "dense",
+                                      **meta.get("train", {})}, path)
     state = dict(meta.get("state", {}))
     _check_state(state, cfg, train_cfg, path)
     return Model(cfg, vocab, params, train_cfg, state, history,

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from rnn_cli.config import LR_SCHEDULES, ModelConfig, TrainConfig
+from rnn_cli.config import LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
 from rnn_cli.errors import UsageError
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
 
@@ -19,7 +19,7 @@ VOCAB_FLAGS = {"vocab_size": "vocab_max", "min_count": "min_count", "lower": "lo
                "tokenizer": "tokenizer"}
 TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optim", "clip", "clip_mode", "steps", "epochs",
                "max_seconds", "val_frac", "eval_every", "sample_every", "seed", "lr_decay", "lr_schedule", "valid",
-               "test")
+               "test", "updates")
 DEFAULT_EPOCHS = 10  # when no stopping rule is given
 DEFAULT_CELL = "gru"  # what `rnn-cli train` uses without --cell (README "Cells, layers and ...")
 
@@ -92,7 +92,7 @@ def add_parser(sub, formatter, common) -> None:
                         "normalised and ~V/(2 sqrt V) times less output work (default: classes "
                         "at word level from V = 1000, else full)")
     g.add_argument("--classes", type=positive_int, metavar="C",
-                   help="word classes of --softmax classes, at most (default: sqrt(V))")
+                   help="word classes of --softmax classes, at most (default: sqrt(V), from V 10k V/100)")
     g.add_argument("--vocab-size", type=positive_int,
                    help="keep the m most frequent tokens, the rest become <UNK> "
                         f"(default: {t.vocab_max} at word level, all characters at char level)")
@@ -124,6 +124,12 @@ def add_parser(sub, formatter, common) -> None:
                    help="the learning rate over the run: cosine falls from --lr to 0 as the run "
                         "nears its end (the first of --steps, --epochs, --max-seconds); constant "
                         f"keeps it (default: {t.lr_schedule})")
+    g.add_argument("--updates", choices=UPDATES,
+                   help="the vocabulary-sized blocks (input columns, embedding rows, the class "
+                        "softmax's output rows): dense, every row every step; sparse, only the "
+                        "rows of the window's words and their classes (Adam and RMSprop then lazy, "
+                        "as torch's SparseAdam: README \"Sparse updates\"); auto, sparse at word "
+                        "level with --softmax classes from V = 20,000 (default: auto)")
     g = p.add_argument_group("stopping and reporting")
     g.add_argument("--steps", type=positive_int, help="stop after this many optimizer steps "
                    "in total (with --resume: counting the earlier ones)")
@@ -231,8 +237,10 @@ def run(args, ui) -> int:
         scaled.update(scaled_sm)
     mcfg = ModelConfig(**{**vars(mcfg), **scaled, "vocab_size": len(vocab)}).validate()
     from rnn_cli.cuda.backend import for_model
+    from rnn_cli.sparse import use_sparse
 
-    device = for_model(device, args.device, mcfg, ui.warn, training=True)
+    device = for_model(device, args.device, mcfg, ui.warn, training=True,
+                       sparse=use_sparse(tcfg.updates, mcfg))
     if scaled:
         ui.debug("defaults for this corpus: " + ", ".join(f"--{k.replace('_', '-')} {v}"
                                                           for k, v in scaled.items()))
@@ -253,7 +261,7 @@ def run(args, ui) -> int:
             + (f", {unknown:,} mapped to <UNK>" if unknown else ""))
     with ui.err.status("compiling kernels (cached after the first run)…") if ui.interactive \
             else _null():
-        secs = warm_up(mcfg)
+        secs = warm_up(mcfg, sparse=device == "cpu" and use_sparse(tcfg.updates, mcfg))
         if device == "cuda":
             from rnn_cli.cuda import backend, train as cuda_train
 
@@ -329,7 +337,6 @@ def _train_loop(args, ui, trainer, out) -> int:
     from rnn_cli.errors import ExitStatus, TrainingDiverged
 
     tcfg = trainer.tcfg
-    total = tcfg.steps or None
     preview = _Preview(trainer, ui, tcfg.sample_every)
     progress = ui.progress() if ui.interactive else None
     task, last = None, {"val": "-"}

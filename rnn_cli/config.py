@@ -21,6 +21,7 @@ CLIP_MODES = ("norm", "value")
 LR_SCHEDULES = ("cosine", "constant")  # --lr-schedule; the first is the default (README)
 TOKENIZERS = ("words", "space")
 SOFTMAXES = ("full", "classes")
+UPDATES = ("auto", "dense", "sparse")  # --updates; auto: sparse.use_sparse decides
 
 
 def _flag(name: str) -> str:
@@ -81,7 +82,7 @@ class ModelConfig:
         if self.softmax == "classes" and self.vocab_size and not \
                 (1 <= self.classes <= self.vocab_size):
             raise UsageError(f"--classes must be in [1, V = {self.vocab_size}] (got "
-                             f"{self.classes})", hint="e.g. --classes 100 (default: sqrt(V))")
+                             f"{self.classes})", hint="e.g. --classes 100 (default: sqrt(V), from V 10k V/100)")
         if self.softmax == "full" and self.classes:
             raise UsageError(f"--classes {self.classes} needs --softmax classes",
                              hint="pass --softmax classes, or drop --classes")
@@ -125,6 +126,9 @@ class TrainConfig:
     lr_schedule: str = LR_SCHEDULES[0]
     valid: str = ""  # validation file instead of the tail split ("": use --val-frac)
     test: str = ""  # test file, scored with the best parameters at the end ("": none)
+    # the vocabulary-indexed blocks updated in every row (dense) or in the rows a window touched
+    # (sparse; `sparse.py`); files written before the field existed trained dense
+    updates: str = UPDATES[0]
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
@@ -146,7 +150,7 @@ class TrainConfig:
                              hint="a language model needs at least two symbols to choose between")
         for name, choices in (("optim", OPTIMIZERS), ("clip_mode", CLIP_MODES),
                               ("lr_schedule", LR_SCHEDULES),
-                              ("tokenizer", TOKENIZERS)):
+                              ("tokenizer", TOKENIZERS), ("updates", UPDATES)):
             if getattr(self, name) not in choices:
                 raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}")
         return self

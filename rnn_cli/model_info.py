@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from rnn_cli.checkpoint import Model
+from rnn_cli.sparse import use_sparse
 
 VOCAB_HEAD = 20  # symbols listed by `info`
 
@@ -87,6 +88,7 @@ def describe(model: Model, path: str) -> dict:
         cfg.level == "char" else None,
         "resumable": "batches" in st,
         "train_config": {k: v for k, v in vars(tc).items() if k != "extra"},
+        "sparse_updates": use_sparse(tc.updates, model.cfg),  # what --updates came to
         "history": [{"step": int(r[0]), "train_loss": _num(r[1]), "val_loss": _num(r[2]),
                      "seconds": _num(r[3])} for r in h],
     }
@@ -127,7 +129,8 @@ def summary_rows(d: dict) -> list[tuple[str, str]]:
     tc = d["train_config"]
     ep = f" ({d['epochs']:.2f} epochs)" if d["epochs"] is not None else ""
     rows.append(("training", f"{d['steps']:,} steps, {d['tokens_seen']:,} tokens{ep}, "
-                             f"{f(d['train_seconds'], '.1f')} s; {tc['optim']} lr {tc['lr']:g}, "
+                             f"{f(d['train_seconds'], '.1f')} s; {tc['optim']} lr {tc['lr']:g}"
+                             f"{' (sparse rows)' if d['sparse_updates'] else ''}, "
                              f"B {tc['batch_size']} x T {tc['seq_len']}"
                              + (", resumable" if d["resumable"] else "")))
     best = d["best_val_loss"]

@@ -99,11 +99,14 @@ class Network:
         self._init_cells(parallel, chunks)
         self._init_table(embed_table)
         self.frozen, self.table_builds = frozen, 0
+        # --updates sparse: the V-indexed gradient blocks arrive zero (sparse.RowUpdates zeroes
+        # the rows it updated), so backward adds into them without zeroing all V rows
+        self.zeroed_rows = False
         self._T = 0
 
     def _init_classes(self, params: Params, R: int, dt) -> None:
         """Buffers of the class softmax (`kernels.class_softmax`)."""
-        from rnn_cli.classes import class_index
+        from rnn_cli.classes import PARALLEL_FROM_C, class_index
 
         if params.word_class is None:
             raise ValueError("a class-softmax model needs its word classes (params.word_class)")
@@ -117,11 +120,15 @@ class Network:
         self.rows = np.zeros(R, np.int32)  # (R,) rows grouped by their target's class
         self.starts = np.zeros(C + 1, np.int32)  # (C+1,)
         self.fill = np.zeros(C, np.int32)  # (C,)
-        # serial builds by default: a step's class-softmax work is a few ms, and on a busy
-        # machine waking the thread pool for it cost more (measured: 4.2x vs 3.1x the full
-        # softmax's PTB step speed); RNN_CLI_CLASS_KERNELS=parallel picks the prange builds
-        par = self.threads > 1 and os.environ.get("RNN_CLI_CLASS_KERNELS") == "parallel"
-        kind = "" if par else "_serial"
+        # parallel builds from PARALLEL_FROM_C classes, serial below (classes.py);
+        # RNN_CLI_CLASS_KERNELS=parallel or serial overrides
+        how = os.environ.get("RNN_CLI_CLASS_KERNELS") or ("parallel" if C >= PARALLEL_FROM_C
+                                                           else "serial")
+        self.use_class_kernels(self.threads > 1 and how == "parallel")
+
+    def use_class_kernels(self, parallel: bool) -> None:
+        """The class softmax's prange builds, or the serial ones."""
+        kind = "" if parallel else "_serial"
         self._cfwd = getattr(class_softmax, "class_xent_forward" + kind)
         self._cbwd = getattr(class_softmax, "class_xent_backward" + kind)
         self._wbwd = getattr(class_softmax, "class_words_backward" + kind)
@@ -328,8 +335,9 @@ class Network:
         np.sum(dzc, axis=0, out=grads.b_c)
         da = self.da[:self._T].reshape(R, self.cfg.hidden)
         self._matmul(da, dzc, p.W_yc)
-        grads.W_ya[...] = 0.0  # (tied: W_emb's gradient; the embedding adds onto it later)
-        grads.b_y[...] = 0.0
+        if not self.zeroed_rows:
+            grads.W_ya[...] = 0.0  # (tied: W_emb's gradient; the embedding adds onto it later)
+            grads.b_y[...] = 0.0
         class_softmax.group_rows(self.rows[:R], self.starts, self.fill, yr, self.word_class)
         self._wbwd(grads.W_ya, grads.b_y, da, self.pw[:R], top, p.W_ya, self.members,
                    self.offsets, self.word_class, yr, scale, self.rows[:R], self.starts)
@@ -377,11 +385,12 @@ class Network:
                 self._matmul(de.reshape(R, E), dz2, p.W_ax)
                 if masks is not None:
                     de *= masks[0][:T]
-                if not self.cfg.tie_weights:  # tied: adds onto the output layer's gradient
+                if not (self.cfg.tie_weights or self.zeroed_rows):  # tied: adds onto W_ya's
                     grads.W_emb[...] = 0.0
                 embed.embed_backward(grads.W_emb, de, x)
             elif layer == 0:
-                grads.W_ax[...] = 0.0
+                if not self.zeroed_rows:
+                    grads.W_ax[...] = 0.0
                 grads.b_a[0] = 0.0
                 cell.gather_input_backward(grads.W_ax, grads.b_a[0], dz, x)
             else:

@@ -20,7 +20,9 @@ from rnn_cli.corpus import Batches, release_pages
 from rnn_cli.errors import TrainingDiverged
 from rnn_cli.kernels import _jit, optim, output
 from rnn_cli.network import Network, sequence_nll
+from rnn_cli.classes import PARALLEL_FROM_C
 from rnn_cli.params import Params
+from rnn_cli.sparse import RowUpdates, use_sparse
 
 EVAL_WINDOW = 512  # window length of evaluation / scoring (results do not depend on it)
 HELD_OUT_CHUNK = EVAL_WINDOW * 2048  # held-out ids read at a time (whole windows)
@@ -94,9 +96,13 @@ class Optimizer:
             if k in self.state:
                 self.state[k][:] = v
 
-    def update(self, p: np.ndarray, g: np.ndarray) -> None:
+    def update(self, p: np.ndarray, g: np.ndarray, rows: RowUpdates | None = None) -> None:
+        """One step; with `rows` (--updates sparse) its blocks only in the rows it touched."""
         self.t += 1
-        apply_update(optim, self.cfg.optim, self.lr, self.t, self.pieces, p, g, self.state)
+        pieces = self.pieces if rows is None else rows.dense
+        apply_update(optim, self.cfg.optim, self.lr, self.t, pieces, p, g, self.state)
+        if rows is not None:
+            rows.update(self.cfg.optim, self.lr, self.t, p, g, self.state, ADAM_BETAS)
 
 
 ADAM_BETAS = (0.9, 0.999, 1e-8)  # beta1, beta2, eps
@@ -137,8 +143,9 @@ def clip_gradients(g: np.ndarray, clip: float, mode: str) -> float:
     return norm
 
 
-def warm_up(cfg: ModelConfig) -> float:
-    """Compile (or load from cache) every kernel a run uses, on a tiny network; returns seconds."""
+def warm_up(cfg: ModelConfig, sparse: bool = False) -> float:
+    """Compile (or load from cache) every kernel a run uses, on a tiny network; returns seconds.
+    sparse: also the row kernels of --updates sparse."""
     t0 = time.perf_counter()
     classes = cfg.softmax == "classes"
     tiny = ModelConfig(**{**vars(cfg), "hidden": 2, "vocab_size": 3,
@@ -149,12 +156,20 @@ def warm_up(cfg: ModelConfig) -> float:
     x = np.zeros((2, 1), np.int32)
     for table in (True, False):  # layer 0's input terms: the (V, G*H) table or the direct path
         net = Network(p, 1, 2, parallel=True, embed_table=table)
+        if classes and cfg.classes >= PARALLEL_FROM_C:  # the builds the real network will pick
+            net.use_class_kernels(net.threads > 1)
         net.forward(x, x, net.draw_masks(np.random.default_rng(0)))
         net.backward(g, x, x, 1.0)
     clip_gradients(g.flat, 1.0, "norm")
     clip_gradients(g.flat, 1.0, "value")
+    rows = RowUpdates(p, [(0, len(p), 1.0)], net) if sparse else None
     for name in ("adam", "sgd", "adagrad", "rmsprop"):
-        Optimizer(TrainConfig(optim=name), len(p)).update(p.flat.copy(), g.flat)
+        if rows is not None:
+            rows.touch(x, x)
+            rows.clip(g.flat, 1.0, "norm")
+        Optimizer(TrainConfig(optim=name), len(p)).update(p.flat.copy(), g.flat, rows)
+    if rows is not None:
+        rows.clip(g.flat, 1.0, "value")
     sequence_nll(Network(p, 1, 2, parallel=False), np.zeros(3, np.int32), 0)
     return time.perf_counter() - t0
 
@@ -180,6 +195,10 @@ class Trainer:
         if "batches" in st:
             self.batches.load_state_dict(st["batches"])
         self.net = Network(self.params, tcfg.batch_size, tcfg.seq_len)
+        self.rows = None  # --updates sparse: zeroing, clipping, update by rows (sparse.py)
+        if use_sparse(tcfg.updates, model.cfg):
+            self.rows = RowUpdates(self.params, self.opt.pieces, self.net)
+            self.net.zeroed_rows = True
         if "carry" in st:  # the hidden state carried into the next window
             self.net.state[...] = np.asarray(st["carry"], np.float32).reshape(self.net.state.shape)
         self.val_ids = val_ids
@@ -243,8 +262,13 @@ class Trainer:
         R = x.shape[0] * x.shape[1]
         loss = self.net.forward(x, y, self.net.draw_masks(self.rng)) / R
         self.net.backward(self.grads, x, y, 1.0 / R)
-        clip_gradients(self.grads.flat, tcfg.clip, tcfg.clip_mode)
-        self.opt.update(self.params.flat, self.grads.flat)
+        if self.rows is None:
+            clip_gradients(self.grads.flat, tcfg.clip, tcfg.clip_mode)
+            self.opt.update(self.params.flat, self.grads.flat)
+        else:
+            self.rows.touch(x, y)
+            self.rows.clip(self.grads.flat, tcfg.clip, tcfg.clip_mode)
+            self.opt.update(self.params.flat, self.grads.flat, self.rows)
         self.step += 1
         self.tokens += R
         return loss
@@ -307,7 +331,7 @@ class Trainer:
                 "best_val_loss": self.best_val,
                 "V": self.model.cfg.vocab_size, "H": self.model.cfg.hidden,
                 "L": self.model.cfg.layers, "B": self.batches.batch_size, "T": self.batches.seq_len,
-                "threads": _jit.get_threads()}
+                "threads": _jit.get_threads(), "sparse_updates": self.rows is not None}
 
     def _eval_due(self, wall0: float, train_tok_s: float) -> bool:
         """Whether a validation due by --eval-every runs now (always, without a budget)."""

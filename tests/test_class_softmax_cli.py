@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from clihelp import SHAKESPEARE, TINY, assert_clean_error, ok, rnn
+from clihelp import SHAKESPEARE, TINY, assert_clean_error, assert_usage_error, ok, rnn
 from rnn_cli import checkpoint, score
 from rnn_cli.errors import RnnCliError
 from rnn_cli.sample import SampleConfig, Sampler
@@ -122,3 +122,48 @@ def test_cuda_refuses_the_class_softmax():
     with pytest.raises(RnnCliError, match="full softmax only"):
         for_model("cuda", "cuda", cfg)
     assert for_model("cuda", "auto", cfg, lambda msg: None) == "cpu"
+
+
+def test_cuda_refuses_sparse_updates():
+    from rnn_cli.config import ModelConfig
+    from rnn_cli.cuda.backend import for_model
+
+    cfg = ModelConfig(level="word", cell="rnn", vocab_size=10)
+    with pytest.raises(RnnCliError, match="--updates sparse runs on the CPU"):
+        for_model("cuda", "cuda", cfg, sparse=True)
+    notices = []
+    assert for_model("cuda", "auto", cfg, notices.append, sparse=True) == "cpu"
+    assert "sparse" in notices[0]
+    assert for_model("cuda", "cuda", cfg) == "cuda"
+
+
+def test_sparse_updates_from_the_cli(corpus, tmp_path):
+    """--updates sparse trains, is recorded (info says so), resumes; auto is dense on this small
+    vocabulary; a file written before the flag existed trained (and resumes) dense."""
+    out = tmp_path / "sparse.npz"
+    res = ok(rnn("train", corpus, "-o", out, *TINY, *CLASSES, "--updates", "sparse", "--steps",
+                 "4", "-q", "--json"))
+    assert json.loads(res.stdout.decode().splitlines()[-1])["sparse_updates"] is True
+    m = checkpoint.load(str(out))
+    assert m.train_cfg.updates == "sparse"
+    info = json.loads(ok(rnn("info", "-m", out, "--json")).stdout)
+    assert info["sparse_updates"] is True and info["train_config"]["updates"] == "sparse"
+    assert "(sparse rows)" in ok(rnn("info", "-m", out)).stdout.decode()
+    ok(rnn("train", corpus, "-o", out, *TINY, "--level", "word", "--steps", "6", "--resume",
+           "-q"))
+    assert checkpoint.load(str(out)).train_cfg.updates == "sparse"
+
+    auto = tmp_path / "auto.npz"
+    res = ok(rnn("train", corpus, "-o", auto, *TINY, *CLASSES, "--steps", "2", "-q", "--json"))
+    assert json.loads(res.stdout.decode().splitlines()[-1])["sparse_updates"] is False
+    info = json.loads(ok(rnn("info", "-m", auto, "--json")).stdout)
+    assert info["train_config"]["updates"] == "auto" and info["sparse_updates"] is False
+
+    a = arrays_of(auto)
+    meta = json.loads(str(a["meta"][()]))
+    meta["train"].pop("updates")  # a file written before --updates existed
+    a["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **a)
+    assert checkpoint.load(str(tmp_path / "old.npz")).train_cfg.updates == "dense"
+    assert_usage_error(rnn("train", corpus, "-o", tmp_path / "x.npz", *TINY, *CLASSES,
+                           "--updates", "rows", "--steps", "2"), "--updates")

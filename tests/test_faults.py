@@ -202,16 +202,16 @@ def _arrays(path):
         return {k: z[k] for k in z.files}
 
 
-def check_resume_is_bit_identical(tmp_path, corpus, n, m, threads):
+def check_resume_is_bit_identical(tmp_path, corpus, n, m, threads, extra=()):
     one, two = tmp_path / "one.npz", tmp_path / "two.npz"
     # a constant rate: under the cosine schedule a run of N steps is not the start of one of N+M
     # (its rate falls to 0 by step N); test_interrupted_cosine_run_resumes_bit_identically
     common = ("--hidden", "8", "--batch-size", "4", "--seq-len", "8", "--threads", str(threads),
-              "--eval-every", "10", "--seed", "5", "-q", "--lr-schedule", "constant")
+              "--eval-every", "10", "--seed", "5", "-q", "--lr-schedule", "constant", *extra)
     ok(rnn("train", corpus, "-o", one, "--steps", str(n + m), *common))
     ok(rnn("train", corpus, "-o", two, "--steps", str(n), *common))
     ok(rnn("train", corpus, "--resume", "-o", two, "--steps", str(n + m), "--threads",
-           str(threads), "-q"))
+           str(threads), "-q", *extra[:2]))
     a, b = _arrays(one), _arrays(two)
     assert sorted(a) == sorted(b)
     for name in a:
@@ -231,6 +231,14 @@ def test_resume_is_bit_identical(tmp_path, small_corpus):
     """N steps + --resume + M steps == N+M steps in one run: losses, parameters, optimizer
     moments, data position, carried state and RNG, bit for bit (crossing epoch boundaries)."""
     check_resume_is_bit_identical(tmp_path, small_corpus, 30, 40, threads=1)
+
+
+def test_resume_is_bit_identical_with_sparse_updates(tmp_path, small_corpus):
+    """The same for a word model with the class softmax and --updates sparse (lazy Adam's
+    moments, the rows left zero in the gradient buffer)."""
+    check_resume_is_bit_identical(tmp_path, small_corpus, 30, 40, threads=1,
+                                  extra=("--level", "word", "--softmax", "classes",
+                                         "--classes", "5", "--updates", "sparse"))
 
 
 @pytest.mark.slow

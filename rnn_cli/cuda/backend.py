@@ -74,19 +74,28 @@ def resolve(device: str, warn=None) -> str:
     return "cpu"
 
 
-def for_model(device: str, requested: str, cfg, warn=None, training: bool = False) -> str:
+def for_model(device: str, requested: str, cfg, warn=None, training: bool = False,
+              sparse: bool = False) -> str:
     """The device for a model: the CUDA kernels run every cell, depth, embedding, tied weights
-    and dropout with the full softmax; a class-softmax model runs on the CPU (a notice for
-    --device auto, an error for --device cuda). `training` is kept for the callers' signature."""
-    if device != "cuda" or getattr(cfg, "softmax", "full") != "classes":
+    and dropout with the full softmax, updating every row; a class-softmax model, or a run with
+    sparse row updates (`sparse`), runs on the CPU (a notice for --device auto, an error for
+    --device cuda). `training` is kept for the callers' signature."""
+    if device != "cuda":
+        return device
+    if getattr(cfg, "softmax", "full") == "classes":
+        what, hint = ("runs the full softmax only, this model has --softmax classes",
+                      "use --device cpu (or auto), or train with --softmax full")
+        notice = "the CUDA kernels have no class softmax (--softmax classes)"
+    elif sparse:
+        what, hint = ("updates every row; --updates sparse runs on the CPU",
+                      "use --device cpu (or auto), or pass --updates dense")
+        notice = "the CUDA path has no sparse row updates (--updates sparse)"
+    else:
         return device
     if requested == "cuda":
-        raise RnnCliError("--device cuda runs the full softmax only, this model has "
-                          "--softmax classes",
-                          hint="use --device cpu (or auto), or train with --softmax full")
+        raise RnnCliError(f"--device cuda {what}", hint=hint)
     if warn is not None:
-        warn("--device auto: the CUDA kernels have no class softmax (--softmax classes); "
-             "running on the CPU")
+        warn(f"--device auto: {notice}; running on the CPU")
     return "cpu"
 
 
