@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from rnn_cli.config import LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
+from rnn_cli.config import LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig, use_sparse
 from rnn_cli.errors import UsageError
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
 
@@ -237,7 +237,6 @@ def run(args, ui) -> int:
         scaled.update(scaled_sm)
     mcfg = ModelConfig(**{**vars(mcfg), **scaled, "vocab_size": len(vocab)}).validate()
     from rnn_cli.cuda.backend import for_model
-    from rnn_cli.sparse import use_sparse
 
     device = for_model(device, args.device, mcfg, ui.warn, training=True,
                        sparse=use_sparse(tcfg.updates, mcfg))

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from rnn_cli.checkpoint import Model
-from rnn_cli.sparse import use_sparse
+from rnn_cli.config import use_sparse
 
 VOCAB_HEAD = 20  # symbols listed by `info`
 

@@ -23,24 +23,10 @@ import math
 
 import numpy as np
 
-from rnn_cli.config import ModelConfig
 from rnn_cli.kernels import output, rows
 from rnn_cli.params import Params
 
-# `--updates auto` is sparse from this vocabulary size at word level with the class softmax
-# (README "Sparse updates": at V 10k no faster, at V 30k 1.6x the dense steps; with the full
-# softmax every W_ya row has
-# a gradient at every step, so little is left to skip)
-SPARSE_FROM_V = 20_000
-
 IN, OUT = 1, 2  # which ids touch a block: the window's inputs, its targets' classes, or both
-
-
-def use_sparse(updates: str, cfg: ModelConfig) -> bool:
-    """Whether a run with `--updates` (dense | sparse | auto) updates rows sparsely."""
-    if updates == "auto":
-        return cfg.level == "word" and cfg.softmax == "classes" and cfg.vocab_size >= SPARSE_FROM_V
-    return updates == "sparse"
 
 
 def row_blocks(params: Params) -> dict[str, tuple[int, int, int, int, int]]:

@@ -15,14 +15,14 @@ import time
 import numpy as np
 
 from rnn_cli.checkpoint import Model
-from rnn_cli.config import ModelConfig, TrainConfig
+from rnn_cli.config import ModelConfig, TrainConfig, use_sparse
 from rnn_cli.corpus import Batches, release_pages
 from rnn_cli.errors import TrainingDiverged
 from rnn_cli.kernels import _jit, optim, output
 from rnn_cli.network import Network, sequence_nll
 from rnn_cli.classes import PARALLEL_FROM_C
 from rnn_cli.params import Params
-from rnn_cli.sparse import RowUpdates, use_sparse
+from rnn_cli.sparse import RowUpdates
 
 EVAL_WINDOW = 512  # window length of evaluation / scoring (results do not depend on it)
 HELD_OUT_CHUNK = EVAL_WINDOW * 2048  # held-out ids read at a time (whole windows)

@@ -14,11 +14,11 @@ from numpy.testing import assert_allclose
 
 from conftest import H, T, B, tol
 from rnn_cli.classes import assign_classes
-from rnn_cli.config import ModelConfig, TrainConfig
+from rnn_cli.config import ModelConfig, TrainConfig, use_sparse
 from rnn_cli.kernels import rows
 from rnn_cli.network import Network
 from rnn_cli.params import Params
-from rnn_cli.sparse import IN, OUT, RowUpdates, row_blocks, use_sparse
+from rnn_cli.sparse import IN, OUT, RowUpdates, row_blocks
 from rnn_cli.train import ADAM_BETAS, Optimizer, clip_gradients, lr_pieces
 
 V = 13
