@@ -24,6 +24,7 @@ What does not: printing, argument parsing and exit codes (`cli_query.py`, `cli.p
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import math
 import sys
@@ -122,9 +123,10 @@ class LineScore:
         """Tokens scored (with the end-of-line symbol): the `tokens` column."""
         return self.n
 
-    @property
+    @functools.cached_property
     def logprob(self) -> float:
-        """ln P(line): the sum of the per-token log-probabilities (chain rule)."""
+        """ln P(line): the sum of the per-token log-probabilities (chain rule); read once the
+        line is scored (then kept)."""
         return -float(self.nll.sum())
 
     @property
@@ -190,8 +192,10 @@ class BatchScorer:
                     outs[b][pos:pos + m] = nll[:m, b]
 
 
-def _encode_line(vocab, lineno: int, line: str) -> tuple[np.ndarray, int]:
-    (_, ids, unknown), = vocab.encode_lines([line])
+def _encode_line(vocab, lineno: int, line: str, encoded=None) -> tuple[np.ndarray, int]:
+    """(ids, unknown) of a line (`encoded`: the pair, already computed); CorpusError when every
+    token is unknown."""
+    ids, unknown = encoded or vocab.encode_many([line])[0]
     if unknown and unknown >= _content_tokens(vocab, ids):
         raise CorpusError(f"line {lineno}: every token is unknown to the model: "
                           f"{_clip(line)!r}",
@@ -205,33 +209,30 @@ def score_lines(scorer: Scorer, lines: Iterable[tuple[int, str]],
     """Score each non-blank line as one sentence (state reset; + <EOS> / "\\n" as in training).
 
     batch > 1: `batch` lines at a time in parallel streams (`BatchScorer`), results still in
-    input order, yielded READ_AHEAD batches at a time. Raises CorpusError for a line whose tokens
-    are all unknown to the model (its score would only measure <UNK>), after yielding every line
-    before it, and for an input without any non-blank line.
+    input order, yielded READ_AHEAD batches at a time (encoded together: `Vocab.encode_many`).
+    Raises CorpusError for a line whose tokens are all unknown to the model (its score would only
+    measure <UNK>), after yielding every line before it, and for an input without any non-blank
+    line.
     """
     vocab, seen = scorer.vocab, False
     batcher = scorer.batcher(batch) if batch > 1 else None
-    pending: list[LineScore] = []
+    pending: list[tuple[int, str]] = []
     for lineno, raw in lines:
         line = raw.rstrip("\n")
         if not line.strip():  # = is_blank(raw)
             continue
         seen = True
-        try:
-            ids, unknown = _encode_line(vocab, lineno, line)
-        except CorpusError:
-            yield from _score_group(batcher, pending)
-            raise
-        nll = np.zeros(ids.shape[0], np.float64)
         if batcher is None:
+            ids, unknown = _encode_line(vocab, lineno, line)
+            nll = np.zeros(ids.shape[0], np.float64)
             scorer.sentence_nll(ids, out=nll)
             yield LineScore(lineno, line, ids, nll, unknown)
             continue
-        pending.append(LineScore(lineno, line, ids, nll, unknown))
+        pending.append((lineno, line))
         if len(pending) == batch * READ_AHEAD:
-            yield from _score_group(batcher, pending)
+            yield from _score_group(batcher, vocab, pending)
             pending = []
-    yield from _score_group(batcher, pending)
+    yield from _score_group(batcher, vocab, pending)
     if not seen:
         raise nothing_to_score()
 
@@ -246,13 +247,26 @@ def is_blank(raw: str) -> bool:
     return not raw.rstrip("\n").strip()
 
 
-def _score_group(batcher: BatchScorer | None, group: list[LineScore]) -> list[LineScore]:
-    """Fill the nll of every line of `group`, B lines of similar length at a time; input order."""
-    order = sorted(range(len(group)), key=lambda i: group[i].n)
+def _score_group(batcher: BatchScorer | None, vocab, group: list[tuple[int, str]]
+                 ) -> Iterator[LineScore]:
+    """Encode and score the (lineno, line) of `group`, B lines of similar length at a time;
+    yields the LineScores in input order. A line of unknown tokens only: the lines before it are
+    scored and yielded, then CorpusError."""
+    out, bad = [], None
+    for (lineno, line), enc in zip(group, vocab.encode_many([line for _, line in group])):
+        try:
+            ids, unknown = _encode_line(vocab, lineno, line, enc)
+        except CorpusError as e:
+            bad = e
+            break
+        out.append(LineScore(lineno, line, ids, np.zeros(ids.shape[0], np.float64), unknown))
+    order = sorted(range(len(out)), key=lambda i: out[i].n)
     for k in range(0, len(order), batcher.B if batcher else 1):
-        chunk = [group[i] for i in order[k:k + batcher.B]]
+        chunk = [out[i] for i in order[k:k + batcher.B]]
         batcher.score([r.ids for r in chunk], [r.nll for r in chunk])
-    return group
+    yield from out
+    if bad is not None:
+        raise bad
 
 
 def _clip(text: str, n: int = 60) -> str:

@@ -232,6 +232,27 @@ class Vocab:
                 ids, n_unk = self._encode_words([line], True)
             yield line, ids, n_unk
 
+    def encode_many(self, lines: list[str]) -> list[tuple[np.ndarray, int]]:
+        """[(ids, n_unknown)] of `encode_lines(lines)`, the same arrays; at char level in one pass
+        over the code points of all the lines (per-line `score` encodes its batches so)."""
+        if self.level != "char":
+            return [(ids, n) for _, ids, n in self.encode_lines(lines)]
+        eol = "\n" if self.eos_id is not None else ""
+        parts = [line + eol for line in _split_lines(lines)]
+        if not parts:
+            return []
+        if self.lower:  # per part, as encode_lines does (lower() may change a length)
+            parts = [p.lower() for p in parts]
+        cps = _codepoints("".join(parts))
+        ids = self._table[np.minimum(cps, self._table.size - 1)]
+        ends = np.cumsum([len(p) for p in parts])
+        unk = np.concatenate([[0], np.cumsum(ids == self.unk_id)])[ends]
+        out, a, u = [], 0, 0
+        for b, v in zip(ends.tolist(), unk.tolist()):
+            out.append((ids[a:b], v - u))
+            a, u = b, v
+        return out
+
     # ---------------------------------------------------------------- decoding
     def decode(self, ids) -> str:
         """Text of a sequence of ids (char: concatenation; word: detokenized, <EOS> → "\\n")."""

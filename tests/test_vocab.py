@@ -299,3 +299,21 @@ def test_shakespeare_char_round_trip():
     ids, n_unk = v.encode(text)
     assert n_unk == 0 and v.decode(ids) == text
     assert npz_round_trip(v) == v
+
+
+@given(st.lists(st.text(max_size=12), max_size=8))
+@settings(max_examples=80, deadline=None)
+def test_encode_many_equals_encode_lines(lines):
+    """The batched encoder of per-line `score` gives encode_lines' ids and unknown counts, at char
+    level (one pass over all code points; lower-casing that changes a length, CR, unknown and
+    non-BMP characters) and word level."""
+    lines = [line.replace("\n", " ") for line in lines] + ["İstanbul\r", "", "😀 x"]
+    vocabs = [build_vocab(CHAR_TEXT, "char"), build_vocab(CHAR_TEXT, "char", lower=True),
+              build_vocab(WORD_TEXT, "word")]
+    for v in vocabs:
+        many = v.encode_many(lines)
+        one = [(ids, n) for _, ids, n in v.encode_lines(lines)]
+        assert len(many) == len(one)
+        for (a, na), (b, nb) in zip(many, one):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == b.dtype and na == nb
