@@ -86,7 +86,7 @@ class RowUpdates:
             yield name, (start, si, sj, width, self.ids[sides], self.n[sides])
 
     def clip(self, g: np.ndarray, clip: float, mode: str) -> float:
-        """`train.clip_gradients` over the dense part and the touched rows; returns the norm.
+        """`optimizer.clip_gradients` over the dense part and the touched rows; returns the norm.
         With --clip-mode norm the rows are scaled later, by `update` (`self.scale`)."""
         s = sum(output.sum_squares(g[a:b]) for a, b, _ in self.dense)
         s += sum(rows.rows_sumsq(g, *blk) for _, blk in self._each())
@@ -108,7 +108,7 @@ class RowUpdates:
     def update(self, name: str, lr: float, t: int, p: np.ndarray, g: np.ndarray, s: dict,
                betas: tuple[float, float, float]) -> None:
         """Step t of the update rule `name` on the touched rows (moments in `s`), which are left
-        zero in g; the caller (`train.Optimizer.update`) runs the dense rule on `self.dense`."""
+        zero in g; the caller (`optimizer.Optimizer.update`) runs the dense rule on `self.dense`."""
         b1, b2, eps = betas
         c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
         c = self.scale

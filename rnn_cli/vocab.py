@@ -2,7 +2,8 @@
 
 What lives here: `build_vocab` / `Counts` (count a text, at once or in pieces, keep the most
 frequent symbols), `Vocab.encode` / `encode_lines` (text → int32 ids + number of unknown tokens),
-`Vocab.decode` and the streaming `Detokenizer` (ids → text, same result for any chunking), the
+`Vocab.decode` (ids → text, through the streaming `detok.Detokenizer`: same result for any
+chunking), the
 word `tokenize` rules, and `to_arrays` / `from_arrays` (plain arrays for the .npz model file,
 validated on load).
 What does not: reading files (`corpus.py`), batching (`corpus.py`), the model file itself
@@ -36,6 +37,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from rnn_cli.detok import Detokenizer, token_kind
 from rnn_cli.errors import CorpusError, ModelFileError, UsageError
 
 EOS = "<EOS>"
@@ -63,11 +65,6 @@ _WORDS_RE = re.compile(
     r"|\S"
 )
 
-# Spacing classes used by the detokenizer.
-_WORD, _CLOSE, _OPEN, _QUOTE, _EOS = range(5)
-_CLOSERS = frozenset(".,;:!?)]}'’”")
-_OPENERS = frozenset(("(", "[", "{", "“", "‘", "``"))
-
 
 def tokenize(line: str, tokenizer: str = "words", lower: bool = False) -> list[str]:
     """Word tokens of one line (see the module docstring); specials are returned as written."""
@@ -93,21 +90,6 @@ def _split_lines(lines: str | Iterable[str]) -> Iterator[str]:
         return
     for line in lines:
         yield line.rstrip("\r\n") if line.endswith(("\n", "\r")) else line
-
-
-def _token_kind(sym: str) -> int:
-    """How a word symbol glues to its neighbours when detokenized."""
-    if sym == EOS:
-        return _EOS
-    if sym == '"':
-        return _QUOTE
-    if sym in _OPENERS:
-        return _OPEN
-    if all(c in _CLOSERS for c in sym):
-        return _CLOSE
-    if (sym[0] in "'’" and sym[1:].isalpha()) or sym.lower() in ("n't", "n’t"):
-        return _CLOSE  # clitics: 's 're n't
-    return _WORD
 
 
 def _symbols_problem(level: str, symbols: tuple[str, ...], tokenizer: str) -> str | None:
@@ -174,7 +156,7 @@ class Vocab:
             self._lookup = dict(self.index)
             self._lookup.update({"<unk>": self.unk_id, "<eos>": self.eos_id})
             self._texts = symbols
-            self._kinds = tuple(_token_kind(s) for s in symbols)
+            self._kinds = tuple(token_kind(s, EOS) for s in symbols)
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -313,47 +295,6 @@ def _int32_vector(arrays, name: str) -> np.ndarray:
             f"the vocabulary array {name!r} is {arr.dtype} with {arr.ndim} dimension(s); "
             "expected a 1-D int32 array", hint=_FILE_HINT)
     return arr
-
-
-class Detokenizer:
-    """Streaming decoder: `piece(ids)` returns the text of the next ids, keeping spacing state, so
-    that "".join(d.piece(c) for c in chunks) == vocab.decode(concatenated chunks) for any chunking.
-
-    Word-level spacing: one space between tokens, none before closing punctuation
-    (. , ; : ! ? ) ] } ' and clitics such as 's n't), none after opening brackets, none around
-    <EOS> (which becomes "\\n"); a straight double quote alternates opening / closing.
-    """
-
-    def __init__(self, vocab: Vocab):
-        self._vocab = vocab
-        self._glue = True  # no space before the next token (start of text, line or bracket)
-        self._quote_open = False
-
-    def piece(self, ids) -> str:
-        """Text for the next ids (an int, a sequence or an integer array)."""
-        vocab = self._vocab
-        flat = np.asarray(ids).ravel()
-        if flat.size == 0:
-            return ""
-        if flat.dtype.kind not in "iu" or flat.min() < 0 or flat.max() >= len(vocab):
-            raise ValueError(f"ids must be integers in [0, {len(vocab)}), got {flat!r}")
-        texts = vocab._texts
-        if vocab.level == "char":
-            return "".join([texts[i] for i in flat.tolist()])
-        kinds, out = vocab._kinds, []
-        for i in flat.tolist():
-            kind = kinds[i]
-            if kind == _QUOTE:
-                kind = _CLOSE if self._quote_open else _OPEN
-                self._quote_open = not self._quote_open
-            if kind == _EOS:
-                out.append("\n")
-            elif kind == _CLOSE or self._glue:
-                out.append(texts[i])
-            else:
-                out.append(" " + texts[i])
-            self._glue = kind in (_OPEN, _EOS)
-        return "".join(out)
 
 
 # -------------------------------------------------------------------- building

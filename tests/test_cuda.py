@@ -38,7 +38,8 @@ from rnn_cli.kernels import cell, embed, generate, gru, lstm, optim, output  # n
 from rnn_cli.network import Network, sequence_nll  # noqa: E402
 from rnn_cli.params import Params  # noqa: E402
 from rnn_cli.sample import SampleConfig, Sampler  # noqa: E402
-from rnn_cli.train import Optimizer, Trainer, clip_gradients  # noqa: E402
+from rnn_cli.optimizer import Optimizer, clip_gradients  # noqa: E402
+from rnn_cli.train import Trainer  # noqa: E402
 from rnn_cli.vocab import build_vocab  # noqa: E402
 
 pytestmark = pytest.mark.cuda

@@ -159,7 +159,7 @@ def test_equal_steps_match_torch(cell, tmp_path):
 
 def _one_adam_step(cfg, optim="adam"):
     from rnn_cli.config import TrainConfig
-    from rnn_cli.train import Optimizer, lr_pieces
+    from rnn_cli.optimizer import Optimizer, lr_pieces
 
     p = Params(cfg).init(np.random.default_rng(0))
     g = np.random.default_rng(1).standard_normal(len(p)).astype(np.float32)
@@ -175,7 +175,7 @@ def _one_adam_step(cfg, optim="adam"):
 def test_first_adam_step_moves_blocks_as_torch_would(cell):
     """Adam's first step moves every entry by lr (times its piece's factor): b_a by 2 lr (torch's
     b_ih + b_hh), a one-hot W_ax by ONE_HOT_LR_SCALE lr, everything else by lr."""
-    from rnn_cli.train import ONE_HOT_LR_SCALE, TWO_BIAS_LR_SCALE
+    from rnn_cli.optimizer import ONE_HOT_LR_SCALE, TWO_BIAS_LR_SCALE
 
     cfg = ModelConfig(cell=cell, hidden=8, layers=2, vocab_size=11).validate()
     moved, _ = _one_adam_step(cfg)
@@ -208,7 +208,7 @@ def test_two_biases_under_adam_equal_one_bias_at_twice_the_rate():
     their Adam moments are equal and their sum moves as one bias at 2 lr (checked over 50 steps
     of random gradients against a two-bias NumPy Adam)."""
     from rnn_cli.config import TrainConfig
-    from rnn_cli.train import Optimizer, lr_pieces
+    from rnn_cli.optimizer import Optimizer, lr_pieces
 
     cfg = ModelConfig(cell="rnn", hidden=4, vocab_size=3, embed=2).validate()
     p = Params(cfg).init(np.random.default_rng(0))

@@ -196,7 +196,7 @@ def _rates(tcfg_changes, steps=10):
 
 
 def test_cosine_schedule_falls_from_lr_to_zero_over_the_steps():
-    from rnn_cli.train import lr_factor
+    from rnn_cli.optimizer import lr_factor
 
     assert [lr_factor("cosine", f) for f in (0.0, 0.5, 1.0)] == pytest.approx([1.0, 0.5, 0.0])
     rates, trainer = _rates({"lr_schedule": "cosine"})

@@ -1,4 +1,4 @@
-"""Gradient clipping and the optimizer updates on the device: twins of train.clip_gradients and
+"""Gradient clipping and the optimizer updates on the device: twins of optimizer.clip_gradients and
 kernels/optim.py, on flat float32 buffers (elementwise, one thread per element).
 
 The global norm is reduced on the device (kernels.sum_squares) and read there by the scaling
@@ -37,7 +37,7 @@ def clip_values_kernel(g, limit):
 
 
 def clip_gradients(g, clip: float, mode: str, sumsq, partials) -> None:
-    """Twin of train.clip_gradients, in place on the device; the norm before clipping is left in
+    """Twin of optimizer.clip_gradients, in place on the device; the norm before clipping is left in
     sumsq[0] (squared; read it with copy_to_host only when it is logged)."""
     ck.sum_squares(sumsq, g, partials)
     if clip > 0:

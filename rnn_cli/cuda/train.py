@@ -18,11 +18,12 @@ from rnn_cli.cuda import optim as co
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams
 from rnn_cli.network import Network
 from rnn_cli.params import Params
-from rnn_cli.train import Optimizer, Trainer, apply_update
+from rnn_cli.optimizer import Optimizer, apply_update
+from rnn_cli.train import Trainer
 
 
 class DeviceOptimizer:
-    """The update rules of `train.Optimizer` with the moments on the device.
+    """The update rules of `optimizer.Optimizer` with the moments on the device.
 
     `host` is the CPU Optimizer whose step counter (bias correction) and state dict (model file)
     this mirrors; `download()` refreshes its moments.
