@@ -267,6 +267,9 @@ def run(args, ui) -> int:
             secs += cuda_train.warm_up(mcfg)
             ui.debug(f"device: {backend.describe()}")
     ui.debug(f"kernels ready in {secs:.2f} s")
+    if tcfg.updates == "auto":
+        ui.debug("--updates auto: " + ("sparse" if device == "cpu" and use_sparse("auto", mcfg)
+                                        else "dense"))
     if device == "cuda":
         if test_ids is not None:
             ui.warn("--test is scored on the CPU path only; ignored with --device cuda")
