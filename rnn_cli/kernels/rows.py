@@ -98,16 +98,6 @@ def _rows_clip_values(g, start, si, sj, width, ids, n, limit):
             g[k] = min(max(g[k], -limit), limit)
 
 
-def _rows_zero(g, start, si, sj, width, ids, n):
-    for i in prange(n):
-        base = start + ids[i] * si
-        if sj == 1:
-            g[base:base + width] = 0.0
-        else:
-            for j in range(width):
-                g[base + j * sj] = 0.0
-
-
 def _rows_adam(p, g, m, v, start, si, sj, width, ids, n, c, lr_t, beta1, beta2, eps_t):
     """`optim.adam_update` on the listed rows only (lazy Adam: other rows' moments wait), with
     the gradient scaled by c (the clipping factor) on the way in and zeroed on the way out."""
@@ -168,7 +158,6 @@ def _rows_sgd(p, g, start, si, sj, width, ids, n, c, lr):
 
 rows_sumsq = njit_parallel(_rows_sumsq)
 rows_clip_values = njit_parallel(_rows_clip_values)
-rows_zero = njit_parallel(_rows_zero)
 rows_adam = njit_parallel(_rows_adam)
 rows_rmsprop = njit_parallel(_rows_rmsprop)
 rows_adagrad = njit_parallel(_rows_adagrad)
