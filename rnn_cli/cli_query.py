@@ -110,9 +110,6 @@ def _num(x):
     return x if x is None or math.isfinite(x) else None
 
 
-_json_str = json.encoder.encode_basestring  # a str as json.dumps(ensure_ascii=False) writes it
-
-
 def _dump(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
@@ -153,7 +150,7 @@ def run_score(args, ui) -> int:
             oov_lines += r.unknown > 0
             syms = [symbols[i] for i in r.ids.tolist()] if args.tokens else None
             if args.json:
-                out.write((_line_row(r) if syms is None else _dump(_line_json(r, syms))) + "\n")
+                out.write(_dump(_line_json(r, syms)) + "\n")
             else:
                 out.write(f"{r.logprob / base:.4f}\t{r.n}\t{r.perplexity:.4f}\t{r.line}\n")
                 if syms:
@@ -216,16 +213,6 @@ class _dask_scoring:
     def __exit__(self, *exc) -> None:
         if self.session is not None:
             self.session.close()
-
-
-def _line_row(r) -> str:
-    """`_dump(_line_json(r, None))`, formatted directly (a row per line of a large file)."""
-    lp, ppl = r.logprob, r.perplexity
-    if not math.isfinite(lp):
-        return _dump(_line_json(r, None))
-    return (f'{{"line": {_json_str(r.line)}, "logprob": {lp!r}, "log10prob": {lp / LN10!r}, '
-            f'"tokens": {r.n}, "perplexity": {repr(ppl) if math.isfinite(ppl) else "null"}, '
-            f'"oov": {int(r.unknown)}}}')
 
 
 def _line_json(r, syms) -> dict:

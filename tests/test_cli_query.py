@@ -267,21 +267,3 @@ def test_info_of_a_hand_built_model_without_history(tmp_path):
     assert d["history"] == [] and d["best_val_loss"] is None and d["steps"] == 0
     (r,) = rows(rnn("score", "-m", path, "-", input="aa\n"))
     assert r[1] == "2" and r[3] == "aa"
-
-
-def test_json_rows_are_what_json_dumps_writes():
-    """`score --json` formats its rows directly; they equal json.dumps of the same record for
-    any text (quotes, backslashes, control and non-ASCII characters) and number."""
-    import numpy as np
-
-    from rnn_cli.cli_query import _dump, _line_json, _line_row
-    from rnn_cli.score import LineScore
-
-    lines = ['plain', 'say "hi"\\ there', "tab\there\x01\x1f", "ünïcödé — 😀", "\u2028x\ud800"]
-    for k, line in enumerate(lines):
-        for nll in ([0.5, 1e-9, 3.25], [0.0], [700.0, 700.0], [800.0], [1e-300]):
-            r = LineScore(k + 1, line, np.zeros(len(nll), np.int32), np.array(nll), k)
-            assert _line_row(r) == _dump(_line_json(r, None)), (line, nll)
-    r = LineScore(1, "x", np.zeros(1, np.int32), np.array([np.inf]), 0)
-    with pytest.raises(ValueError):  # as before: json.dumps refuses a non-finite logprob
-        _line_row(r)
