@@ -4,15 +4,16 @@ Classes by unigram frequency as in RNNLM (Mikolov et al. 2011, `rnnlm.c`, the de
 "sqrt" binning): the words in order of decreasing training count, each class closing when the
 running sum of sqrt(count) passes the next 1/C of the total. Frequent words get small classes
 (often one word each), rare words share large ones, so a step's work, H (C + |class of y|), stays
-near H (C + V/C) on average.
+near H (C + V/C) on average. The map is part of the model (`softmax.word_class` in the file).
 
 The class kernels run on the thread pool from PARALLEL_FROM_C classes (serial below: a step's
-class work is then a few ms and waking the pool cost more on a busy machine). The map is part of the model (`softmax.word_class` in the file).
+class work is then a few ms and waking the pool cost more on a busy machine).
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -24,6 +25,15 @@ CLASSES_FROM_V = 1000
 # from this many classes the class kernels run in parallel (at V 100k, C 1,000: 50 ms steps
 # against 60 serial, three A/B rounds; PTB's C 100 measured faster serial on a busy machine)
 PARALLEL_FROM_C = 300
+
+
+def parallel_class_kernels(classes: int, threads: int) -> bool:
+    """Whether a network of C `classes` on `threads` threads runs the class kernels' prange
+    builds: from PARALLEL_FROM_C classes on 2+ threads; RNN_CLI_CLASS_KERNELS=parallel or serial
+    overrides the class count."""
+    how = os.environ.get("RNN_CLI_CLASS_KERNELS") or ("parallel" if classes >= PARALLEL_FROM_C
+                                                       else "serial")
+    return threads > 1 and how == "parallel"
 
 
 def default_softmax(level: str, vocab_size: int) -> str:

@@ -92,7 +92,8 @@ def add_parser(sub, formatter, common) -> None:
                         "normalised and ~V/(2 sqrt V) times less output work (default: classes "
                         "at word level from V = 1000, else full)")
     g.add_argument("--classes", type=positive_int, metavar="C",
-                   help="word classes of --softmax classes, at most (default: sqrt(V), from V 10k V/100)")
+                   help="word classes of --softmax classes, at most (default: sqrt(V), from "
+                        "V 10k V/100)")
     g.add_argument("--vocab-size", type=positive_int,
                    help="keep the m most frequent tokens, the rest become <UNK> "
                         f"(default: {t.vocab_max} at word level, all characters at char level)")
@@ -238,8 +239,8 @@ def run(args, ui) -> int:
     mcfg = ModelConfig(**{**vars(mcfg), **scaled, "vocab_size": len(vocab)}).validate()
     from rnn_cli.cuda.backend import for_model
 
-    device = for_model(device, args.device, mcfg, ui.warn, training=True,
-                       sparse=use_sparse(tcfg.updates, mcfg))
+    sparse = use_sparse(tcfg.updates, mcfg)
+    device = for_model(device, args.device, mcfg, ui.warn, training=True, sparse=sparse)
     if scaled:
         ui.debug("defaults for this corpus: " + ", ".join(f"--{k.replace('_', '-')} {v}"
                                                           for k, v in scaled.items()))
@@ -260,7 +261,7 @@ def run(args, ui) -> int:
             + (f", {unknown:,} mapped to <UNK>" if unknown else ""))
     with ui.err.status("compiling kernels (cached after the first run)…") if ui.interactive \
             else _null():
-        secs = warm_up(mcfg, sparse=device == "cpu" and use_sparse(tcfg.updates, mcfg))
+        secs = warm_up(mcfg, sparse=sparse)  # sparse implies the CPU (for_model)
         if device == "cuda":
             from rnn_cli.cuda import backend, train as cuda_train
 
@@ -268,8 +269,7 @@ def run(args, ui) -> int:
             ui.debug(f"device: {backend.describe()}")
     ui.debug(f"kernels ready in {secs:.2f} s")
     if tcfg.updates == "auto":
-        ui.debug("--updates auto: " + ("sparse" if device == "cpu" and use_sparse("auto", mcfg)
-                                        else "dense"))
+        ui.debug(f"--updates auto: {'sparse' if sparse else 'dense'}")
     if device == "cuda":
         if test_ids is not None:
             ui.warn("--test is scored on the CPU path only; ignored with --device cuda")

@@ -82,7 +82,8 @@ class ModelConfig:
         if self.softmax == "classes" and self.vocab_size and not \
                 (1 <= self.classes <= self.vocab_size):
             raise UsageError(f"--classes must be in [1, V = {self.vocab_size}] (got "
-                             f"{self.classes})", hint="e.g. --classes 100 (default: sqrt(V), from V 10k V/100)")
+                             f"{self.classes})",
+                             hint="e.g. --classes 100 (default: sqrt(V), from V 10k V/100)")
         if self.softmax == "full" and self.classes:
             raise UsageError(f"--classes {self.classes} needs --softmax classes",
                              hint="pass --softmax classes, or drop --classes")
@@ -149,8 +150,8 @@ class TrainConfig:
             raise UsageError(f"--vocab-size must be at least 2 (got {self.vocab_max})",
                              hint="a language model needs at least two symbols to choose between")
         for name, choices in (("optim", OPTIMIZERS), ("clip_mode", CLIP_MODES),
-                              ("lr_schedule", LR_SCHEDULES),
-                              ("tokenizer", TOKENIZERS), ("updates", UPDATES)):
+                              ("lr_schedule", LR_SCHEDULES), ("tokenizer", TOKENIZERS),
+                              ("updates", UPDATES)):
             if getattr(self, name) not in choices:
                 raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}")
         return self

@@ -106,7 +106,7 @@ class Network:
 
     def _init_classes(self, params: Params, R: int, dt) -> None:
         """Buffers of the class softmax (`kernels.class_softmax`)."""
-        from rnn_cli.classes import PARALLEL_FROM_C, class_index
+        from rnn_cli.classes import class_index, parallel_class_kernels
 
         if params.word_class is None:
             raise ValueError("a class-softmax model needs its word classes (params.word_class)")
@@ -120,11 +120,7 @@ class Network:
         self.rows = np.zeros(R, np.int32)  # (R,) rows grouped by their target's class
         self.starts = np.zeros(C + 1, np.int32)  # (C+1,)
         self.fill = np.zeros(C, np.int32)  # (C,)
-        # parallel builds from PARALLEL_FROM_C classes, serial below (classes.py);
-        # RNN_CLI_CLASS_KERNELS=parallel or serial overrides
-        how = os.environ.get("RNN_CLI_CLASS_KERNELS") or ("parallel" if C >= PARALLEL_FROM_C
-                                                           else "serial")
-        self.use_class_kernels(self.threads > 1 and how == "parallel")
+        self.use_class_kernels(parallel_class_kernels(C, self.threads))
 
     def use_class_kernels(self, parallel: bool) -> None:
         """The class softmax's prange builds, or the serial ones."""

@@ -15,10 +15,10 @@ import time
 import numpy as np
 
 from rnn_cli.checkpoint import Model
+from rnn_cli.classes import parallel_class_kernels
 from rnn_cli.config import ModelConfig, TrainConfig, use_sparse
 from rnn_cli.corpus import Batches, release_pages
 from rnn_cli.errors import TrainingDiverged
-from rnn_cli.classes import PARALLEL_FROM_C
 from rnn_cli.kernels import _jit
 from rnn_cli.network import Network, sequence_nll
 from rnn_cli.optimizer import Optimizer, clip_gradients, lr_factor, lr_pieces
@@ -52,8 +52,8 @@ def warm_up(cfg: ModelConfig, sparse: bool = False) -> float:
     x = np.zeros((2, 1), np.int32)
     for table in (True, False):  # layer 0's input terms: the (V, G*H) table or the direct path
         net = Network(p, 1, 2, parallel=True, embed_table=table)
-        if classes and cfg.classes >= PARALLEL_FROM_C:  # the builds the real network will pick
-            net.use_class_kernels(net.threads > 1)
+        if classes:  # the builds the real network (C = cfg.classes) will pick
+            net.use_class_kernels(parallel_class_kernels(cfg.classes, net.threads))
         net.forward(x, x, net.draw_masks(np.random.default_rng(0)))
         net.backward(g, x, x, 1.0)
     clip_gradients(g.flat, 1.0, "norm")

@@ -3,9 +3,8 @@
 What lives here: `build_vocab` / `Counts` (count a text, at once or in pieces, keep the most
 frequent symbols), `Vocab.encode` / `encode_lines` (text → int32 ids + number of unknown tokens),
 `Vocab.decode` (ids → text, through the streaming `detok.Detokenizer`: same result for any
-chunking), the
-word `tokenize` rules, and `to_arrays` / `from_arrays` (plain arrays for the .npz model file,
-validated on load).
+chunking), the word `tokenize` rules, and `to_arrays` / `from_arrays` (plain arrays for the .npz
+model file, validated on load).
 What does not: reading files (`corpus.py`), batching (`corpus.py`), the model file itself
 (`checkpoint.py`). No numba, no printing.
 
@@ -179,11 +178,12 @@ class Vocab:
         return self._encode_words(text.split("\n"), final_eos)
 
     def _encode_chars(self, text: str) -> tuple[np.ndarray, int]:
-        if self.lower:
-            text = text.lower()
-        cps = _codepoints(text)
-        ids = self._table[np.minimum(cps, self._table.size - 1)]
+        ids = self._char_ids(text.lower() if self.lower else text)
         return ids, int(np.count_nonzero(ids == self.unk_id))
+
+    def _char_ids(self, text: str) -> np.ndarray:
+        """Ids of the code points of `text` (already lower-cased if the vocabulary is)."""
+        return self._table[np.minimum(_codepoints(text), self._table.size - 1)]
 
     def _encode_words(self, lines: list[str], final_eos: bool) -> tuple[np.ndarray, int]:
         lookup, out = self._lookup, []
@@ -225,8 +225,7 @@ class Vocab:
             return []
         if self.lower:  # per part, as encode_lines does (lower() may change a length)
             parts = [p.lower() for p in parts]
-        cps = _codepoints("".join(parts))
-        ids = self._table[np.minimum(cps, self._table.size - 1)]
+        ids = self._char_ids("".join(parts))
         ends = np.cumsum([len(p) for p in parts])
         unk = np.concatenate([[0], np.cumsum(ids == self.unk_id)])[ends]
         out, a, u = [], 0, 0
