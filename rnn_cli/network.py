@@ -71,12 +71,16 @@ class Network:
         self.state = np.zeros((cfg.state_rows, batch, H), dt)  # carried between windows
         self.x_buf = np.zeros((steps, batch), np.int32)
         self.y_buf = np.zeros((steps, batch), np.int32)
+        # (B,) steps of the window each lane runs in the BLAS recurrences (T: all); per-line
+        # scoring lowers it for lanes whose line ends (`score.BatchScorer`)
+        self.lane_steps = np.full(batch, steps, np.int32)
         self.threads = _jit.get_threads() if parallel else 1
         if self.classes:
             self._init_classes(params, R, dt)
         self.recurrence = recurrence or pick_recurrence(batch, H)
         gemm_path = self.recurrence == "gemm"
         chunks = min(self.threads, batch)
+        self.chunks = chunks  # slices of the batch, one per thread (`cell._chunk`)
         # one slice of the batch: the serial build (a parallel region for one thread only adds
         # a wake-up of the pool, which costs whole scheduler slices on a busy machine)
         if chunks > 1:
@@ -88,13 +92,13 @@ class Network:
         if gemm_path:
             self.WT = np.zeros((H, H), dt)  # (H, H) W_aa^T of the layer being run
 
-            def _fwd(a, xa, W):
+            def _fwd(a, xa, tab, x, W):
                 np.copyto(self.WT, W.T)
-                fwd(a, xa, self.WT, self.act, chunks)
+                fwd(a, xa, tab, x, self.WT, self.act, chunks, self.lane_steps)
             self._fwd = _fwd
             self._bwd = lambda dz, dn, da, a, W: bwd(dz, dn, da, a, W, self.act, chunks)
         else:
-            self._fwd = lambda a, xa, W: fwd(a, xa, W, self.act)
+            self._fwd = lambda a, xa, tab, x, W: fwd(a, xa, W, self.act)
             self._bwd = lambda dz, dn, da, a, W: bwd(dz, dn, da, a, W, self.act)
         self._init_cells(parallel, chunks)
         self._init_table(embed_table)
@@ -142,11 +146,13 @@ class Network:
         kind = "" if parallel and chunks > 1 else "_serial"
         if cfg.cell != "rnn" and self.recurrence == "gemm":
             self._gated_gemm(cfg.cell, kind, chunks, dt)
-        elif cfg.cell == "gru":
-            self._gfwd = getattr(gru, "gru_forward" + kind)
+        elif cfg.cell == "gru":  # the loop kernels read xa (filled by `table_forward`)
+            gf = getattr(gru, "gru_forward" + kind)
+            self._gfwd = lambda a, g, xa, tab, x, W, b_hn: gf(a, g, xa, W, b_hn)
             self._gbwd = getattr(gru, "gru_backward" + kind)
         elif cfg.cell == "lstm":
-            self._gfwd = getattr(lstm, "lstm_forward" + kind)
+            lf = getattr(lstm, "lstm_forward" + kind)
+            self._gfwd = lambda a, c, g, xa, tab, x, W: lf(a, c, g, xa, W)
             self._gbwd = getattr(lstm, "lstm_backward" + kind)
         if cfg.cell == "gru":
             self.gates = [np.zeros((T, B, 4 * H), dt) for _ in range(L)]  # (T, B, 4H) r z n hn
@@ -172,17 +178,24 @@ class Network:
         V, GH, dt = cfg.vocab_size, cfg.gates * cfg.hidden, self.params.flat.dtype
         self.use_table = V <= self.T * self.B if embed_table is None else embed_table
         if self.use_table:
-            self.table = np.zeros((V, GH), dt)  # (V, GH) W_ax^T or W_emb W_ax^T
-            self.dtable = np.zeros((V, GH), dt)  # (V, GH) its gradient
+            # (V+1, GH) W_ax^T or W_emb W_ax^T, plus b_a, then a row b_a alone (for x < 0)
+            self.table = np.zeros((V + 1, GH), dt)
+            self.dtable = np.zeros((V, GH), dt)  # (V, GH) the gradient of W_ax^T / W_emb W_ax^T
+        # layer 0's input terms come from `table` in the BLAS recurrences (`cell.input_row`);
+        # this empty one tells them to read xa
+        self.no_table = np.zeros((0, GH), dt)
         self._tabled = False  # whether the last forward window used it
 
     def _build_table(self) -> None:
-        """M = W_ax^T (one-hot input) or W_emb W_ax^T (`--embed`), (V, G*H)."""
-        p = self.params
+        """M = W_ax^T (one-hot input) or W_emb W_ax^T (`--embed`), (V, G*H), + b_a; then b_a."""
+        p, V = self.params, self.cfg.vocab_size
+        M = self.table[:V]
         if self.cfg.embed:  # V*E*G*H multiply-adds: at V 10k, H 256, a GRU's 3.9 GFLOP
-            self._matmul(self.table, p.W_emb, p.W_ax, trans_b=True)
+            self._matmul(M, p.W_emb, p.W_ax, trans_b=True)
         else:
-            np.copyto(self.table, p.W_ax.T)
+            np.copyto(M, p.W_ax.T)
+        M += p.b_a[0]
+        self.table[V] = p.b_a[0]
         self.table_builds += 1
 
     def _gated_gemm(self, cell_name: str, kind: str, chunks: int, dt) -> None:
@@ -193,12 +206,12 @@ class Network:
         fwd = getattr(gated_gemm, f"{cell_name}_forward_gemm" + kind)
         bwd = getattr(gated_gemm, f"{cell_name}_backward_gemm" + kind)
 
-        def gfwd(*args):  # (a, [c,] gates, xa, W_aa[, b_hn]): W_aa is the 4th or 5th argument
+        def gfwd(*args):  # (a, [c,] gates, xa, tab, x, W_aa[, b_hn]): W_aa 6th or 7th
             args = list(args)
-            w = 3 if cell_name == "gru" else 4
+            w = 5 if cell_name == "gru" else 6
             np.copyto(self.WT_gates, args[w].T)
             args[w] = self.WT_gates
-            fwd(*args, chunks)
+            fwd(*args, chunks, self.lane_steps)
         self._gfwd = gfwd
         self._gbwd = lambda *args: bwd(*args, chunks)
 
@@ -220,17 +233,20 @@ class Network:
                 m *= 1.0 / (1.0 - p)
         return self._mask_buf
 
-    def _cell_forward(self, layer: int, a: np.ndarray, xa: np.ndarray, T: int) -> None:
+    def _cell_forward(self, layer: int, a: np.ndarray, xa: np.ndarray, tab: np.ndarray,
+                      x: np.ndarray, T: int) -> None:
+        """Layer `layer`'s recurrence over the window; its input terms in xa, or rows of `tab`
+        picked by x (layer 0 with the folded table, the BLAS recurrences only)."""
         cfg, p = self.cfg, self.params
         if cfg.cell == "rnn":
-            self._fwd(a, xa, p.W_aa[layer])
+            self._fwd(a, xa, tab, x, p.W_aa[layer])
         elif cfg.cell == "gru":
-            self._gfwd(a, self.gates[layer][:T], xa, p.W_aa[layer], p.b_hn[layer])
+            self._gfwd(a, self.gates[layer][:T], xa, tab, x, p.W_aa[layer], p.b_hn[layer])
         else:
             L = cfg.layers
             c = self.c[layer][:T + 1]
             c[0] = self.state[L + layer]
-            self._gfwd(a, c, self.gates[layer][:T], xa, p.W_aa[layer])
+            self._gfwd(a, c, self.gates[layer][:T], xa, tab, x, p.W_aa[layer])
             self.state[L + layer] = c[T]
 
     def _cell_backward(self, grads: Params, layer: int, a, dz, da, T: int) -> np.ndarray:
@@ -278,11 +294,15 @@ class Network:
         for layer in range(self.cfg.layers):
             a = self.a[layer][:T + 1]
             a[0] = self.state[layer]
+            tab = self.no_table
             if layer == 0 and self.use_table and (self._masks is None or not self.cfg.embed):
                 self._tabled = True
                 if not (self.frozen and self.table_builds):
                     self._build_table()
-                embed.table_forward(xa, self.table, p.b_a[0], x)
+                if self.recurrence == "gemm":
+                    tab = self.table  # read in the time loop: no (T, B, GH) copy
+                else:
+                    embed.table_forward(xa, self.table, x)
             elif layer == 0 and self.cfg.embed:
                 self._tabled = False
                 e = self.emb[:T]
@@ -299,7 +319,7 @@ class Network:
                 xa[...] = p.b_a[layer]
                 self._matmul(xa.reshape(R, GH), inp.reshape(R, H), p.W_ax_up[layer - 1],
                              trans_b=True, beta=1.0)
-            self._cell_forward(layer, a, xa, T)
+            self._cell_forward(layer, a, xa, tab, x, T)
             self.state[layer] = a[T]
             below = a
         top = self._dropped(self.cfg.layers, below[1:], T)

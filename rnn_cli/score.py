@@ -156,7 +156,10 @@ class BatchScorer:
 
     Windows of T steps with the state carried (a line longer than T spans windows, as in
     `sequence_nll`); a lane whose line has ended is fed padding with target -1 (not scored), and a
-    batch of fewer than B lines leaves the other lanes idle.
+    batch of fewer than B lines leaves the other lanes idle. On a CPU network the lines go into
+    each thread's slice of lanes longest first and `Network.lane_steps` tells the recurrence where
+    each one ends, so its per-step product covers the running lines only (as torch's packed
+    sequences do): padding costs no recurrent work.
     """
 
     def __init__(self, scorer: Scorer, batch: int):
@@ -167,29 +170,52 @@ class BatchScorer:
         steps = max(1, min(EVAL_WINDOW, LOGIT_ROWS // (batch * width)))
         self.net = scorer.make_net(batch, steps)
         self.start = scorer.start
+        self.lanes = _lane_order(batch, getattr(self.net, "chunks", 1))
 
     def score(self, seqs: list[np.ndarray], outs: list[np.ndarray]) -> None:
         """outs[b][i] = -ln P(seqs[b][i] | start, seqs[b][:i]) for up to B id sequences."""
         net, B, T = self.net, self.B, self.net.T
-        n = max(s.shape[0] for s in seqs)
+        order = sorted(range(len(seqs)), key=lambda i: -seqs[i].shape[0])  # longest first
+        placed = [(self.lanes[k], seqs[i], outs[i]) for k, i in enumerate(order)]
+        lane_steps = getattr(net, "lane_steps", None)  # None: a CUDA network runs every lane
+        n = placed[0][1].shape[0]
         net.reset_state()
-        for pos in range(0, n, T):
-            w = min(T, n - pos)
-            x, y = net.x_buf[:w], net.y_buf[:w]
-            x[...] = max(self.start, 0)
-            y[...] = -1
-            for b, s in enumerate(seqs):
-                m = min(w, s.shape[0] - pos)
-                if m > 0:
+        try:
+            for pos in range(0, n, T):
+                w = min(T, n - pos)
+                x, y = net.x_buf[:w], net.y_buf[:w]
+                x[...] = max(self.start, 0)
+                y[...] = -1
+                if lane_steps is not None:
+                    lane_steps[...] = 0
+                for b, s, _ in placed:
+                    m = min(w, s.shape[0] - pos)
+                    if m <= 0:
+                        break  # longest first: the rest have ended too
                     x[0, b] = self.start if pos == 0 else s[pos - 1]
                     x[1:m, b] = s[pos:pos + m - 1]
                     y[:m, b] = s[pos:pos + m]
-            net.forward(x, y)
-            nll = np.asarray(net.nll)[:w * B].reshape(w, B)  # (a CUDA network copies it here)
-            for b, s in enumerate(seqs):
-                m = min(w, s.shape[0] - pos)
-                if m > 0:
-                    outs[b][pos:pos + m] = nll[:m, b]
+                    if lane_steps is not None:
+                        lane_steps[b] = m
+                net.forward(x, y)
+                nll = np.asarray(net.nll)[:w * B].reshape(w, B)  # (a CUDA network copies it)
+                for b, s, out in placed:
+                    m = min(w, s.shape[0] - pos)
+                    if m <= 0:
+                        break
+                    out[pos:pos + m] = nll[:m, b]
+        finally:
+            if lane_steps is not None:
+                lane_steps[...] = T
+
+
+def _lane_order(batch: int, chunks: int) -> list[int]:
+    """Lanes in the order lines sorted longest first fill them: dealt round-robin over the
+    threads' slices (`cell._chunk`), so each slice holds a share of long and short lines and,
+    within it, longer lines come first."""
+    size = -(-batch // chunks)
+    return [c * size + p for p in range(size) for c in range(chunks)
+            if c * size + p < min(batch, (c + 1) * size)]
 
 
 def _encode_line(vocab, lineno: int, line: str, encoded=None) -> tuple[np.ndarray, int]:

@@ -15,7 +15,8 @@ from conftest import (B, FD_EPS, FD_MAX_REL_ERR, FD_MEAN_REL_ERR, FLOAT32_ATOL, 
                       FLOAT64_ATOL, FLOAT64_RTOL, NOJIT, SERIAL_PARALLEL_RTOL, H, T, V, requires_jit,
                       tol)
 from rnn_cli.config import ModelConfig
-from rnn_cli.kernels import embed, generate, gru, lstm
+from rnn_cli.kernels import cell as rnn_cell
+from rnn_cli.kernels import embed, gated_gemm, generate, gru, lstm
 from rnn_cli.network import Network, sequence_nll
 from rnn_cli.params import Params
 
@@ -139,6 +140,11 @@ def test_embed_forward_backward_match_reference(rng, dtype):
     assert_allclose(dW, expect, **tol(dtype))
 
 
+def folded(M, b_a):
+    """The forward table: [M + b_a; b_a] (V+1, GH), its last row for x < 0."""
+    return np.vstack([M + b_a, b_a[None, :]]).astype(M.dtype)
+
+
 def test_embed_table_forward_backward_match_reference(rng, dtype):
     """The folded input terms: xa = M[x] + b_a, and dM[v] = sum of dz over positions with x = v."""
     GH = 3 * H
@@ -147,7 +153,7 @@ def test_embed_table_forward_backward_match_reference(rng, dtype):
     x, _ = make_window(rng, T)
     x[1, :] = 2  # a token repeated within the window: its row receives several additions
     xa = np.full((T, B, GH), np.nan, dtype)
-    embed.table_forward(xa, M, b_a, x)
+    embed.table_forward(xa, folded(M, b_a), x)
     X = ref.onehot(x, V)  # (T, B, V), zero rows for x < 0
     assert_allclose(xa, X @ M.astype(np.float64) + b_a, **tol(dtype))
     dz = rng.normal(0, 1, (T, B, GH)).astype(dtype)
@@ -158,11 +164,78 @@ def test_embed_table_forward_backward_match_reference(rng, dtype):
     assert_allclose(db, db0 + dz.sum(axis=(0, 1)), **tol(dtype))
 
 
+def _gemm_forward(cell_name, a0, c0, xa, tab, x, W, b_hn, steps, parallel):
+    """Run one BLAS-per-step forward kernel; returns a (and c for the LSTM)."""
+    dt, (Tn, Bn) = xa.dtype, x.shape
+    a = np.zeros((Tn + 1, Bn, H), dt)
+    a[0] = a0
+    kind = "" if parallel else "_serial"
+    chunks = 2 if parallel else 1
+    if cell_name == "rnn":
+        getattr(rnn_cell, "rnn_forward_gemm" + kind)(
+            a, xa, tab, x, np.ascontiguousarray(W.T), rnn_cell.TANH, chunks, steps)
+        return a, None
+    G = 3 if cell_name == "gru" else 4
+    gates = np.zeros((Tn, Bn, (G + 1) * H), dt)
+    if cell_name == "gru":
+        getattr(gated_gemm, "gru_forward_gemm" + kind)(
+            a, gates, xa, tab, x, np.ascontiguousarray(W.T), b_hn, chunks, steps)
+        return a, None
+    c = np.zeros((Tn + 1, Bn, H), dt)
+    c[0] = c0
+    getattr(gated_gemm, "lstm_forward_gemm" + kind)(
+        a, c, gates, xa, tab, x, np.ascontiguousarray(W.T), chunks, steps)
+    return a, c
+
+
+@pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
+@pytest.mark.parametrize("cell_name", ["rnn", "gru", "lstm"])
+def test_gemm_forward_reads_the_table_and_stops_lanes_at_their_steps(rng, dtype, cell_name,
+                                                                   parallel):
+    """The BLAS forward kernels (kernels/cell.py, kernels/gated_gemm.py) against the float64
+    references: input terms from xa, or from rows of the folded table picked by x (equal to
+    xa = table_forward); with per-lane steps, a lane's rows up to its end equal the full run's and
+    the rows after it are zero (a<t>, and c<t> for the LSTM)."""
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell_name]
+    Tn, Bn = 6, 5
+    M = rng.normal(0, 1, (V, G * H)).astype(dtype)
+    b_a = rng.normal(0, 0.5, G * H).astype(dtype)
+    tab = folded(M, b_a)
+    x = rng.integers(0, V, (Tn, Bn)).astype(np.int32)
+    x[0, 1] = -1  # the zero input vector
+    xa = np.zeros((Tn, Bn, G * H), dtype)
+    embed.table_forward(xa, tab, x)
+    W = rng.normal(0, 0.5, (G * H, H)).astype(dtype)
+    b_hn = rng.normal(0, 0.5, H).astype(dtype)
+    a0 = rng.uniform(-0.9, 0.9, (Bn, H)).astype(dtype)
+    c0 = rng.uniform(-2, 2, (Bn, H)).astype(dtype)
+    if cell_name == "rnn":
+        ra, rc = ref.ref_rnn_forward(a0, xa, W, "tanh"), None
+    elif cell_name == "gru":
+        (ra, _), rc = refc.ref_gru_forward(a0, xa, W, b_hn), None
+    else:
+        ra, rc, _ = refc.ref_lstm_forward(a0, c0, xa, W)
+    no_table = np.zeros((0, G * H), dtype)
+    full = np.full(Bn, Tn, np.int32)
+    for tb in (no_table, tab):
+        a, c = _gemm_forward(cell_name, a0, c0, xa if tb is no_table else 0 * xa, tb, x, W,
+                             b_hn, full, parallel)
+        assert_allclose(a, ra, **tol(dtype))
+        if c is not None:
+            assert_allclose(c, rc, **tol(dtype))
+    steps = np.array([6, 3, 0, 5, 1], np.int32)  # unsorted: lanes after a stopped one still run
+    a, c = _gemm_forward(cell_name, a0, c0, xa, tab, x, W, b_hn, steps, parallel)
+    for b in range(Bn):
+        for out, want in ((a, ra), (c, rc)) if c is not None else ((a, ra),):
+            assert_allclose(out[:steps[b] + 1, b], want[:steps[b] + 1, b], **tol(dtype))
+            assert not out[steps[b] + 1:, b].any()
+
+
 @requires_jit
 @pytest.mark.parametrize("name", ["table_forward", "table_backward"])
 def test_embed_table_compiled_equals_py_func(rng, name):
     x, _ = make_window(rng, T)
-    args = (np.zeros((T, B, 3 * H)), rng.normal(0, 1, (V, 3 * H)), rng.normal(0, 1, 3 * H), x) \
+    args = (np.zeros((T, B, 3 * H)), rng.normal(0, 1, (V + 1, 3 * H)), x) \
         if name == "table_forward" else \
         (np.ones((V, 3 * H)), np.ones(3 * H), rng.normal(0, 1, (T, B, 3 * H)), x)
     outs = []

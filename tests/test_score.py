@@ -22,9 +22,9 @@ from rnn_cli.vocab import UNK, Vocab, build_vocab
 TEXT = "the cat sat on the mat\nthe dog sat on the log\na cat and a dog\n"
 
 
-def random_model(level: str, hidden: int = 8, seed: int = 0, text: str = TEXT):
+def random_model(level: str, hidden: int = 8, seed: int = 0, text: str = TEXT, **cfg_kw):
     vocab = build_vocab(text, level)
-    cfg = ModelConfig(level=level, hidden=hidden, vocab_size=len(vocab))
+    cfg = ModelConfig(level=level, hidden=hidden, vocab_size=len(vocab), **cfg_kw).validate()
     params = Params(cfg).init(np.random.default_rng(seed))
     params.b_y[...] = np.random.default_rng(seed + 1).normal(size=len(vocab))  # not uniform
     return checkpoint.Model(cfg, vocab, params)
@@ -161,9 +161,13 @@ def test_unknown_tokens_and_empty_input():
 LONG = ("the cat sat on the mat and the dog sat on the log " * 12).strip()
 
 
-@pytest.mark.parametrize("level,hidden", [("char", 8), ("word", 8), ("char", 40)])
-def test_batched_scoring_equals_one_line_at_a_time(level, hidden, monkeypatch):
-    m = random_model(level, hidden=hidden, seed=7)  # H 40: the batch runs BLAS, one line loops
+@pytest.mark.parametrize("level,hidden,kw", [
+    ("char", 8, {}), ("word", 8, {}), ("char", 40, {}), ("char", 40, {"cell": "gru"}),
+    ("word", 40, {"cell": "lstm", "embed": 16, "layers": 2})])
+def test_batched_scoring_equals_one_line_at_a_time(level, hidden, kw, monkeypatch):
+    """H 40: the batch runs the BLAS recurrences, lines longest first in each thread's lanes,
+    each lane stopped at its line's end (`Network.lane_steps`); one line at a time loops."""
+    m = random_model(level, hidden=hidden, seed=7, **kw)
     scorer = score.Scorer(m)
     lines = TEXT.splitlines() * 5 + [LONG, "the", "", "a cat", LONG[:40]]
     numbered = [(i + 1, line + "\n") for i, line in enumerate(lines)]

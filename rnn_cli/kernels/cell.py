@@ -185,11 +185,34 @@ def _chunk(B, nchunks, c):
     return b0, min(B, b0 + size)
 
 
-def _rnn_forward_gemm(a, xa, W_aaT, act, nchunks):
+def _active_end(steps, b0, b1, t):
+    """End of the lanes of [b0, b1) still running at step t: one past the last lane b with
+    steps[b] > t (lanes sorted longest first make [b0, end) exactly the running ones)."""
+    e = b1
+    while e > b0 and steps[e - 1] <= t:
+        e -= 1
+    return e
+
+
+def _input_row(xa, tab, x, t, b):
+    """Position (t, b)'s input term: xa[t, b], or with a folded table (`tab` (V+1, GH), rows
+    W_ax^T[v] + b_a and a last row b_a alone, see `embed.table_forward`) its row for x[t, b]: the
+    recurrences then read layer 0's input terms from the table, without the (T, B, GH) copy."""
+    if tab.shape[0] > 0:
+        k = x[t, b]
+        return tab[k if k >= 0 else tab.shape[0] - 1]
+    return xa[t, b]
+
+
+def _rnn_forward_gemm(a, xa, tab, x, W_aaT, act, nchunks, steps):
     """As `rnn_forward`; a<t> = g(xa<t> + a<t-1> W_aa^T) with one gemm per step and slice.
 
     W_aaT (H, H) is a contiguous copy of W_aa^T: OpenBLAS runs a plain product faster than one
     with a transposed operand at these shapes (no repacking of the weights at every call).
+    steps (B,) int32: lane b runs steps[b] steps of the window (>= T: all of them); past its end
+    its a<t> is zero, and once every lane after it in its slice has ended too it is left out of
+    the product. Per-line scoring sorts each slice's lines longest first, so the product shrinks
+    as lines end (no work on padding); training passes T for every lane.
     """
     T, B, H = xa.shape[0], xa.shape[1], xa.shape[2]
     single, isz = a.itemsize == 4, a.itemsize
@@ -198,15 +221,21 @@ def _rnn_forward_gemm(a, xa, W_aaT, act, nchunks):
         b0, b1 = _chunk_bounds(B, nchunks, c)
         if b1 > b0:
             for t in range(T):
-                for b in range(b0, b1):
+                e = _active_end_jit(steps, b0, b1, t)
+                for b in range(b0, e):
                     out = a[t + 1, b]
-                    pre = xa[t, b]
+                    pre = input_row(xa, tab, x, t, b)
                     for i in range(H):
                         out[i] = pre[i]
-                gemm(single, False, False, b1 - b0, H, H, 1.0, base + (t * B + b0) * H * isz, H,
-                     w, H, 1.0, base + ((t + 1) * B + b0) * H * isz, H)
+                if e > b0:
+                    gemm(single, False, False, e - b0, H, H, 1.0,
+                         base + (t * B + b0) * H * isz, H, w, H, 1.0,
+                         base + ((t + 1) * B + b0) * H * isz, H)
                 for b in range(b0, b1):
-                    activate(a[t + 1, b], act)
+                    if steps[b] > t:
+                        activate(a[t + 1, b], act)
+                    else:
+                        a[t + 1, b, :] = 0.0
 
 
 def _rnn_backward_gemm(dz, dnext, da, a, W_aa, act, nchunks):
@@ -255,6 +284,8 @@ def _pgemm(C, A, B, trans_a, trans_b, alpha, beta, nchunks):
 
 
 _chunk_bounds = njit(_chunk)
+_active_end_jit = njit(_active_end)
+input_row = njit(_input_row)
 rnn_forward_gemm = njit_parallel(_rnn_forward_gemm)
 rnn_backward_gemm = njit_parallel(_rnn_backward_gemm)
 rnn_forward_gemm_serial = njit(_rnn_forward_gemm)

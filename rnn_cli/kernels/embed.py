@@ -13,7 +13,9 @@ folds the product into a table built once per window (`network.Network`):
     dM[v] = sum of dz<t> over the positions with x<t> = v                (`table_backward`)
     dW_ax = dM^T W_emb,  dW_emb = dM W_ax                                (two V-sized products)
 
-the same sums in another order: V*E*G*H multiply-adds per product instead of T*B*E*G*H.
+the same sums in another order: V*E*G*H multiply-adds per product instead of T*B*E*G*H. The
+forward table holds b_a folded in, Mb = [M + b_a; b_a] (V+1, G*H), its last row for x < 0; the
+BLAS recurrences read its rows directly (`cell.input_row`), the loop ones through `table_forward`.
 
 Layouts: W_emb (V, E), e / de (T, B, E), x (T, B) int32, M / dM (V, G*H), xa / dz (T, B, G*H).
 """
@@ -64,26 +66,23 @@ embed_backward = njit(_embed_backward)
 
 
 @njit
-def table_forward(xa, M, b_a, x):
-    """xa<t> = M[x<t>] + b_a (b_a alone for x < 0): layer 0's input terms from the folded table.
+def table_forward(xa, Mb, x):
+    """xa<t> = Mb[x<t>] = M[x<t>] + b_a (Mb[V] = b_a for x < 0): layer 0's input terms.
 
-    xa (T,B,GH) out, M (V,GH), b_a (GH,), x (T,B) int32. Serial: a copy of T*B rows, cheaper
-    than waking the thread pool on a busy machine.
+    xa (T,B,GH) out, Mb (V+1,GH) the table with b_a folded in, x (T,B) int32. Serial: a copy of
+    T*B rows, cheaper than waking the thread pool on a busy machine.
     """
     T = x.shape[0]
     B = x.shape[1]
-    GH = b_a.shape[0]
+    GH = Mb.shape[1]
+    V = Mb.shape[0] - 1
     for t in range(T):
         for b in range(B):
             k = x[t, b]
             out = xa[t, b]
-            if k < 0:
-                for i in range(GH):
-                    out[i] = b_a[i]
-            else:
-                row = M[k]
-                for i in range(GH):
-                    out[i] = row[i] + b_a[i]
+            row = Mb[k if k >= 0 else V]
+            for i in range(GH):
+                out[i] = row[i]
 
 
 @njit

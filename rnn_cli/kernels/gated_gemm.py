@@ -14,7 +14,7 @@ import math
 
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
 from rnn_cli.kernels.blas import gemm
-from rnn_cli.kernels.cell import _chunk_bounds, tanh32
+from rnn_cli.kernels.cell import _active_end_jit, _chunk_bounds, input_row, tanh32
 
 
 @njit
@@ -52,8 +52,9 @@ def _gates_forward(g, c_prev, c_out, h_out, H):
             h_out[i] = og * tc
 
 
-def _lstm_forward_gemm(a, c, gates, xa, WT, nchunks):
-    """As `lstm.lstm_forward` (WT = W_aa^T, (H, 4H)), with one gemm per step and slice."""
+def _lstm_forward_gemm(a, c, gates, xa, tab, x, WT, nchunks, steps):
+    """As `lstm.lstm_forward` (WT = W_aa^T, (H, 4H)), with one gemm per step and slice; tab, x
+    and steps (B,) as in `cell.rnn_forward_gemm` (a lane past its end: a<t> = c<t> = 0)."""
     T, B, H = xa.shape[0], xa.shape[1], a.shape[2]
     single, isz = a.itemsize == 4, a.itemsize
     ap, gp, w = a.ctypes.data, gates.ctypes.data, WT.ctypes.data
@@ -61,15 +62,22 @@ def _lstm_forward_gemm(a, c, gates, xa, WT, nchunks):
         b0, b1 = _chunk_bounds(B, nchunks, ch)
         if b1 > b0:
             for t in range(T):
-                for b in range(b0, b1):
+                e = _active_end_jit(steps, b0, b1, t)
+                for b in range(b0, e):
                     g = gates[t, b]
-                    pre = xa[t, b]
+                    pre = input_row(xa, tab, x, t, b)
                     for k in range(4 * H):
                         g[k] = pre[k]
-                gemm(single, False, False, b1 - b0, 4 * H, H, 1.0, ap + (t * B + b0) * H * isz, H,
-                     w, 4 * H, 1.0, gp + (t * B + b0) * 5 * H * isz, 5 * H)
+                if e > b0:
+                    gemm(single, False, False, e - b0, 4 * H, H, 1.0,
+                         ap + (t * B + b0) * H * isz, H, w, 4 * H, 1.0,
+                         gp + (t * B + b0) * 5 * H * isz, 5 * H)
                 for b in range(b0, b1):
-                    _gates_forward(gates[t, b], c[t, b], c[t + 1, b], a[t + 1, b], H)
+                    if steps[b] > t:
+                        _gates_forward(gates[t, b], c[t, b], c[t + 1, b], a[t + 1, b], H)
+                    else:
+                        a[t + 1, b, :] = 0.0
+                        c[t + 1, b, :] = 0.0
 
 
 def _lstm_backward_gemm(dz, dnext, dcnext, da, c, gates, W_aa, nchunks):
@@ -148,8 +156,9 @@ def _gru_gates_forward(g, pre, b_hn, prev, out, H):
             out[i] = (1.0 - z) * n + z * prev[i]
 
 
-def _gru_forward_gemm(a, gates, xa, WT, b_hn, nchunks):
-    """As `gru.gru_forward` (WT = W_aa^T, (H, 3H)), with one gemm per step and slice."""
+def _gru_forward_gemm(a, gates, xa, tab, x, WT, b_hn, nchunks, steps):
+    """As `gru.gru_forward` (WT = W_aa^T, (H, 3H)), with one gemm per step and slice; tab, x and
+    steps (B,) as in `cell.rnn_forward_gemm` (a lane past its end: a<t> = 0)."""
     T, B, H = xa.shape[0], xa.shape[1], a.shape[2]
     single, isz = a.itemsize == 4, a.itemsize
     ap, gp, w = a.ctypes.data, gates.ctypes.data, WT.ctypes.data
@@ -157,10 +166,17 @@ def _gru_forward_gemm(a, gates, xa, WT, b_hn, nchunks):
         b0, b1 = _chunk_bounds(B, nchunks, ch)
         if b1 > b0:
             for t in range(T):
-                gemm(single, False, False, b1 - b0, 3 * H, H, 1.0, ap + (t * B + b0) * H * isz, H,
-                     w, 3 * H, 0.0, gp + (t * B + b0) * 4 * H * isz, 4 * H)
+                e = _active_end_jit(steps, b0, b1, t)
+                if e > b0:
+                    gemm(single, False, False, e - b0, 3 * H, H, 1.0,
+                         ap + (t * B + b0) * H * isz, H, w, 3 * H, 0.0,
+                         gp + (t * B + b0) * 4 * H * isz, 4 * H)
                 for b in range(b0, b1):
-                    _gru_gates_forward(gates[t, b], xa[t, b], b_hn, a[t, b], a[t + 1, b], H)
+                    if steps[b] > t:
+                        _gru_gates_forward(gates[t, b], input_row(xa, tab, x, t, b), b_hn,
+                                           a[t, b], a[t + 1, b], H)
+                    else:
+                        a[t + 1, b, :] = 0.0
 
 
 def _gru_backward_gemm(dz, dhh, dnext, da, a, gates, W_aa, nchunks):
