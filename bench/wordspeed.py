@@ -47,12 +47,20 @@ def build_v100k(shared, tmp):
     return path
 
 
-def _train(sp, s, a, tmp, name, data, vocab, softmax, seconds, more=""):
-    extra = f"--tokenizer space --vocab-size {vocab} --softmax {softmax} {more}".strip()
+# the default word model's network (`rnn-cli train --level word` picks it for these corpora: GRU,
+# tied embedding, dropout 0.1), next to the rows' one-hot RNN, whose input weights W_ax (H, V) are
+# updated column by column (strided) while the default's embedding rows are contiguous
+DEFAULT_WORD_NET = {"cell": "gru", "E": 256, "dropout": "0.1", "more": "--tie-weights"}
+
+
+def _train(sp, s, a, tmp, name, data, vocab, softmax, seconds, more="", net=None):
+    net = net or {"cell": "rnn", "E": 0, "dropout": "0", "more": ""}
+    extra = f"--tokenizer space --vocab-size {vocab} --softmax {softmax} {more} {net['more']}"
     argv = sp.cmdline(sp.OURS_TRAIN, rnn=sp.q(s.rnn), data=sp.q(data),
                       model=sp.q(os.path.join(tmp, f"ws-{name}.npz")), level="word", H=256, B=32,
                       T=35, threads=sp.THREADS, seconds=f"{seconds:g}", val_frac="0.01",
-                      cell="rnn", E=0, extra=extra)
+                      cell=net["cell"], E=net["E"], extra=extra.strip())
+    argv[argv.index("--dropout") + 1] = net["dropout"]
     if not seconds:  # a run to --steps
         argv = [x for i, x in enumerate(argv) if not (x == "--max-seconds" or
                                                       (i and argv[i - 1] == "--max-seconds"))]
@@ -65,20 +73,23 @@ def _train(sp, s, a, tmp, name, data, vocab, softmax, seconds, more=""):
 
 
 def bench_softmax(sp, s, a, tmp, emit):
-    """{name: {"tps": [...], "median": x, "model": path, "V": V}} for the five runs."""
+    """{name: {"tps": [...], "median": x, "model": path, "V": V}} for the eight runs."""
     runs = [("full-10k", s.ptb_train, 10000, "full", ""),
             ("classes-10k", s.ptb_train, 10000, "classes", ""),
             ("classes-100k", None, 100000, "classes", ""),
             ("classes-100k-dense", None, 100000, "classes", "--updates dense --classes 316"),
-            ("full-1k", s.ptb_train, 1000, "full", ""), ("classes-1k", s.ptb_train, 1000, "classes", "")]
+            ("full-1k", s.ptb_train, 1000, "full", ""), ("classes-1k", s.ptb_train, 1000, "classes", ""),
+            ("default-10k", s.ptb_train, 10000, "classes", "", DEFAULT_WORD_NET),
+            ("default-100k", None, 100000, "classes", "", DEFAULT_WORD_NET)]
     v100k = build_v100k(s.shared, tmp)
     out = {n[0]: {"tps": [], "cmds": []} for n in runs}
     # at least 45 s: the first V 100k step touches ~0.6 GB of fresh gradient and Adam buffers,
     # which dominated 15 s runs (0.20x measured then, 0.58-0.64x in 45 s runs)
     seconds = max(a.seconds, SOFTMAX_MIN_SECONDS)
     for rep in range(REPEATS):
-        for name, data, vocab, softmax, more in runs:
-            rec = _train(sp, s, a, tmp, name, data or v100k, vocab, softmax, seconds, more)
+        for name, data, vocab, softmax, more, *net in runs:
+            rec = _train(sp, s, a, tmp, name, data or v100k, vocab, softmax, seconds, more,
+                         *net)
             emit(dict(kind="softmax-train", rep=rep, **{k: v for k, v in rec.items()
                                                          if k != "model"}))
             o = out[name]
@@ -223,6 +234,8 @@ def rows(sp, ex):
             "--classes 316` (the previous defaults)", med("classes-100k"),
             med("classes-100k-dense"), None)
         row("training PTB cut to V 1k: classes ÷ full", med("classes-1k"), med("full-1k"), None)
+        row("training V 100k ÷ PTB V 10k, the default word network (GRU, tied embedding 256, "
+            "dropout 0.1, classes)", med("default-100k"), med("default-10k"), V100K_TARGET)
     for rec in ex.get("sparse-steps") or []:
         d = rec["sparse"] - rec["dense"] if rec.get("sparse") and rec.get("dense") else None
         L.append(f"| {rec['label']}, equal steps ({rec['steps']:,}): validation nats/token "
