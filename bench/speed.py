@@ -48,10 +48,14 @@ PEER_TRAIN = ("{python} {peers} --impl {impl} --cell {cell} --hidden {H} --batch
               "--vocab-file {data} --seconds {seconds} --threads {threads} --emb {E} {extra}")
 PEER_CHAR_EXTRA = "--level char --val-frac 0.1"
 PEER_WORD_EXTRA = "--level word --val-file {valid}"
-# OMP_WAIT_POLICY=PASSIVE: rnn-cli's default (kernels/_jit.py); the torch peer spins in its
-# OpenMP barriers otherwise, which on a shared machine cost it up to 10x its speed (measured at
-# load average 7-10 on 2 cores: 200-2,000 tok/s instead of ~20k), so it gets the same policy.
+# OMP_WAIT_POLICY=PASSIVE is rnn-cli's own default (kernels/_jit.py), spelled out for its commands.
+# The peers run with their own defaults: torch's OpenMP threads spin between regions, which on a
+# quiet machine is worth up to 2x its speed (LSTM H 256 --emb 256: 67.6k tok/s, 34.1k passive;
+# 2026-12-02). Until then the peers ran passive too, which halved torch on a quiet machine and
+# so inflated the ratios. On a shared machine spinning costs torch up to 10x instead (load average
+# 7-10 on 2 cores: 200-2,000 tok/s instead of ~20k); --peers-passive gives them our policy there.
 ENV_PREFIX = ["env", "-u", "OPENBLAS_CORETYPE", "-u", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY=PASSIVE"]
+PEER_ENV_PREFIX = ["env", "-u", "OPENBLAS_CORETYPE", "-u", "OPENBLAS_L2_SIZE"]
 
 # The peers train --warmup (default 2 s, untimed) + --seconds; rnn-cli has no separate warm-up
 # (its kernel compile is not training), so it gets the same total training wall time.
@@ -189,8 +193,13 @@ def last_json(stdout):
     return None
 
 
-def cmdline(template, **kw):
-    return ENV_PREFIX + shlex.split(" ".join(template.format(**kw).split()))
+def peer_env(a):
+    """The peers' environment prefix: their own thread policy unless --peers-passive."""
+    return ENV_PREFIX if getattr(a, "peers_passive", False) else PEER_ENV_PREFIX
+
+
+def cmdline(template, prefix=None, **kw):
+    return (prefix or ENV_PREFIX) + shlex.split(" ".join(template.format(**kw).split()))
 
 
 def show(argv):
@@ -389,7 +398,8 @@ def train_peer(s, a, impl, cfg, seconds):
     data = s.shakespeare if corpus == "shakespeare" else s.ptb_train
     extra = PEER_CHAR_EXTRA if level == "char" else PEER_WORD_EXTRA.format(valid=q(s.ptb_valid))
     ar = arch(cfg)
-    argv = cmdline(PEER_TRAIN, python=q(s.peer_python), peers=q(s.peers), impl=impl, H=H, B=B, T=T,
+    argv = cmdline(PEER_TRAIN, peer_env(a), python=q(s.peer_python), peers=q(s.peers),
+                   impl=impl, H=H, B=B, T=T,
                    data=q(data), seconds=f"{seconds:g}", threads=THREADS, extra=extra,
                    cell=ar["cell"], E=ar["E"] or H)
     r = run(argv, a.timeout)
@@ -826,7 +836,8 @@ def write_md(path, s, a, rows, ex, meta):
           f"(numpy's OpenBLAS) {fmt((m.get('gemm_gflops') or {}).get('1'))} GF/s on 1 thread, "
           f"{fmt((m.get('gemm_gflops') or {}).get('2'))} GF/s on 2",
           "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
-          f"- environment: every command is prefixed with `{' '.join(ENV_PREFIX)}`", ""]
+          f"- environment: rnn-cli's commands are prefixed with `{' '.join(ENV_PREFIX)}`, the "
+          f"peers' with `{' '.join(meta.get('peer_env') or ENV_PREFIX)}`", ""]
     cmds = []
     for row in rows:
         for k, r in row.get("runs", {}).items():
@@ -894,6 +905,9 @@ def main(argv=None):
     ap.add_argument("--peer-python", default=None,
                     help="python with torch==2.13.0 and numpy (default: .venv-bench/bin/python)")
     ap.add_argument("--no-peers", action="store_true", help="rnn-cli only")
+    ap.add_argument("--peers-passive", action="store_true",
+                    help="run the peers with OMP_WAIT_POLICY=PASSIVE too (a shared machine: "
+                         "spinning threads cost torch up to 10x there); default: their own policy")
     ap.add_argument("--sample-n", type=int, default=None, help="chars to sample (default 200000; 20000 --quick)")
     ap.add_argument("--model-seconds", type=float, default=None,
                     help="training seconds of a model made only for sample/score/start-up (default 5; 3 --quick)")
@@ -925,7 +939,8 @@ def main(argv=None):
         return 2
     now = datetime.datetime.now(datetime.timezone.utc)
     meta = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "run_id": now.strftime("%Y%m%dT%H%M%SZ"),
-            "machine": machine(), "versions": versions(s), "load_start": os.getloadavg()[0]}
+            "machine": machine(), "versions": versions(s), "load_start": os.getloadavg()[0],
+            "peer_env": peer_env(a)}
     meta["machine"]["gemm_gflops"] = gemm_rates(s)
     os.makedirs(os.path.dirname(a.jsonl), exist_ok=True)
 
