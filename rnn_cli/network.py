@@ -93,7 +93,7 @@ class Network:
             self.WT = np.zeros((H, H), dt)  # (H, H) W_aa^T of the layer being run
 
             def _fwd(a, xa, tab, x, W):
-                np.copyto(self.WT, W.T)
+                cell.transpose_into(self.WT, W)
                 fwd(a, xa, tab, x, self.WT, self.act, chunks, self.lane_steps)
             self._fwd = _fwd
             self._bwd = lambda dz, dn, da, a, W: bwd(dz, dn, da, a, W, self.act, chunks)
@@ -209,7 +209,7 @@ class Network:
         def gfwd(*args):  # (a, [c,] gates, xa, tab, x, W_aa[, b_hn]): W_aa 6th or 7th
             args = list(args)
             w = 5 if cell_name == "gru" else 6
-            np.copyto(self.WT_gates, args[w].T)
+            cell.transpose_into(self.WT_gates, args[w])
             args[w] = self.WT_gates
             fwd(*args, chunks, self.lane_steps)
         self._gfwd = gfwd

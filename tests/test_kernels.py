@@ -96,6 +96,15 @@ def test_rnn_forward_streams_are_independent(rng):
 # ------------------------------------------------------------------------------------ input gather
 
 
+@pytest.mark.parametrize("shape", [(3, 5), (32, 32), (70, 33), (96, 40)])
+def test_transpose_into_equals_numpy_transpose(rng, dtype, shape):
+    """The tiled copy of W_aa^T the BLAS recurrences read: whole tiles and ragged edges."""
+    src = rng.normal(0, 1, shape).astype(dtype)
+    dst = np.full(shape[::-1], np.nan, dtype)
+    cell.transpose_into(dst, src)
+    np.testing.assert_array_equal(dst, src.T)
+
+
 def test_gather_input_forward_equals_onehot_product(rng, dtype):
     W_ax = rng.normal(size=(H, V)).astype(dtype)
     b_a = rng.normal(size=H).astype(dtype)

@@ -283,6 +283,21 @@ def _pgemm(C, A, B, trans_a, trans_b, alpha, beta, nchunks):
                  lda, B.ctypes.data, ldb, beta, C.ctypes.data + m0 * N * isz, N)
 
 
+@njit
+def transpose_into(dst, src):
+    """dst = src^T for 2-D arrays (dst (C, R), src (R, C)), in 32 x 32 tiles: the BLAS recurrences
+    read a contiguous W_aa^T, refreshed every window, and numpy's strided copy of a transposed
+    view takes about ten times as long at H 512 (5.1 against 0.5 ms for a GRU's 1536 x 512)."""
+    R, C = src.shape[0], src.shape[1]
+    for i0 in range(0, R, 32):
+        i1 = min(R, i0 + 32)
+        for j0 in range(0, C, 32):
+            j1 = min(C, j0 + 32)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    dst[j, i] = src[i, j]
+
+
 _chunk_bounds = njit(_chunk)
 _active_end_jit = njit(_active_end)
 input_row = njit(_input_row)
