@@ -139,6 +139,14 @@ def _logits(rng, dtype, R=T * B):
     return (rng.normal(0.0, 2.0, (R, V))).astype(dtype)
 
 
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 100, 10007])
+def test_row_max_equals_numpy_max(rng, dtype, n):
+    row = rng.normal(0, 5, n).astype(dtype)
+    assert output.row_max(row) == row.max()
+    row[n // 2] = np.inf
+    assert output.row_max(row) == np.inf
+
+
 def test_softmax_xent_forward_matches_reference(rng, dtype):
     logits = _logits(rng, dtype)
     y = _ids(rng, T * B)
@@ -150,7 +158,7 @@ def test_softmax_xent_forward_matches_reference(rng, dtype):
     assert_allclose(total, e_total, **tol(dtype))
 
 
-@pytest.mark.parametrize("scale", [1.0, 1.0 / (T * B)])
+@pytest.mark.parametrize("scale", [1.0, 1.0 / (T * B), 0.0])  # 0: the unfolded branch
 def test_softmax_xent_backward_matches_reference(rng, dtype, scale):
     logits = _logits(rng, dtype)
     y = _ids(rng, T * B)

@@ -50,14 +50,15 @@ def _class_xent_forward(nll, lse_c, pw, zc, top, W_ya, b_y, members, offsets, wo
         yr = y[r]
         c = word_class[yr] if yr >= 0 else 0
         zcy = zr[c]
-        exp_shifted(zr, zr, m)  # vectorised float32 exp (math.exp in float64)
+        ez = np.empty(C, zc.dtype)  # out of place: vectorised (see output.exp_shifted)
+        exp_shifted(ez, zr, m)  # vectorised float32 exp (math.exp in float64)
         s = 0.0
         for k in range(C):
-            s += zr[k]
+            s += ez[k]
         lse_c[r] = m + math.log(s)
         inv = 1.0 / s
         for k in range(C):
-            zr[k] *= inv
+            zr[k] = ez[k] * inv
         if yr < 0:
             nll[r] = 0.0
             continue
@@ -79,13 +80,14 @@ def _class_xent_forward(nll, lse_c, pw, zc, top, W_ya, b_y, members, offsets, wo
         for k in range(1, n):
             if p[k] > zmax:
                 zmax = p[k]
-        exp_shifted(p, p, zmax)
+        ep = np.empty(n, pw.dtype)
+        exp_shifted(ep, p, zmax)
         s = 0.0
         for k in range(n):
-            s += p[k]
+            s += ep[k]
         inv = 1.0 / s
         for k in range(n):
-            p[k] *= inv
+            p[k] = ep[k] * inv
         nll[r] = lse_c[r] - zcy + zmax + math.log(s) - zy
     total = 0.0
     for r in range(R):
