@@ -37,7 +37,8 @@ import wordspeed  # bench/wordspeed.py: the class softmax and per-line scoring r
 # --eval-every is huge so that validation runs once, at the end (excluded from tok/s anyway).
 OURS_TRAIN = ("{rnn} train {data} -o {model} --level {level} --hidden {H} --batch-size {B} "
               "--seq-len {T} --threads {threads} --max-seconds {seconds} --eval-every 1000000 "
-              "--val-frac {val_frac} --json --seed 1 --cell {cell} --dropout 0 --embed {E} {extra}")
+              "--val-frac {val_frac} --json --seed 1 --cell {cell} --dropout {dropout} --embed {E} "
+              "{extra}")
 OURS_TIE = "--tie-weights"
 OURS_WORD_EXTRA = "--tokenizer space --vocab-size 10000 --softmax full"  # the peers' output layer
 OURS_SAMPLE = "{rnn} sample -m {model} -n {n} --seed 1 --threads {threads}"
@@ -380,7 +381,8 @@ def train_ours(s, a, cfg, data, val_frac, tmp, seconds):
     extra = (OURS_WORD_EXTRA if level == "word" else "") + (" " + OURS_TIE if ar["tie"] else "")
     argv = cmdline(OURS_TRAIN, rnn=q(s.rnn), data=q(data), model=q(model), level=level, H=H, B=B,
                    T=T, threads=THREADS, seconds=f"{seconds + PEER_WARMUP_S:g}",
-                   val_frac=f"{val_frac:.9g}", cell=ar["cell"], E=ar["E"], extra=extra)
+                   val_frac=f"{val_frac:.9g}", cell=ar["cell"], dropout=0, E=ar["E"],
+                   extra=extra)
     r = run(argv, a.timeout)
     j = last_json(r.get("stdout"))
     rec = {"impl": "rnn-cli", "cmd": show(argv), "model": model}

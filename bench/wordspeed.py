@@ -59,8 +59,7 @@ def _train(sp, s, a, tmp, name, data, vocab, softmax, seconds, more="", net=None
     argv = sp.cmdline(sp.OURS_TRAIN, rnn=sp.q(s.rnn), data=sp.q(data),
                       model=sp.q(os.path.join(tmp, f"ws-{name}.npz")), level="word", H=256, B=32,
                       T=35, threads=sp.THREADS, seconds=f"{seconds:g}", val_frac="0.01",
-                      cell=net["cell"], E=net["E"], extra=extra.strip())
-    argv[argv.index("--dropout") + 1] = net["dropout"]
+                      cell=net["cell"], dropout=net["dropout"], E=net["E"], extra=extra.strip())
     if not seconds:  # a run to --steps
         argv = [x for i, x in enumerate(argv) if not (x == "--max-seconds" or
                                                       (i and argv[i - 1] == "--max-seconds"))]
@@ -173,7 +172,7 @@ def bench_epoch(sp, s, a, tmp, emit):
         argv = sp.cmdline(sp.OURS_TRAIN, rnn=sp.q(s.rnn), data=sp.q(s.ptb_train),
                           model=sp.q(os.path.join(tmp, f"epoch-{softmax}.npz")), level="word",
                           H=256, B=32, T=35, threads=sp.THREADS, seconds="0", val_frac="0",
-                          cell="rnn", E=0,
+                          cell="rnn", dropout=0, E=0,
                           extra=f"--tokenizer space --vocab-size 10000 --softmax {softmax} "
                                 f"--epochs 1 --valid {sp.q(s.ptb_valid)} --test {sp.q(s.ptb_test)}")
         argv = [x for i, x in enumerate(argv) if not (x == "--max-seconds" or
