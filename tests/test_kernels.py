@@ -18,7 +18,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import reference as ref
 from conftest import (FLOAT64_ATOL, FLOAT64_RTOL, SERIAL_PARALLEL_RTOL, B, H, T, V,
                       requires_jit, tol)
-from rnn_cli.kernels import _jit, cell, optim, output
+from rnn_cli.kernels import _jit, blas, cell, optim, output
 
 ACTS = [("tanh", cell.TANH), ("relu", cell.RELU)]
 
@@ -91,6 +91,23 @@ def test_rnn_forward_streams_are_independent(rng):
         alone = np.ascontiguousarray(a[:, b:b + 1])
         cell.rnn_forward(alone, np.ascontiguousarray(xa[:, b:b + 1]), W_aa, cell.TANH)
         assert_allclose(whole[:, b], alone[:, 0], rtol=SERIAL_PARALLEL_RTOL, atol=0)
+
+
+@pytest.mark.parametrize("M,N,K", [(3, 5, 4), (7, 300, 600), (16, 1030, 257)])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_step_gemm_equals_numpy_product(rng, dtype, M, N, K, beta):
+    """The per-step product in tiles of B: several K blocks (beta only on the first) and N blocks,
+    ragged edges, C a strided block of a wider array (as the gate rows are)."""
+    A = rng.normal(0, 1, (M, K)).astype(dtype)
+    Bm = rng.normal(0, 1, (K, N)).astype(dtype)
+    C = rng.normal(0, 1, (M, N + 9)).astype(dtype)
+    expect = C.copy()
+    expect[:, 2:N + 2] = A.astype(np.float64) @ Bm + beta * C[:, 2:N + 2]
+    isz = C.itemsize
+    blas.step_gemm(dtype == np.float32, M, N, K, A.ctypes.data, K, Bm.ctypes.data, N, beta,
+                   C.ctypes.data + 2 * isz, N + 9)
+    assert_allclose(C, expect, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                    atol=1e-3 if dtype == np.float32 else 1e-10)
 
 
 # ------------------------------------------------------------------------------------ input gather

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
-from rnn_cli.kernels.blas import gemm
+from rnn_cli.kernels.blas import gemm, step_gemm
 
 TANH = 0
 RELU = 1
@@ -228,9 +228,8 @@ def _rnn_forward_gemm(a, xa, tab, x, W_aaT, act, nchunks, steps):
                     for i in range(H):
                         out[i] = pre[i]
                 if e > b0:
-                    gemm(single, False, False, e - b0, H, H, 1.0,
-                         base + (t * B + b0) * H * isz, H, w, H, 1.0,
-                         base + ((t + 1) * B + b0) * H * isz, H)
+                    step_gemm(single, e - b0, H, H, base + (t * B + b0) * H * isz, H, w, H, 1.0,
+                              base + ((t + 1) * B + b0) * H * isz, H)
                 for b in range(b0, b1):
                     if steps[b] > t:
                         activate(a[t + 1, b], act)
@@ -262,8 +261,8 @@ def _rnn_backward_gemm(dz, dnext, da, a, W_aa, act, nchunks):
                         for i in range(H):
                             d[i] = up[i] + nxt[i] if out[i] > 0.0 else 0.0
                 if t > 0:
-                    gemm(single, False, False, b1 - b0, H, H, 1.0, zp + (t * B + b0) * H * isz,
-                         H, w, H, 0.0, np_ + b0 * H * isz, H)
+                    step_gemm(single, b1 - b0, H, H, zp + (t * B + b0) * H * isz, H, w, H, 0.0,
+                              np_ + b0 * H * isz, H)
 
 
 def _pgemm(C, A, B, trans_a, trans_b, alpha, beta, nchunks):

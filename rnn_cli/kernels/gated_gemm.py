@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
-from rnn_cli.kernels.blas import gemm
+from rnn_cli.kernels.blas import step_gemm
 from rnn_cli.kernels.cell import _active_end_jit, _chunk_bounds, input_row, tanh32
 
 
@@ -69,9 +69,8 @@ def _lstm_forward_gemm(a, c, gates, xa, tab, x, WT, nchunks, steps):
                     for k in range(4 * H):
                         g[k] = pre[k]
                 if e > b0:
-                    gemm(single, False, False, e - b0, 4 * H, H, 1.0,
-                         ap + (t * B + b0) * H * isz, H, w, 4 * H, 1.0,
-                         gp + (t * B + b0) * 5 * H * isz, 5 * H)
+                    step_gemm(single, e - b0, 4 * H, H, ap + (t * B + b0) * H * isz, H,
+                              w, 4 * H, 1.0, gp + (t * B + b0) * 5 * H * isz, 5 * H)
                 for b in range(b0, b1):
                     if steps[b] > t:
                         _gates_forward(gates[t, b], c[t, b], c[t + 1, b], a[t + 1, b], H)
@@ -114,8 +113,8 @@ def _lstm_backward_gemm(dz, dnext, dcnext, da, c, gates, W_aa, nchunks):
                         d[3 * H + i] = dh * tc * og * (1.0 - og)
                         cnx[i] = dc * fg
                 if t > 0:
-                    gemm(single, False, False, b1 - b0, H, 4 * H, 1.0,
-                         zp + (t * B + b0) * 4 * H * isz, 4 * H, w, H, 0.0, npp + b0 * H * isz, H)
+                    step_gemm(single, b1 - b0, H, 4 * H, zp + (t * B + b0) * 4 * H * isz, 4 * H,
+                              w, H, 0.0, npp + b0 * H * isz, H)
 
 
 lstm_forward_gemm = njit_parallel(_lstm_forward_gemm)
@@ -168,9 +167,8 @@ def _gru_forward_gemm(a, gates, xa, tab, x, WT, b_hn, nchunks, steps):
             for t in range(T):
                 e = _active_end_jit(steps, b0, b1, t)
                 if e > b0:
-                    gemm(single, False, False, e - b0, 3 * H, H, 1.0,
-                         ap + (t * B + b0) * H * isz, H, w, 3 * H, 0.0,
-                         gp + (t * B + b0) * 4 * H * isz, 4 * H)
+                    step_gemm(single, e - b0, 3 * H, H, ap + (t * B + b0) * H * isz, H,
+                              w, 3 * H, 0.0, gp + (t * B + b0) * 4 * H * isz, 4 * H)
                 for b in range(b0, b1):
                     if steps[b] > t:
                         _gru_gates_forward(gates[t, b], input_row(xa, tab, x, t, b), b_hn,
@@ -215,8 +213,8 @@ def _gru_backward_gemm(dz, dhh, dnext, da, a, gates, W_aa, nchunks):
                         dh2[2 * H + i] = dn * r
                         nxt[i] = dh * z  # the direct path h<t-1> -> h<t>
                 if t > 0:
-                    gemm(single, False, False, b1 - b0, H, 3 * H, 1.0,
-                         hp + (t * B + b0) * 3 * H * isz, 3 * H, w, H, 1.0, npp + b0 * H * isz, H)
+                    step_gemm(single, b1 - b0, H, 3 * H, hp + (t * B + b0) * 3 * H * isz, 3 * H,
+                              w, H, 1.0, npp + b0 * H * isz, H)
 
 
 gru_forward_gemm = njit_parallel(_gru_forward_gemm)
