@@ -450,12 +450,14 @@ def test_fastmath_is_set_only_in_jit_module():
 
 @pytest.mark.parametrize("given", [None, "ACTIVE"])
 def test_thread_pool_sleeps_between_regions_unless_told_otherwise(given):
-    """kernels/_jit.py asks OpenMP for a passive wait policy before the pool starts (spinning
-    workers cost several times a step's time on a shared machine); a value in the environment wins."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    """kernels/_jit.py asks OpenMP for a passive wait policy after a short spin, before the pool
+    starts (spinning workers cost several times a step's time on a shared machine, waking one
+    costs 60-90 us a region); values in the environment win."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     if given:
-        env["OMP_WAIT_POLICY"] = given
-    code = "import os, rnn_cli.kernels._jit\nprint(os.environ['OMP_WAIT_POLICY'])"
+        env["OMP_WAIT_POLICY"], env["GOMP_SPINCOUNT"] = given, "5"
+    code = ("import os, rnn_cli.kernels._jit\n"
+            "print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    assert out == (given or "PASSIVE")
+                         check=True).stdout.split()
+    assert out == ([given, "5"] if given else ["PASSIVE", "2000"])
