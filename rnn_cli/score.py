@@ -214,8 +214,7 @@ def _lane_order(batch: int, chunks: int) -> list[int]:
     threads' slices (`cell._chunk`), so each slice holds a share of long and short lines and,
     within it, longer lines come first."""
     size = -(-batch // chunks)
-    return [c * size + p for p in range(size) for c in range(chunks)
-            if c * size + p < min(batch, (c + 1) * size)]
+    return [c * size + p for p in range(size) for c in range(chunks) if c * size + p < batch]
 
 
 def _encode_line(vocab, lineno: int, line: str, encoded=None) -> tuple[np.ndarray, int]:

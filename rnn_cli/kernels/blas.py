@@ -146,7 +146,7 @@ def step_gemm(single, M, N, K, A, lda, B, ldb, beta, C, ldc):
     """
     isz = 4 if single else 8
     kb = min(K, 256)
-    nb = max(16, STEP_TILE // kb)
+    nb = STEP_TILE // kb  # >= 64, as kb <= 256
     for q0 in range(0, N, nb):
         q1 = min(N, q0 + nb)
         for r0 in range(0, K, kb):
