@@ -116,7 +116,7 @@ def test_lr_decay_divides_on_plateau():
 
 
 def test_defaults_scale_with_corpus_size():
-    from rnn_cli.cli_train import scaled_defaults
+    from rnn_cli.tasks.lm.options import scaled_defaults
 
     assert scaled_defaults("char", 50_000, {}) == {"cell": "gru", "hidden": 128, "dropout": 0.0}
     assert scaled_defaults("char", 1_000_000, {}) == {"cell": "gru", "hidden": 512,
