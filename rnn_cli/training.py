@@ -1,14 +1,14 @@
 """Training, for every task, in one call: what `rnn-cli train` and the Python API both run.
 
-    from rnn_cli.training import train
+    import rnn_cli
 
     def show(kind, info):
         if kind == "eval":
             log.append((info["step"], info["val_loss"]))
 
     log = []
-    summary = train("corpora/shakespeare.txt", out="shakespeare.npz", max_seconds=60,
-                on_event=show)
+    summary = rnn_cli.train("corpora/shakespeare.txt", out="shakespeare.npz", max_seconds=60,
+                            on_event=show)
     summary["val_loss"], summary["model"], log
 
 `train(corpus, *, task=None, out=None, resume=False, on_event=None, should_stop=None,

@@ -89,7 +89,7 @@ def test_lr_decay_divides_on_plateau():
     from rnn_cli.checkpoint import Model
     from rnn_cli.config import ModelConfig, TrainConfig
     from rnn_cli.params import Params
-    from rnn_cli.train import Trainer
+    from rnn_cli.tasks.lm.train import Trainer
     from rnn_cli.vocab import build_vocab
 
     vocab = build_vocab("abcab\n", "char")

@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from rnn_cli import checkpoint, corpus, idcache
+from rnn_cli import checkpoint, idcache
 from rnn_cli.config import ModelConfig, TrainConfig, to_dict, use_sparse
 from rnn_cli.errors import UsageError
 from rnn_cli.params import Params
 from rnn_cli.tasks import Emit
+from rnn_cli.tasks.lm import windows
 from rnn_cli.tasks.lm.options import OPTIONS, configs, scaled_defaults
-from rnn_cli.train import EVAL_BUDGET, Trainer, warm_up
+from rnn_cli.tasks.lm.train import EVAL_BUDGET, Trainer, warm_up
 
 
 class LmTask:
@@ -46,11 +47,11 @@ class LmTask:
         vocab, ids, info, unknown = data.vocab, data.ids, data.info, data.unknown
         emit("detail", {"message": f"token ids ({'cached' if data.cached else 'built'}): "
                                    f"{data.path}"})
-        train_ids, val_ids = corpus.split_train_val(ids, tcfg.val_frac)
+        train_ids, val_ids = windows.split_train_val(ids, tcfg.val_frac)
         if tcfg.valid:
             val_ids = _extra_ids(tcfg.valid, vocab, enc, errs, emit, "validation")
         test_ids = _extra_ids(tcfg.test, vocab, enc, errs, emit, "test") if tcfg.test else None
-        B, T, adjusted = corpus.fit_batch_shape(len(train_ids), tcfg.batch_size, tcfg.seq_len)
+        B, T, adjusted = windows.fit_batch_shape(len(train_ids), tcfg.batch_size, tcfg.seq_len)
         if adjusted:
             if resumed is not None:
                 raise UsageError("the corpus no longer fits the resumed batch shape")
@@ -60,7 +61,7 @@ class LmTask:
         scaled = scaled_defaults(mcfg.level, len(train_ids), given) if resumed is None else {}
         word_class = None
         if resumed is None:
-            from rnn_cli.classes import choose_softmax
+            from rnn_cli.tasks.lm.classes import choose_softmax
 
             scaled_sm, word_class = choose_softmax(mcfg.level, given.get("softmax"),
                                                    given.get("classes"), train_ids, len(vocab))
@@ -183,7 +184,7 @@ class _Preview:
     def __call__(self, step: int) -> None:
         if not self.every or step % self.every:
             return
-        from rnn_cli.sample import SampleConfig, Sampler
+        from rnn_cli.tasks.lm.sample import SampleConfig, Sampler
 
         m = self.trainer.model
         s = Sampler(checkpoint.Model(m.cfg, m.vocab, self.trainer.params))
