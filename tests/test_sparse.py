@@ -13,13 +13,13 @@ import pytest
 from numpy.testing import assert_allclose
 
 from conftest import H, T, B, tol
-from rnn_cli.classes import assign_classes
 from rnn_cli.config import ModelConfig, TrainConfig, use_sparse
 from rnn_cli.kernels import rows
-from rnn_cli.network import Network
-from rnn_cli.params import Params
-from rnn_cli.sparse import IN, OUT, RowUpdates, row_blocks
 from rnn_cli.optimizer import ADAM_BETAS, Optimizer, clip_gradients, lr_pieces
+from rnn_cli.params import Params
+from rnn_cli.tasks.lm.classes import assign_classes
+from rnn_cli.tasks.lm.network import Network
+from rnn_cli.tasks.lm.sparse import IN, OUT, RowUpdates, row_blocks
 
 V = 13
 COUNTS = np.array([50, 3, 9, 0, 30, 1, 7, 7, 2, 12, 5, 1, 4])

@@ -25,7 +25,7 @@ from numba import cuda, int32
 
 from rnn_cli.kernels.cell import TANH
 from rnn_cli.kernels.generate import GRU, LSTM
-from rnn_cli.sample import SampleConfig, Sampler
+from rnn_cli.tasks.lm.sample import SampleConfig, Sampler
 
 THREADS = 128  # threads of the one sampling block (H and V are walked in strides of it)
 

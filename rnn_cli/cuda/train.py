@@ -16,10 +16,10 @@ import numpy as np
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.cuda import optim as co
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams
-from rnn_cli.network import Network
+from rnn_cli.tasks.lm.network import Network
 from rnn_cli.params import Params
 from rnn_cli.optimizer import Optimizer, apply_update
-from rnn_cli.train import Trainer
+from rnn_cli.tasks.lm.train import Trainer
 
 
 class DeviceOptimizer:
