@@ -35,8 +35,9 @@ these fixtures, made once:
     words.npz                         a tiny word model of corpus.txt (class softmax, as the
                                       defaults give it; also the store's word.npz)
 
-Cost: ~40 commands, of which 8 run in processes (pipes) at ~1 CPU-second each, and two Python
-blocks; about 15 CPU-seconds in all on the compiled pass, with the kernels in numba's cache.
+Cost (42 commands today): 9 go through bash, starting 9 rnn-cli processes at ~1 CPU-second each
+(interpreter, numba import, cached kernels); the rest run in this process in milliseconds; the two
+Python blocks run as scripts. About 15 CPU-seconds in all, run alone on a 2-core machine.
 """
 
 from __future__ import annotations
