@@ -1,4 +1,4 @@
-"""`--updates sparse` (`rnn_cli/sparse.py`, `kernels/rows.py`): the rows a window touches, the row
+"""`--updates sparse` (`rnn_cli/tasks/lm/sparse.py`, `kernels/rows.py`): the rows a window touches, the row
 kernels against float64 NumPy twins in both layouts, and whole training steps against a float64
 NumPy reference of the rule (the dense network's gradient, clipped, then lazy Adam over the
 touched rows): every variant of V-indexed blocks, the gradient left zero, SGD equal to the dense
