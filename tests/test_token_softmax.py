@@ -1,6 +1,6 @@
-"""The per-token softmax cross-entropy of the tagger (`kernels/token_softmax.py`): against the
-float64 twin (`tests/reference_tag.py`), its gradient against central finite differences of the
-mean over real tokens, padding (NaN logits past each length: never read) and untagged tokens
+"""The per-token softmax cross-entropy of the tagger (`kernels/token_softmax.py`, float64):
+against its NumPy twin (`tests/reference_tag.py`), its gradient against central finite
+differences of the mean over real tokens, padding (NaN logits past each length: never read) and untagged tokens
 (-1: probabilities, no loss), in place, and compiled == `.py_func`."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from numpy.testing import assert_allclose
 
 import reference_tag as ref
 from conftest import (FD_EPS, FD_MAX_REL_ERR, FD_MEAN_REL_ERR, FLOAT64_ATOL, FLOAT64_RTOL,
-                      requires_jit, tol)
+                      requires_jit)
 from rnn_cli.kernels import token_softmax as ts
 
 K = 4
 
 
-def case(rng, lengths=(4, 1, 3, 0), dtype=np.float64):
+def case(rng, lengths=(4, 1, 3, 0)):
     lengths = np.array(lengths, np.int32)
     T, B = int(lengths.max()), lengths.shape[0]
     logits = rng.normal(0, 2, (T, B, K))
@@ -26,7 +26,7 @@ def case(rng, lengths=(4, 1, 3, 0), dtype=np.float64):
     for b, L in enumerate(lengths):
         logits[L:, b] = np.nan
         tags[L:, b] = 99
-    return logits.astype(dtype), lengths, tags
+    return logits, lengths, tags
 
 
 def forward(logits, lengths, tags, in_place=False):
@@ -36,19 +36,19 @@ def forward(logits, lengths, tags, in_place=False):
     return total, nll, probs
 
 
-def test_forward_matches_reference(rng, dtype):
-    logits, lengths, tags = case(rng, dtype=dtype)
+def test_forward_matches_reference(rng):
+    logits, lengths, tags = case(rng)
     total, nll, probs = forward(logits, lengths, tags)
     want_nll, want_probs = ref.ref_token_xent(logits, lengths, tags)
-    assert_allclose(nll, want_nll, **tol(dtype))
-    assert_allclose(probs, want_probs, **tol(dtype))
-    assert_allclose(total, want_nll.sum(), **tol(dtype))
+    assert_allclose(nll, want_nll, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+    assert_allclose(probs, want_probs, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+    assert_allclose(total, want_nll.sum(), rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
     assert nll[1, 0] == 0.0 and probs[1, 0].sum() == pytest.approx(1.0, rel=1e-6)
     for b, L in enumerate(lengths):
         assert not probs[L:, b].any() and not nll[L:, b].any()
     _, nll2, probs2 = forward(logits.copy(), lengths, tags, in_place=True)
-    assert_allclose(nll2, nll, **tol(dtype))
-    assert_allclose(probs2, probs, **tol(dtype))
+    assert_allclose(nll2, nll, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+    assert_allclose(probs2, probs, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
 
 
 def test_backward_matches_finite_differences_of_the_mean(rng):

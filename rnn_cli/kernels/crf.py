@@ -13,7 +13,8 @@ space). Training minimises nll = log Z - s(gold); its gradient is "expected minu
 
 with the marginals from forward-backward: P(y_t = j) = exp(alpha[t, j] + beta[t, j] - log Z),
 P(y_{t-1} = i, y_t = j) = exp(alpha[t-1, i] + trans[i, j] + em[t, j] + beta[t, j] - log Z).
-Decoding is Viterbi (max-product, with back-pointers).
+Decoding is Viterbi (max-product, with back-pointers); the marginals themselves (the
+probabilities `--probs` prints) come from the backward kernel on a lane without gold.
 
 Forbidden transitions (I-PER after O in BIO) are not the kernels' business: the caller passes
 trans + mask, start + mask, end + mask with 0 for allowed and a large negative number for
@@ -22,12 +23,16 @@ score never changes. Viterbi with em = log-softmax outputs and trans = the mask 
 "constrained decoding" of a softmax tagger (any per-token logits do: log-softmax differs from
 them by a per-token constant, which no path can avoid).
 
-Layouts (time-major, like the encoder): emissions (T, B, K) float32/float64, lengths (B,) int32
-(lane b uses steps 0..lengths[b]-1; a lane of length 0 scores 0 and gets no gradient), tags and
-path (T, B) int32, trans (K, K) [from, to], start (K,), end (K,); alpha, beta, delta (T, B, K)
-float64; nll, logz, score (B,) float64. The kernels run the lanes in parallel (prange); the
-transition gradient goes through one (K, K) slice a lane, summed in order afterwards, so results
-do not depend on the thread count. Nothing is allocated in the time loop.
+Layouts (time-major, like the encoder), every float array float64: emissions (T, B, K), lengths
+(B,) int32 (lane b uses steps 0..lengths[b]-1; a lane of length 0 scores 0 and gets no
+gradient), tags and path (T, B) int32, trans (K, K) [from, to], start (K,), end (K,); alpha,
+beta, delta (T, B, K); nll, logz, score (B,). A lane with a tag of -1 within its length has no
+gold (new text, or a tag the model never saw): log Z only, and its marginals from the backward
+kernel. float64 only, so each kernel compiles once: the caller copies the float32 logits into a
+float64 buffer (T·B·K numbers, less work than the T·B·K² exponentials that follow) and writes
+trans + mask there anyway. The kernels run the lanes in parallel (prange); the transition
+gradient goes through one (K, K) slice a lane, summed in order afterwards, so results do not
+depend on the thread count. Nothing is allocated in the time loop.
 """
 
 from __future__ import annotations
@@ -85,18 +90,28 @@ def _beta_lane(beta, em, b, L, trans, end):
             beta[t, b, i] = m + math.log(s)
 
 
+@njit
+def _has_gold(tags, b, L):
+    for t in range(L):
+        if tags[t, b] < 0:
+            return False
+    return True
+
+
 def _crf_nll_forward(nll, logz, alpha, emissions, lengths, tags, trans, start, end):
-    """nll[b] = log Z_b - s_b(tags[:, b]); returns sum_b nll[b] (float64).
+    """nll[b] = log Z_b - s_b(tags[:, b]) (0 for a lane without gold); returns sum_b nll[b].
 
     Writes nll (B,), logz (B,) and alpha[:lengths[b], b] (for crf_nll_backward)."""
     B = emissions.shape[1]
     for b in prange(B):
         L = lengths[b]
+        nll[b] = 0.0
         if L <= 0:
-            nll[b] = 0.0
             logz[b] = 0.0
             continue
         logz[b] = _alpha_lane(alpha, emissions, b, L, trans, start, end)
+        if not _has_gold(tags, b, L):
+            continue
         y = tags[0, b]
         s = start[y] + emissions[0, b, y]
         for t in range(1, L):
@@ -116,7 +131,9 @@ def _crf_nll_backward(demissions, dtrans, dstart, dend, dtrans_lane, beta, alpha
     """The gradient of scale * sum_b nll[b] (after crf_nll_forward on the same inputs).
 
     demissions (T, B, K) is written (0 past each lane's length); dtrans (K, K), dstart (K,) and
-    dend (K,) are accumulated (+=); dtrans_lane (B, K, K) and beta (T, B, K) are scratch."""
+    dend (K,) are accumulated (+=); dtrans_lane (B, K, K) and beta (T, B, K) are scratch. A lane
+    without gold gets its marginals P(y_t = j) * scale in demissions and adds nothing to the
+    parameters' gradients (forward, then backward with scale 1: the CRF's `--probs`)."""
     T = emissions.shape[0]
     B = emissions.shape[1]
     K = emissions.shape[2]
@@ -132,10 +149,14 @@ def _crf_nll_backward(demissions, dtrans, dstart, dend, dtrans_lane, beta, alpha
             continue
         _beta_lane(beta, emissions, b, L, trans, end)
         lz = logz[b]
+        gold = _has_gold(tags, b, L)
         for t in range(L):
             for j in range(K):
                 demissions[t, b, j] = math.exp(alpha[t, b, j] + beta[t, b, j] - lz) * scale
-            demissions[t, b, tags[t, b]] -= scale
+            if gold:
+                demissions[t, b, tags[t, b]] -= scale
+        if not gold:
+            continue
         for t in range(1, L):
             for i in range(K):
                 a = alpha[t - 1, b, i] - lz
@@ -145,7 +166,7 @@ def _crf_nll_backward(demissions, dtrans, dstart, dend, dtrans_lane, beta, alpha
             dtrans_lane[b, tags[t - 1, b], tags[t, b]] -= scale
     for b in range(B):  # in lane order: the same sums for any thread count
         L = lengths[b]
-        if L <= 0:
+        if L <= 0 or not _has_gold(tags, b, L):
             continue
         for j in range(K):
             dstart[j] += demissions[0, b, j]
@@ -153,28 +174,6 @@ def _crf_nll_backward(demissions, dtrans, dstart, dend, dtrans_lane, beta, alpha
         for i in range(K):
             for j in range(K):
                 dtrans[i, j] += dtrans_lane[b, i, j]
-
-
-def _crf_marginals(marg, logz, alpha, beta, emissions, lengths, trans, start, end):
-    """marg[t, b, j] = P(y_t = j | sentence b) for t < lengths[b] (0 past it); logz[b] = log Z_b.
-    alpha and beta (T, B, K) are scratch."""
-    T = emissions.shape[0]
-    B = emissions.shape[1]
-    K = emissions.shape[2]
-    for b in prange(B):
-        L = lengths[b]
-        for t in range(max(L, 0), T):
-            for j in range(K):
-                marg[t, b, j] = 0.0
-        if L <= 0:
-            logz[b] = 0.0
-            continue
-        lz = _alpha_lane(alpha, emissions, b, L, trans, start, end)
-        logz[b] = lz
-        _beta_lane(beta, emissions, b, L, trans, end)
-        for t in range(L):
-            for j in range(K):
-                marg[t, b, j] = math.exp(alpha[t, b, j] + beta[t, b, j] - lz)
 
 
 def _viterbi_decode(path, score, delta, bp, emissions, lengths, trans, start, end):
@@ -221,5 +220,4 @@ def _viterbi_decode(path, score, delta, bp, emissions, lengths, trans, start, en
 
 crf_nll_forward = njit_parallel(_crf_nll_forward)
 crf_nll_backward = njit_parallel(_crf_nll_backward)
-crf_marginals = njit_parallel(_crf_marginals)
 viterbi_decode = njit_parallel(_viterbi_decode)

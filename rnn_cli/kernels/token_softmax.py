@@ -8,9 +8,11 @@ are 0. A token whose tag is -1 (no gold: tagging new text, or a tag the model ne
 its probabilities and no loss. The caller passes scale = 1 / (number of scored tokens) to take
 the mean over real tokens.
 
-Layouts (time-major, like the encoder): logits, probs, dlogits (T, B, K) float32/float64,
-lengths (B,) int32, tags (T, B) int32, nll (T, B) float64. Lanes run in parallel (prange); the
-returned sum is taken in lane order afterwards, so it does not depend on the thread count.
+Layouts (time-major, like the encoder): logits, probs, dlogits (T, B, K) float64, lengths (B,)
+int32, tags (T, B) int32, nll (T, B) float64. float64 only, so each kernel compiles once (as the
+CRF's: the caller copies the float32 logits of the output product into a float64 buffer, and the
+gradient back). Lanes run in parallel (prange); the returned sum is taken in lane order
+afterwards, so it does not depend on the thread count.
 """
 
 from __future__ import annotations
