@@ -18,8 +18,8 @@ probabilities `--probs` prints) come from the backward kernel on a lane without 
 
 Forbidden transitions (I-PER after O in BIO) are not the kernels' business: the caller passes
 trans + mask, start + mask, end + mask with 0 for allowed and a large negative number for
-forbidden (`rnn_cli.tasks.tag.tagset`), so a forbidden transition has probability 0 and its
-score never changes. Viterbi with em = log-softmax outputs and trans = the mask alone is the
+forbidden (`rnn_cli.tasks.tag.tagset`), so a forbidden transition has probability 0 and a
+gradient of 0 (unless a gold sequence uses it: `tagset.repair` the gold first). Viterbi with em = log-softmax outputs and trans = the mask alone is the
 "constrained decoding" of a softmax tagger (any per-token logits do: log-softmax differs from
 them by a per-token constant, which no path can avoid).
 
