@@ -39,14 +39,18 @@ Layouts (C-contiguous; float32 in use, float64 in the tests):
 
 from __future__ import annotations
 
+import math
+
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
 from rnn_cli.kernels.attention import ADDITIVE, NONE, attend_lane, attend_lane_backward
 from rnn_cli.kernels.blas import gemm, step_gemm
 from rnn_cli.kernels.cell import _active_end_jit, _chunk_bounds
 from rnn_cli.kernels.gated_gemm import _gates_forward, _gru_gates_forward
 from rnn_cli.kernels.generate import GRU, LSTM
+from rnn_cli.kernels.output import row_max
 
-__all__ = ["GRU", "LSTM", "decoder_forward", "decoder_backward", "pgemm_rows"]
+__all__ = ["GRU", "LSTM", "decoder_forward", "decoder_backward", "decoder_step",
+           "log_softmax_rows", "pgemm_rows"]
 
 
 def _decoder_forward(feat, gates, cs, alpha, q, xi, xc, enc, keys, src_len, steps, W_aaT, W_cxT,
@@ -206,6 +210,86 @@ decoder_forward = njit_parallel(_decoder_forward)
 decoder_backward = njit_parallel(_decoder_backward)
 decoder_forward_serial = njit(_decoder_forward)
 decoder_backward_serial = njit(_decoder_backward)
+
+
+def _decoder_step(feat, gates, cs, alpha, q, xc, y_prev, lane_src, enc, keys, src_len, W_emb,
+                  W_axT, b_a, W_aaT, W_cxT, W_qT, b_hn, v, cell, kind, nchunks):
+    """One decoding step for L lanes (hypotheses), each reading the source lane_src[l] of enc.
+
+    feat (2,L,F): row 0 holds s<t-1> (its s part; written by the caller), row 1 receives
+    [s<t>; ctx<t>; e<t>] for the output layer; cs (2,L,H) likewise for the LSTM (else empty);
+    alpha (L,S) out; gates (L,GW), xc (L,GH), q (L,A) scratch; y_prev (L,) int32 the previous
+    tokens (< 0: zero embedding); W_emb (V,E), W_axT (E,GH), b_a (GH,), the rest as in
+    `decoder_forward`. The same arithmetic as a step of the teacher-forced loop.
+    """
+    L, F = y_prev.shape[0], feat.shape[2]
+    H, GH, D, A = W_aaT.shape[0], W_aaT.shape[1], W_cxT.shape[0], W_qT.shape[1]
+    E, GW = W_emb.shape[1], gates.shape[1]
+    single, isz = feat.itemsize == 4, feat.itemsize
+    fp, gp, qp, xcp = feat.ctypes.data, gates.ctypes.data, q.ctypes.data, xc.ctypes.data
+    wx, wa, wc, wq = W_axT.ctypes.data, W_aaT.ctypes.data, W_cxT.ctypes.data, W_qT.ctypes.data
+    additive = kind == ADDITIVE
+    for ch in prange(nchunks):
+        l0, l1 = _chunk_bounds(L, nchunks, ch)
+        M = l1 - l0
+        if M <= 0:
+            continue
+        sp = fp + l0 * F * isz
+        np1 = fp + (L + l0) * F * isz  # row 1 of the slice's first lane
+        for l in range(l0, l1):
+            k = y_prev[l]
+            if k >= 0:
+                feat[1, l, H + D:] = W_emb[k]
+            else:
+                feat[1, l, H + D:] = 0.0
+        if kind != NONE:
+            if additive:
+                step_gemm(single, M, A, H, sp, F, wq, A, 0.0, qp + l0 * A * isz, A)
+            for l in range(l0, l1):
+                query = q[l] if additive else feat[0, l, :H]
+                src = lane_src[l]
+                attend_lane(alpha[l], feat[1, l, H:H + D], query, keys, enc, src, src_len[src],
+                            additive, v)
+        # input terms (GRU: in xc; LSTM: straight into the gates) and the recurrent product
+        dst = xcp + l0 * GH * isz if cell == GRU else gp + l0 * GW * isz
+        ldd = GH if cell == GRU else GW
+        for l in range(l0, l1):
+            if cell == GRU:
+                xc[l] = b_a
+            else:
+                gates[l, :GH] = b_a
+        step_gemm(single, M, GH, E, np1 + (H + D) * isz, F, wx, GH, 1.0, dst, ldd)
+        if D > 0:
+            step_gemm(single, M, GH, D, np1 + H * isz, F, wc, GH, 1.0, dst, ldd)
+        if cell == GRU:
+            step_gemm(single, M, GH, H, sp, F, wa, GH, 0.0, gp + l0 * GW * isz, GW)
+            for l in range(l0, l1):
+                _gru_gates_forward(gates[l], xc[l], b_hn, feat[0, l, :H], feat[1, l, :H], H)
+        else:
+            step_gemm(single, M, GH, H, sp, F, wa, GH, 1.0, gp + l0 * GW * isz, GW)
+            for l in range(l0, l1):
+                _gates_forward(gates[l], cs[0, l], cs[1, l], feat[1, l, :H], H)
+
+
+decoder_step = njit_parallel(_decoder_step)
+decoder_step_serial = njit(_decoder_step)
+
+
+def _log_softmax_rows(out, logits):
+    """out[r] = logits[r] - logsumexp(logits[r]) (float64 out), rows over threads."""
+    R, V = logits.shape[0], logits.shape[1]
+    for r in prange(R):
+        row = logits[r]
+        m = row_max(row)
+        s = 0.0
+        for k in range(V):
+            s += math.exp(row[k] - m)
+        lse = m + math.log(s)
+        for k in range(V):
+            out[r, k] = row[k] - lse
+
+
+log_softmax_rows = njit_parallel(_log_softmax_rows)
 
 
 def _pgemm_ptr(single, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
