@@ -33,10 +33,9 @@ class Layer:
     """The whole attention layer from the kernels: keys once, then query, alpha, ctx (forward);
     and from dctx the gradients of s, enc and the layer's weights (backward)."""
 
-    def __init__(self, kind, p, parallel=True):
+    def __init__(self, kind, p):
         self.kind, self.p = kind, p
-        self.fwd = att.attention_forward if parallel else att.attention_forward_serial
-        self.bwd = att.attention_backward if parallel else att.attention_backward_serial
+        self.fwd, self.bwd = att.attention_forward, att.attention_backward
 
     def forward(self, s, enc, lengths):
         p, dt = self.p, enc.dtype
@@ -78,10 +77,9 @@ class Layer:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
-def test_forward_matches_reference_and_masks_padding(rng, dtype, kind, parallel):
+def test_forward_matches_reference_and_masks_padding(rng, dtype, kind):
     s, enc, p = make(rng, kind, dtype)
-    alpha, ctx = Layer(kind, p, parallel).forward(s, enc, LENGTHS)
+    alpha, ctx = Layer(kind, p).forward(s, enc, LENGTHS)
     want_alpha, want_ctx = ref.ref_attention(s, enc, LENGTHS, kind, p)
     assert_allclose(alpha, want_alpha, **tol(dtype))
     assert_allclose(ctx, want_ctx, **tol(dtype))

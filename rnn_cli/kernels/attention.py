@@ -154,37 +154,35 @@ def _attention_backward(dquery, dkeys, denc, dv, dctx, alpha, query, keys, enc, 
                              enc, b, src_len[b], kind == ADDITIVE, v)
 
 
+# parallel builds only (no serial twins): each build of a kernel costs the test suite compile time
 attention_forward = njit_parallel(_attention_forward)
 attention_backward = njit_parallel(_attention_backward)
-attention_forward_serial = njit(_attention_forward)
-attention_backward_serial = njit(_attention_backward)
 
 
-@njit
 def keys_forward(keys, enc, W, b_k, nchunks):
-    """keys = enc W^T + b_k for every position (one product for the batch).
+    """keys = enc W^T + b_k for every position (one product for the batch; plain Python around
+    `cell.pgemm`, so no compiled build of its own).
 
     keys (S,B,K) out, enc (S,B,D), W (K,D), b_k (K,) or empty (no bias: general attention).
     """
-    S, B, K = keys.shape[0], keys.shape[1], keys.shape[2]
+    S, B, K = keys.shape
+    if not (keys.flags.c_contiguous and enc.flags.c_contiguous):
+        raise ValueError("keys_forward needs C-contiguous keys and enc")
     k2 = keys.reshape(S * B, K)
     pgemm(k2, enc.reshape(S * B, enc.shape[2]), W, False, True, 1.0, 0.0, nchunks)
     if b_k.shape[0] > 0:
-        for r in range(S * B):
-            for k in range(K):
-                k2[r, k] += b_k[k]
+        k2 += b_k
 
 
-@njit
 def keys_backward(dW, db_k, denc, dkeys, enc, W, nchunks):
     """Gradients of `keys_forward`: dW (K,D) += dkeys^T enc, db_k (K,) += sum of dkeys rows (if
     not empty), denc (S,B,D) += dkeys W. dkeys (S,B,K) in (zero at positions past the ends)."""
-    S, B, K = dkeys.shape[0], dkeys.shape[1], dkeys.shape[2]
+    S, B, K = dkeys.shape
     D = enc.shape[2]
+    if not all(x.flags.c_contiguous for x in (denc, dkeys, enc)):
+        raise ValueError("keys_backward needs C-contiguous denc, dkeys and enc")
     d2 = dkeys.reshape(S * B, K)
     pgemm(dW, d2, enc.reshape(S * B, D), True, False, 1.0, 1.0, nchunks)
     pgemm(denc.reshape(S * B, D), d2, W, False, False, 1.0, 1.0, nchunks)
     if db_k.shape[0] > 0:
-        for r in range(S * B):
-            for k in range(K):
-                db_k[k] += d2[r, k]
+        db_k += d2.sum(axis=0)

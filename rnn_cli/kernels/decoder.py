@@ -206,10 +206,10 @@ def _decoder_backward(dfeat, dxi, dhh, dq, dnext, dcnext, dkeys, denc, dv, feat,
                           dnp + b0 * H * isz, H)
 
 
+# Parallel builds only: with nchunks = 1 they run on the calling thread, and a serial twin of
+# each would double what these kernels cost the test suite to compile.
 decoder_forward = njit_parallel(_decoder_forward)
 decoder_backward = njit_parallel(_decoder_backward)
-decoder_forward_serial = njit(_decoder_forward)
-decoder_backward_serial = njit(_decoder_backward)
 
 
 def _decoder_step(feat, gates, cs, alpha, q, xc, y_prev, lane_src, enc, keys, src_len, W_emb,
@@ -272,7 +272,6 @@ def _decoder_step(feat, gates, cs, alpha, q, xc, y_prev, lane_src, enc, keys, sr
 
 
 decoder_step = njit_parallel(_decoder_step)
-decoder_step_serial = njit(_decoder_step)
 
 
 def _log_softmax_rows(out, logits):

@@ -88,12 +88,12 @@ class Stepper:
         alpha = np.zeros((L, S), dt)
         gates = np.zeros((L, (4 if dec.G == 3 else 5) * H), dt)
         nch = min(self.nch, L)
-        step = dk.decoder_step if nch > 1 else dk.decoder_step_serial
-        step(feat, gates, cs, alpha, np.zeros((L, dec.A), dt), np.zeros((L, dec.G * H), dt),
-             np.ascontiguousarray(y_prev, np.int32), np.ascontiguousarray(lane_src, np.int32),
-             self.enc, self.keys, self.src_len, self.p("W_emb"), self.W["W_ax"], self.p("b_a"),
-             self.W["W_aa"], self.W["W_cx"], self.W["W_q"], self.b_hn, self.v, dec.cell,
-             dec.kind, nch)
+        dk.decoder_step(feat, gates, cs, alpha, np.zeros((L, dec.A), dt),
+                        np.zeros((L, dec.G * H), dt), np.ascontiguousarray(y_prev, np.int32),
+                        np.ascontiguousarray(lane_src, np.int32), self.enc, self.keys,
+                        self.src_len, self.p("W_emb"), self.W["W_ax"], self.p("b_a"),
+                        self.W["W_aa"], self.W["W_cx"], self.W["W_q"], self.b_hn, self.v,
+                        dec.cell, dec.kind, nch)
         logits = np.zeros((L, dec.V), dt)
         cell.pgemm(logits, feat[1], self.p("W_ya"), False, True, 1.0, 0.0, nch)
         logits += self.p("b_y")

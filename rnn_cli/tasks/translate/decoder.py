@@ -118,7 +118,8 @@ class Decoder:
         dk.pgemm_rows(s0, fin, p("W_br"), False, True, 1.0, 0.0, nch)
         np.tanh(s0 + p("b_br"), out=s0)
         e = feat[1:, :, H + D:]
-        embed.embed_forward(e, p("W_emb"), y_in)
+        e[...] = p("W_emb")[np.maximum(y_in, 0)]  # numpy: a kernel for this view's layout would
+        e[y_in < 0] = 0.0  # be one more compiled build, for a copy of T*B rows
         if emb_mask is not None:
             e *= emb_mask
         xi = get("xi", (T, B, GH))
@@ -139,9 +140,8 @@ class Decoder:
         xc = get("xc", (B, GH))
         b_hn = p("b_hn") if self.cell == dk.GRU else self._empty
         v = p("v") if self.A else self._empty
-        fwd = dk.decoder_forward if nch > 1 else dk.decoder_forward_serial
-        fwd(feat, gates, cs, alpha, q, xi, xc, enc, keys, src_len, steps, W_aaT, W_cxT, W_qT,
-            b_hn, v, self.cell, self.kind, nch)
+        dk.decoder_forward(feat, gates, cs, alpha, q, xi, xc, enc, keys, src_len, steps, W_aaT,
+                           W_cxT, W_qT, b_hn, v, self.cell, self.kind, nch)
         logits = get("logits", (T * B, self.V))
         cell.pgemm(logits, rows(feat[1:]), p("W_ya"), False, True, 1.0, 0.0, nch)
         logits += p("b_y")
@@ -191,10 +191,10 @@ class Decoder:
         denc = get("denc", enc.shape, zero=True)
         dkeys = denc if self.attention == "dot" else get("dkeys", keys.shape, zero=True)
         dv = get("dv", (B, A), zero=True)
-        bwd = dk.decoder_backward if nch > 1 else dk.decoder_backward_serial
-        bwd(dfeat, dxi, dhh, dq, dnext, dcnext, dkeys, denc, dv, feat, sv["gates"], sv["cs"],
-            sv["alpha"], sv["q"], enc, keys, sv["src_len"], sv["steps"], p("W_aa"), p("W_cx"),
-            sv["W_q"], sv["v"], self.cell, self.kind, nch)
+        dk.decoder_backward(dfeat, dxi, dhh, dq, dnext, dcnext, dkeys, denc, dv, feat,
+                            sv["gates"], sv["cs"], sv["alpha"], sv["q"], enc, keys,
+                            sv["src_len"], sv["steps"], p("W_aa"), p("W_cx"), sv["W_q"], sv["v"],
+                            self.cell, self.kind, nch)
         s_prev = rows(feat[:-1, :, :H])
         dgate = dhh if self.G == 3 else dxi
         dk.pgemm_rows(g("W_aa"), rows(dgate), s_prev, True, False, 1.0, 1.0, nch)
