@@ -137,17 +137,6 @@ def greedy(stepper: Stepper, eos_id: int, max_len: int) -> list[Hypothesis]:
     return out
 
 
-def _with_penalty(hyps: list[Hypothesis], alpha: float) -> list[Hypothesis]:
-    for h in hyps:
-        h.score = h.logprob / float(length_penalty(len(h.attention), alpha))
-    return hyps
-
-
-def greedy_with_penalty(stepper, eos_id, max_len, alpha=0.0):
-    """`greedy`, its scores divided by the length penalty (for comparison with beam search)."""
-    return _with_penalty(greedy(stepper, eos_id, max_len), alpha)
-
-
 def beam_search(stepper: Stepper, eos_id: int, max_len: int, K: int, n_best: int = 1,
                 alpha: float = 0.0) -> list[list[Hypothesis]]:
     """The n_best (<= K) best hypotheses of every source of the batch, best first."""
