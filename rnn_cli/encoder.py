@@ -154,6 +154,8 @@ class Encoder:
         self.no_ids = np.zeros((1, 1), np.int32)
         self._T = self._B = 0
         self._x: dict[int, np.ndarray] = {}  # each layer's (dropped) input of the last forward
+        self.final_h: np.ndarray | None = None  # (L, dirs, B, H) after forward
+        self.final_c: np.ndarray | None = None  # (L, dirs, B, H) after forward, LSTM only
 
     # ------------------------------------------------------------------ buffers
     def reserve(self, steps: int, batch: int) -> None:
@@ -180,7 +182,8 @@ class Encoder:
                     v[f"g{layer}{d}"] = m.view(f"g{layer}{d}", (T + 1, B, gw))
                 if s.cell == "lstm":
                     v[f"c{layer}{d}"] = m.view(f"c{layer}{d}", (T + 1, B, H))
-            v[f"in{layer}"] = m.view(f"in{layer}", (T, B, D))  # dropped input / d_inp
+            if self.dropout:
+                v[f"in{layer}"] = m.view(f"in{layer}", (T, B, D))  # the dropped input
             if s.bidirectional:
                 v[f"rev{layer}"] = m.view(f"rev{layer}", (T, B, D))
                 v[f"out{layer}"] = m.view(f"out{layer}", (T, B, W))
@@ -226,9 +229,11 @@ class Encoder:
             raise ValueError("every lane needs a length in [1, T]")
         v = self._v = self._buffers(T, B)
         self._T, self._B, self._masks = T, B, masks
-        lens = self._lens = np.ascontiguousarray(lengths, np.int32)
+        lens = self._lens = np.array(lengths, np.int32)  # (B,) a copy: kept for backward
         x = np.ascontiguousarray(inp)
         rows = np.arange(B)
+        if masks is not None and not self.dropout:
+            raise ValueError("dropout masks given to an encoder built without dropout")
         for layer in range(s.layers):
             if masks is not None:
                 np.multiply(x, masks[layer], out=v[f"in{layer}"])
