@@ -129,6 +129,11 @@ class ExampleBatches:
         self.position += 1
         return idx
 
+    @property
+    def at_epoch_end(self) -> bool:
+        """Whether the last batch given was the last of its epoch."""
+        return self.position >= len(self._current())
+
     def epochs_done(self) -> float:
         """Epochs completed so far, with the current one's share of its batches."""
         plan = self._current()
