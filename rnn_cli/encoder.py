@@ -119,8 +119,9 @@ class EncoderSpec:
                 for layer in range(self.layers) for d in range(self.dirs)]
 
 
-class _Grow:
-    """Flat storages that grow to the largest request; `view` returns a contiguous prefix."""
+class Buffers:
+    """Flat storages of one dtype that grow to the largest request; `view(key, shape)` returns
+    a contiguous prefix of the storage `key` in that shape (the BLAS kernels need contiguity)."""
 
     def __init__(self, dtype):
         self.dtype, self.bufs = dtype, {}
@@ -147,7 +148,7 @@ class Encoder:
         self.threads = _jit.get_threads() if parallel else 1
         self.recurrence = recurrence or pick_recurrence(spec.hidden)
         self.act = ACTIVATIONS[spec.activation]
-        self.mem = _Grow(self.dtype)
+        self.mem = Buffers(self.dtype)
         H, GH = spec.hidden, GATES[spec.cell] * spec.hidden
         self.WT = np.zeros((H, GH), self.dtype)  # (H, G*H) W_aa^T of the block being run
         self.no_table = np.zeros((0, GH), self.dtype)  # the BLAS kernels then read xa
