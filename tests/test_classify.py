@@ -167,6 +167,8 @@ def test_predict_top_k_threshold_blank_lines_and_gold_labels(model_path):
     assert out[0].labels[0][0] == "pos" and out[2].labels[0][0] == "neg"  # text alone
     assert len(out[0].labels) == 3 and abs(sum(p for _, p in out[0].labels) - 1) < 1e-5
     assert out[3].unknown == 2 and out[4].cut and not out[0].cut
+    huge = next(clf.predict(["the " * 2_500_000 + "good"]))  # a 10 MB line: cut, answered
+    assert huge.cut and huge.labels
     strict = list(clf.predict(lines, k=3, threshold=0.999))
     assert all(p >= 0.999 for r in strict for _, p in r.labels)
     with pytest.raises(UsageError):

@@ -126,19 +126,16 @@ class Encoded:
     unknown_tokens: int = 0
 
 
-def encode_texts(vocab: Vocab, texts: list[str], max_len: int
-                 ) -> tuple[list[np.ndarray], list[int]]:
-    """(ids per text cut to max_len, unknown tokens per text) with the model's vocabulary; a
-    text with no token (blank) gives a single <UNK>, so every example has a length >= 1."""
+def encode_texts(vocab: Vocab, texts: list[str]) -> tuple[list[np.ndarray], list[int]]:
+    """(ids per text, unknown tokens per text) with the model's vocabulary; a text without a
+    token gives a single <UNK>, so every example has a length of at least 1."""
     seqs, unknown = [], []
     for text in texts:
-        if vocab.level == "char" and max_len:
-            text = text[:max_len + 64]  # (lower() may change a length: cut exactly below)
         ids, unk = vocab.encode(text, final_eos=False) if vocab.level == "word" else \
             vocab.encode(text)
         if ids.shape[0] == 0:
             ids, unk = np.array([vocab.unk_id], np.int32), 0
-        seqs.append(ids[:max_len] if max_len else ids)
+        seqs.append(ids)
         unknown.append(unk)
     return seqs, unknown
 

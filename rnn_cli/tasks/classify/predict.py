@@ -62,7 +62,7 @@ class Classifier:
 
     def _encoded(self, texts: list[str]) -> tuple[Encoded, list[int], list[bool]]:
         """(the texts encoded and cut to max_len, unknown tokens and whether cut, per text)."""
-        seqs, unknown = encode_texts(self.vocab, texts, 0)
+        seqs, unknown = encode_texts(self.vocab, texts)
         cut = [bool(self.cfg.max_len) and s.shape[0] > self.cfg.max_len for s in seqs]
         if self.cfg.max_len:
             seqs = [s[:self.cfg.max_len] for s in seqs]

@@ -60,7 +60,7 @@ def build_vocab(examples: list, cfg: ClassifyConfig, vocab_size: int | None,
 
 def encode(examples: list, vocab: Vocab, labels: list[str], max_len: int):
     """(Encoded, CutReport) of examples with the model's vocabulary and label set."""
-    seqs, unknown = encode_texts(vocab, [ex.text for ex in examples], 0)
+    seqs, unknown = encode_texts(vocab, [ex.text for ex in examples])
     seqs, cut = cut_to_max_len(seqs, max_len)
     index = {lab: k for k, lab in enumerate(labels)}
     gold = [ex.labels[0] for ex in examples]
