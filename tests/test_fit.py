@@ -152,3 +152,9 @@ def test_no_validation_keeps_the_last_parameters():
     summary = fit.run()
     assert np.array_equal(fit.best_flat, task.params.flat) and summary["evaluations"] == 1
     assert math.isnan(fit.history[0][fit.columns.index("train_loss")]) is False
+
+
+def test_state_before_any_validation():
+    fit = Fit(Toy(), TRAIN, VALID, FitConfig(steps=3))
+    st = fit.state_dict()
+    assert st["history"].shape == (0, 0) and st["state"]["step"] == 0 and st["state"]["best"] is None

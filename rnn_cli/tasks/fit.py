@@ -192,7 +192,7 @@ class Fit:
                               "epoch": self.batches.epochs_done(), "elapsed": elapsed,
                               "progress": self.progress(elapsed),
                               "examples_per_sec": (self.examples - ex0) / max(step_time, 1e-9),
-                              "tokens_per_sec": n_tok / max(step_time, 1e-9)})
+                              "tok_s": n_tok / max(step_time, 1e-9)})
             every = self.cfg.eval_every
             if (every and self.step % every == 0) or (not every and self.batches.at_epoch_end):
                 self._validate(on_event, recent, wall0)
@@ -259,7 +259,8 @@ class Fit:
                  "best_step": self.best_step, "bad_evals": self.bad_evals}
         return {"state": state, "opt": {k: v.copy() for k, v in self.opt.state.items()},
                 "rng_state": self.rng.bit_generator.state, "best_flat": self.best_flat.copy(),
-                "history": np.asarray(self.history, np.float64).reshape(-1, len(self.columns)),
+                "history": np.asarray(self.history, np.float64).reshape(
+                    len(self.history), len(self.columns)),
                 "history_columns": list(self.columns)}
 
 
