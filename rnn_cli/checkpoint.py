@@ -7,7 +7,8 @@ kernel sees it. Arrays (see README "Model file format"):
     magic           <U13    "rnn-cli-model"
     format_version  int32   scalar, FORMAT_VERSION
     meta            <U…     JSON: rnn_cli version, model config, train config, training state
-                            (step, tokens, epoch, batches position, best val loss, corpus info)
+                            (step, tokens, epoch, batches position, best val loss, corpus info);
+                            no "kind": a language model (task models: taskfile.py, kinds.py)
     rng_state       <U…     JSON: numpy PCG64 bit-generator state (for exact resume)
     history         float64 (N, 4): step, train loss, val loss (nan if none), seconds
     vocab_*         see rnn_cli/vocab.py
@@ -36,6 +37,7 @@ import numpy as np
 from rnn_cli import __version__
 from rnn_cli.config import ModelConfig, TrainConfig, from_dict
 from rnn_cli.errors import ModelFileError, UsageError
+from rnn_cli.kinds import meta_kind, wrong_kind
 from rnn_cli.params import Params, param_shapes
 from rnn_cli.safe_npz import read_npz
 from rnn_cli.vocab import ARRAY_NAMES as VOCAB_ARRAYS, Vocab
@@ -81,6 +83,11 @@ def save(model: Model, path: str) -> None:
         arrays["resume.flat"] = model.resume_flat
     for name, buf in model.opt.items():
         arrays["opt." + name] = buf
+    write_arrays(path, arrays)
+
+
+def write_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Write an .npz atomically: a temp file in the same folder, fsync, then rename."""
     folder = os.path.dirname(os.path.abspath(path))
     had = os.path.exists(path)
     try:
@@ -190,11 +197,7 @@ def _jsonable(d: dict) -> dict:
 
 def load(path: str, level: str | None = None) -> Model:
     """Read and validate a model file; `level` (if given) must match the model's level."""
-    if not os.path.exists(path):
-        raise ModelFileError(f"no model file at {path}", hint="train one with `rnn-cli train CORPUS -o "
-                             f"{path}`, or pass -m PATH of an existing model")
-    if os.path.isdir(path):
-        raise ModelFileError(f"{path} is a directory, not a model file", hint="pass -m PATH/FILE.npz")
+    check_path(path)
     arrays = read_npz(path, _wanted, _HINT)
     try:
         return _from_arrays(arrays, path, level)
@@ -218,6 +221,18 @@ def load_bytes(data: bytes, name: str, level: str | None = None) -> Model:
                              hint=_HINT) from None
 
 
+def check_path(path: str) -> None:
+    """A model path that exists and is not a folder (ModelFileError otherwise)."""
+    if not os.path.exists(path):
+        raise ModelFileError(f"no model file at {path}", hint="train one with `rnn-cli train CORPUS -o "
+                             f"{path}`, or pass -m PATH of an existing model")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path} is a directory, not a model file", hint="pass -m PATH/FILE.npz")
+
+
+HEADER = ("magic", "format_version", "meta")
+
+
 def _wanted(name: str) -> bool:
     return name in _NAMES or name.startswith(("param.", "opt."))
 
@@ -230,6 +245,15 @@ def _scalar_str(arrays, name, path) -> str:
 
 
 def _from_arrays(arrays: dict, path: str, level: str | None) -> Model:
+    meta = header(arrays, path)
+    kind = meta_kind(meta, path)
+    if kind != "lm":
+        raise wrong_kind(path, kind)
+    return _lm_model(arrays, meta, path, level)
+
+
+def header(arrays: dict, path: str) -> dict:
+    """The meta record of a model file's arrays, after the magic and format version checks."""
     if "magic" not in arrays or arrays["magic"].dtype.kind != "U" or \
             arrays["magic"].ndim != 0 or str(arrays["magic"][()]) != MAGIC:
         raise ModelFileError(f"{path} is not an rnn-cli model (wrong magic)", hint=_HINT)
@@ -250,6 +274,10 @@ def _from_arrays(arrays: dict, path: str, level: str | None) -> Model:
     if not isinstance(meta, dict) or not all(isinstance(meta.get(k, {}), dict)
                                              for k in ("model", "train", "state")):
         raise ModelFileError(f"{path}: malformed 'meta' record", hint=_HINT)
+    return meta
+
+
+def _lm_model(arrays: dict, meta: dict, path: str, level: str | None) -> Model:
     cfg = _config(ModelConfig, meta.get("model", {}), path)
     try:
         vocab = Vocab.from_arrays(arrays)

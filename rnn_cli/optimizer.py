@@ -12,7 +12,7 @@ import numpy as np
 
 from rnn_cli.config import TrainConfig
 from rnn_cli.kernels import optim, output
-from rnn_cli.params import Params
+from rnn_cli.params import Params, ParamSet
 
 if TYPE_CHECKING:
     from rnn_cli.tasks.lm.sparse import RowUpdates
@@ -42,11 +42,34 @@ def lr_pieces(params: Params, optim_name: str) -> list[tuple[int, int, float]]:
     GH, H = cfg.gates * cfg.hidden, cfg.hidden
     two = 2 * H if cfg.cell == "gru" else GH  # per layer: the gate rows with two torch biases
     scaled += [(a + l * GH, a + l * GH + two, TWO_BIAS_LR_SCALE) for l in range(cfg.layers)]
+    return merge_pieces(len(params), scaled)
+
+
+def task_lr_pieces(params: ParamSet, scaled) -> list[tuple[int, int, float]]:
+    """`lr_pieces` for a task model's ParamSet: `scaled` lists (name, start, stop, factor), the
+    elements [start, stop) of the flattened block `name` moving at `factor` x lr (stop None: to
+    the block's end); everything else at 1x. The shared encoder lists its own
+    (`Encoder.lr_scales`: b_a at TWO_BIAS_LR_SCALE, as `lr_pieces` scales the LM's)."""
+    spans = []
+    for name, start, stop, factor in scaled:
+        a, b = params.spans[name]
+        stop = b - a if stop is None else stop
+        if not 0 <= start <= stop <= b - a:
+            raise ValueError(f"piece [{start}, {stop}) is outside block {name} ({b - a} elements)")
+        spans.append((a + start, a + stop, float(factor)))
+    return merge_pieces(len(params), spans)
+
+
+def merge_pieces(n: int, scaled) -> list[tuple[int, int, float]]:
+    """(start, stop, factor) pieces covering [0, n) in order: the non-overlapping spans of
+    `scaled` at their factors, 1.0 in between, adjacent pieces of one factor merged."""
     pieces, pos = [], 0
     for s, e, f in sorted(scaled):
+        if s < pos:
+            raise ValueError(f"learning-rate pieces overlap at {s}")
         pieces += [(pos, s, 1.0), (s, e, f)]
         pos = e
-    pieces.append((pos, len(params), 1.0))
+    pieces.append((pos, n, 1.0))
     merged = []
     for s, e, f in pieces:
         if e <= s:

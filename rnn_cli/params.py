@@ -21,6 +21,12 @@ that only some models have come after these, so the seed's layout is unchanged:
 
 A class-softmax model's word -> class map (`word_class`, (V,) int32, not trained) rides along on
 the Params object (copies share it), so every Network built from the parameters can use it.
+
+`ParamSet` is the general form, for the task models (classifier, tagger, translator): the same
+flat buffer and named views, from an explicit `{name: shape}` dict in buffer order; their blocks
+are named by the task (the shared encoder's are `<prefix>W_ax_l0`, ..., see `encoder.py`), and
+names may hold dots, so views are read with `p["enc.W_aa_l0"]` (attribute access works for plain
+names). `Params` is the language model's case of it: its shapes come from a `ModelConfig`.
 """
 
 from __future__ import annotations
@@ -58,13 +64,19 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-class Params:
-    """A flat buffer and its named views; `p.W_aa` is a view, writes go to `p.flat`."""
+class ParamSet:
+    """A flat buffer and its named views, built from `shapes` ({name: shape}, in buffer order).
 
-    def __init__(self, cfg: ModelConfig, dtype=DTYPE, word_class: np.ndarray | None = None):
-        self.cfg = cfg
-        self.word_class = word_class  # (V,) int32 with --softmax classes
-        self.shapes = param_shapes(cfg)
+    `p.flat` holds every parameter; `p.views[name]` (also `p[name]`, and `p.name` for names
+    that are identifiers) is a view of it, so writes through a view land in the buffer. `spans`
+    gives each block's (start, stop) in the buffer. `aliases` ({name: target}) adds views that
+    share another block's memory (the LM's tied output layer) and take no room of their own.
+    Gradients and optimizer moments use a twin of the same layout (`zeros_like`)."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype=DTYPE,
+                 aliases: dict[str, str] | None = None):
+        self.shapes = {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
+        self.aliases = dict(aliases or {})
         sizes = [math.prod(s) for s in self.shapes.values()]
         self.flat = np.zeros(sum(sizes), dtype=dtype)
         self.views: dict[str, np.ndarray] = {}
@@ -74,8 +86,8 @@ class Params:
             self.views[name] = self.flat[offset:offset + n].reshape(shape)
             self.spans[name] = (offset, offset + n)
             offset += n
-        if "W_ya" not in self.views:  # tied: the output layer reads the embedding
-            self.views["W_ya"] = self.views["W_emb"]
+        for name, target in self.aliases.items():
+            self.views[name] = self.views[target]
 
     def __getattr__(self, name):
         views = self.__dict__.get("views")
@@ -83,16 +95,37 @@ class Params:
             return views[name]
         raise AttributeError(name)
 
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.views[name]
+
     def __len__(self) -> int:
         return self.flat.shape[0]
 
-    def zeros_like(self) -> "Params":
-        return Params(self.cfg, self.flat.dtype, self.word_class)
+    def _new(self, dtype) -> "ParamSet":
+        """An all-zero buffer of the same layout (subclasses keep their own type)."""
+        return ParamSet(self.shapes, dtype, self.aliases)
 
-    def copy(self, dtype=None) -> "Params":
-        other = Params(self.cfg, dtype or self.flat.dtype, self.word_class)
+    def zeros_like(self) -> "ParamSet":
+        return self._new(self.flat.dtype)
+
+    def copy(self, dtype=None) -> "ParamSet":
+        other = self._new(dtype or self.flat.dtype)
         other.flat[:] = self.flat
         return other
+
+
+class Params(ParamSet):
+    """The language model's parameters; `p.W_aa` is a view, writes go to `p.flat`."""
+
+    def __init__(self, cfg: ModelConfig, dtype=DTYPE, word_class: np.ndarray | None = None):
+        self.cfg = cfg
+        self.word_class = word_class  # (V,) int32 with --softmax classes
+        shapes = param_shapes(cfg)
+        # tied: the output layer reads the embedding
+        super().__init__(shapes, dtype, None if "W_ya" in shapes else {"W_ya": "W_emb"})
+
+    def _new(self, dtype) -> "Params":
+        return Params(self.cfg, dtype, self.word_class)
 
     def init(self, rng: np.random.Generator) -> "Params":
         """PyTorch's default initialisation of the same network, block by block (issue 11: with the

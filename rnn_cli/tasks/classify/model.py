@@ -1,0 +1,256 @@
+"""The classifier's network: embedding -> the shared encoder -> pooling over time -> linear ->
+softmax over the K labels. Forward and backward over a batch of examples, evaluation, and the
+model file's format (its config, vocabulary and label set, parameter shapes). Never prints.
+
+    e<t>   = W_emb[x<t>]                                   (T, B, E)   kernels/embed.py
+    s      = Encoder(e, lengths)                           (T, B, F)   F = dirs*H, encoder.py
+    u      = pool_t s  (last | mean | max within lengths)  (B, F)      kernels/pooling.py
+    z      = out.W u + out.b,  p = softmax(z)              (B, K)
+    loss   = sum_b w_b (-log p_b[y_b]) / sum_b w_b                     kernels/label_loss.py
+
+Pooling "last" is each direction's final state: the forward states at the last real position,
+the reverse ones at position 0. Dropout (training only, masks from the run's Generator) on the
+embeddings and every encoder layer's input (`Encoder`), and on u before the linear layer.
+w_b: 1, or with class_weight "balanced" N / (K n_k) for an example of label k (n_k: training
+examples of label k; scikit-learn's "balanced").
+
+Parameters (one ParamSet, float32): `emb` (V, E) N(0, 1) as nn.Embedding; the encoder's blocks
+`enc.*` (encoder.py, torch's initialisation); `out.W` (K, F), `out.b` (K,) U(-1/sqrt(F),
+1/sqrt(F)) as nn.Linear.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnn_cli.batching import eval_batches
+from rnn_cli.encoder import GATES, Buffers, Encoder, EncoderSpec
+from rnn_cli.errors import UsageError
+from rnn_cli.kernels import embed, label_loss, pooling
+from rnn_cli.params import ParamSet
+from rnn_cli.tasks.classify.metrics import classification_metrics
+from rnn_cli.vocab import Vocab
+
+POOLS = ("last", "mean", "max")
+EVAL_BATCH, EVAL_TOKENS = 256, 16384  # evaluation batches: examples, padded positions at most
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """The classifier's architecture, stored in its model file (meta.model)."""
+
+    level: str = "word"  # char | word: what a token is (vocab.py)
+    tokenizer: str = "words"  # word level: words | space
+    lower: bool = False
+    cell: str = "gru"
+    hidden: int = 128  # H per direction
+    layers: int = 1
+    bidirectional: bool = True
+    embed: int = 128  # E
+    dropout: float = 0.0
+    pool: str = "max"  # last | mean | max
+    max_len: int = 400  # tokens of an example read, at most (0: all); the rest is cut, counted
+    activation: str = "tanh"  # the rnn cell's g
+
+    def validate(self) -> "ClassifyConfig":
+        choices = {"level": ("char", "word"), "tokenizer": ("words", "space"),
+                   "cell": tuple(GATES), "pool": POOLS, "activation": ("tanh", "relu")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise UsageError(f"--{name} must be one of {', '.join(allowed)} "
+                                 f"(got {getattr(self, name)!r})")
+        for name in ("hidden", "layers", "embed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1 << 16:
+                raise UsageError(f"--{name} must be a positive integer (got {v!r})")
+        if not isinstance(self.max_len, int) or not 0 <= self.max_len <= 1 << 24:
+            raise UsageError(f"--max-len must be 0 (no limit) or positive (got {self.max_len!r})")
+        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+            raise UsageError(f"--dropout must be in [0, 1) (got {self.dropout!r})")
+        if self.activation != "tanh" and self.cell != "rnn":
+            raise UsageError("--activation is the rnn cell's; gru and lstm have their own")
+        if not isinstance(self.lower, bool) or not isinstance(self.bidirectional, bool):
+            raise UsageError("lower and bidirectional are true or false")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassifyConfig":
+        """From a stored dict: unknown keys (a newer version's) ignored, the rest validated."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names}).validate()
+
+    def encoder_spec(self) -> EncoderSpec:
+        return EncoderSpec(self.cell, self.hidden, self.layers, self.embed, self.bidirectional,
+                           self.activation, "enc.")
+
+
+def param_shapes(cfg: ClassifyConfig, V: int, K: int) -> dict[str, tuple[int, ...]]:
+    spec = cfg.encoder_spec()
+    return {"emb": (V, cfg.embed), **spec.shapes(), "out.W": (K, spec.out_size), "out.b": (K,)}
+
+
+class Format:
+    """The classifier's model file format (`taskfile.TaskFormat`)."""
+
+    kind, vocab_roles, label_roles = "classify", ("text",), ("label",)
+
+    def check_config(self, config: dict) -> dict:
+        return dataclasses.asdict(ClassifyConfig.from_dict(config))
+
+    def param_shapes(self, config, vocabs, labels) -> dict[str, tuple[int, ...]]:
+        if len(labels["label"]) < 2:
+            raise ValueError("a classifier has at least two labels")
+        cfg = ClassifyConfig.from_dict(config)
+        if vocabs["text"].level != cfg.level:
+            raise ValueError(f"a {vocabs['text'].level}-level vocabulary in a {cfg.level}-level "
+                             "model")
+        return param_shapes(cfg, len(vocabs["text"]), len(labels["label"]))
+
+
+FORMAT = Format()
+
+
+@dataclass
+class Encoded:
+    """A data set as the network reads it: token ids per example (cut to max_len), lengths,
+    label indices (-1: a label the model does not know), and the gold label strings."""
+
+    seqs: list[np.ndarray]  # int32 ids, one array per example
+    lengths: np.ndarray  # (N,) int64
+    y: np.ndarray  # (N,) int32, -1 for an unknown label (or no label)
+    gold: list[str]  # the first label of every example ("" when none)
+    unknown_tokens: int = 0
+
+
+def encode_texts(vocab: Vocab, texts: list[str]) -> tuple[list[np.ndarray], list[int]]:
+    """(ids per text, unknown tokens per text) with the model's vocabulary; a text without a
+    token gives a single <UNK>, so every example has a length of at least 1."""
+    seqs, unknown = [], []
+    for text in texts:
+        ids, unk = vocab.encode(text, final_eos=False) if vocab.level == "word" else \
+            vocab.encode(text)
+        if ids.shape[0] == 0:
+            ids, unk = np.array([vocab.unk_id], np.int32), 0
+        seqs.append(ids)
+        unknown.append(unk)
+    return seqs, unknown
+
+
+class ClassifierNet:
+    """The network over a ParamSet (the trainer's `ExampleTask`): forward/backward of a batch,
+    probabilities and metrics of a data set."""
+
+    def __init__(self, cfg: ClassifyConfig, vocab_size: int, labels: list[str],
+                 params: ParamSet | None = None, parallel: bool = True,
+                 recurrence: str | None = None, dtype=np.float32):
+        self.cfg, self.labels, self.K = cfg, list(labels), len(labels)
+        self.params = params if params is not None else \
+            ParamSet(param_shapes(cfg, vocab_size, self.K), dtype)
+        self.spec = cfg.encoder_spec()
+        self.enc = Encoder(self.spec, self.params, cfg.dropout, parallel, recurrence)
+        self.mem, self.ids = Buffers(self.params.flat.dtype), Buffers(np.int32)
+        self.mode = pooling.MODES[cfg.pool]
+        self.split = cfg.hidden if cfg.bidirectional else self.spec.out_size
+        self.weights: np.ndarray | None = None  # (K,) float64 per-label loss weights
+        self._batch = None
+
+    def init(self, rng: np.random.Generator) -> "ClassifierNet":
+        """PyTorch's initialisation of the same network (module docstring), in buffer order."""
+        p, F = self.params, self.spec.out_size
+        p["emb"][...] = rng.standard_normal(p["emb"].shape)
+        self.spec.init(p, rng)
+        k = 1.0 / math.sqrt(F)
+        p["out.W"][...] = rng.uniform(-k, k, p["out.W"].shape)
+        p["out.b"][...] = rng.uniform(-k, k, self.K)
+        return self
+
+    def lr_scales(self):
+        return self.spec.lr_scales()
+
+    def lengths(self, data: Encoded) -> np.ndarray:
+        return data.lengths
+
+    # ------------------------------------------------------------------ passes
+    def _logits(self, data: Encoded, idx: np.ndarray, rng) -> np.ndarray:
+        """Forward to the logits (B, K) of examples idx (longest first is fastest)."""
+        p, m, E, F = self.params, self.mem, self.cfg.embed, self.spec.out_size
+        lens = data.lengths[idx].astype(np.int32)
+        T, B = int(lens.max()), idx.shape[0]
+        x = self.ids.view("x", (T, B))
+        x[...] = -1
+        for j, i in enumerate(idx):
+            x[:lens[j], j] = data.seqs[i]
+        e = m.view("e", (T, B, E))
+        embed.embed_forward(e, p["emb"], x)
+        out = self.enc.forward(e, lens, self.enc.draw_masks(rng, T, B) if rng else None)
+        u, arg = m.view("u", (B, F)), self.ids.view("arg", (B, F))
+        pooling.pool_forward(u, arg, out, lens, self.mode, self.split)
+        hm = None
+        if rng is not None and self.cfg.dropout:
+            hm = m.view("hm", (B, F))
+            rng.random(out=hm, dtype=hm.dtype)
+            np.greater_equal(hm, self.cfg.dropout, out=hm, casting="unsafe")
+            hm *= 1.0 / (1.0 - self.cfg.dropout)
+            u = np.multiply(u, hm, out=m.view("ud", (B, F)))
+        z = m.view("z", (B, self.K))
+        np.matmul(u, p["out.W"].T, out=z)
+        z += p["out.b"]
+        self._batch = (x, lens, arg, u, hm)
+        return z
+
+    def forward(self, data: Encoded, idx: np.ndarray, rng: np.random.Generator | None) -> float:
+        """Mean (weighted) cross-entropy of examples idx; dropout when `rng` is given."""
+        z = self._logits(data, idx, rng)
+        y = data.y[idx]
+        if (y < 0).any():
+            raise ValueError("training examples need known labels")
+        w = self.weights[y] if self.weights is not None else np.ones(y.shape[0])
+        B = idx.shape[0]
+        self._probs, self._nll = self.mem.view("probs", (B, self.K)), np.zeros(B)
+        self._y, self._w = y.astype(np.int32), w
+        return label_loss.label_xent_forward(self._nll, self._probs, z, self._y, w)
+
+    def backward(self, grads: ParamSet) -> None:
+        p, m = self.params, self.mem
+        x, lens, arg, u, hm = self._batch
+        T, B = x.shape
+        dz = self._probs
+        label_loss.label_xent_backward(dz, self._probs, self._y, self._w)
+        np.matmul(dz.T, u, out=grads["out.W"])
+        np.sum(dz, axis=0, out=grads["out.b"])
+        du = np.matmul(dz, p["out.W"], out=m.view("du", (B, self.spec.out_size)))
+        if hm is not None:
+            du *= hm
+        dout = m.view("dout", (T, B, self.spec.out_size))
+        pooling.pool_backward(dout, du, arg, lens, self.mode, self.split)
+        de = self.enc.backward(grads, dout)
+        grads["emb"][...] = 0.0
+        embed.embed_backward(grads["emb"], de, x)
+
+    def probs(self, data: Encoded, idx: np.ndarray) -> np.ndarray:
+        """(B, K) label probabilities of examples idx, no dropout (a view the next call reuses)."""
+        z = self._logits(data, idx, None)
+        probs = self.mem.view("pp", z.shape)
+        label_loss.softmax_rows(probs, z)
+        return probs
+
+    def predict_all(self, data: Encoded) -> np.ndarray:
+        """(N, K) probabilities of every example, in input order (batched by length)."""
+        out = np.zeros((len(data.seqs), self.K), np.float64)
+        for idx in eval_batches(data.lengths, EVAL_BATCH, EVAL_TOKENS):
+            out[idx] = self.probs(data, idx)
+        return out
+
+    def evaluate(self, data: Encoded) -> dict:
+        """Accuracy, macro-F1, per-label scores, confusion matrix (metrics.py) and "loss": the
+        mean -log p[gold] over examples whose label the model knows (unweighted)."""
+        P = self.predict_all(data)
+        known = data.y >= 0
+        metrics = classification_metrics(data.y, P.argmax(axis=1), self.labels, data.gold)
+        nll = -np.log(np.maximum(P[known, data.y[known]], 1e-300))
+        metrics["loss"] = float(nll.mean()) if nll.size else math.nan
+        return metrics

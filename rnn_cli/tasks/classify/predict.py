@@ -1,0 +1,130 @@
+"""A trained classifier, loaded: label probabilities, streamed predictions and test metrics.
+What `rnn-cli predict` and `rnn-cli test` run on a classification model. Never prints.
+
+    clf = Classifier.load("sst.npz")
+    for r in clf.predict(open("reviews.txt"), k=2):      # one result per input line, in order
+        r.lineno, r.labels                               # [(label, probability), ...]
+    clf.test("test.txt")                                 # accuracy, macro_f1, per_label, ...
+    clf.probs(["a fine film", "dull"])                   # (N, K) in input order
+
+Input lines to classify may carry a gold label: a leading `__label__X` part is dropped, and a
+`X<TAB>` part when X is one of the model's labels, so a test file can be predicted as it is.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+
+import rnn_cli.tasks.classify.reader as reader
+from rnn_cli.batching import eval_batches
+from rnn_cli.errors import UsageError
+from rnn_cli.taskfile import TaskModel, load_task
+from rnn_cli.tasks.classify.model import (EVAL_TOKENS, FORMAT, ClassifierNet, ClassifyConfig,
+                                          Encoded, encode_texts)
+from rnn_cli.tasks.classify.run import encode
+
+READ_AHEAD = 8  # batches of lines read, classified and yielded together
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The result for one input line: its number (from `first_line`), the labels kept (most
+    probable first, with their probabilities; empty for a blank line, or when none reaches the
+    threshold), how many of its tokens the model did not know, and whether --max-len cut it."""
+
+    lineno: int
+    labels: list[tuple[str, float]]
+    unknown: int = 0
+    cut: bool = False
+    blank: bool = False
+
+
+class Classifier:
+    """A loaded classification model (`Classifier.load`). Not thread-safe: one per thread."""
+
+    def __init__(self, model: TaskModel, parallel: bool = True):
+        self.model = model
+        self.cfg = ClassifyConfig.from_dict(model.config)
+        self.vocab = model.vocabs["text"]
+        self.labels: list[str] = list(model.labels["label"])
+        self.net = ClassifierNet(self.cfg, len(self.vocab), self.labels, model.params,
+                                 parallel=parallel)
+        self._known = set(self.labels)
+
+    @classmethod
+    def load(cls, path: str, parallel: bool = True) -> "Classifier":
+        """Read and validate a classifier's model file (another kind: the one-line error)."""
+        return cls(load_task(path, FORMAT), parallel)
+
+    def _encoded(self, texts: list[str]) -> tuple[Encoded, list[int], list[bool]]:
+        """(the texts encoded and cut to max_len, unknown tokens and whether cut, per text)."""
+        seqs, unknown = encode_texts(self.vocab, texts)
+        cut = [bool(self.cfg.max_len) and s.shape[0] > self.cfg.max_len for s in seqs]
+        if self.cfg.max_len:
+            seqs = [s[:self.cfg.max_len] for s in seqs]
+        lengths = np.array([s.shape[0] for s in seqs], np.int64)
+        return Encoded(seqs, lengths, np.full(len(seqs), -1, np.int32), [""] * len(seqs),
+                       sum(unknown)), unknown, cut
+
+    def _probs(self, data: Encoded, batch_size: int) -> np.ndarray:
+        out = np.zeros((len(data.seqs), len(self.labels)))
+        for idx in eval_batches(data.lengths, batch_size, EVAL_TOKENS):
+            out[idx] = self.net.probs(data, idx)
+        return out
+
+    def probs(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """(N, K) float64 label probabilities of texts (no gold labels in them), input order."""
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        return self._probs(self._encoded(list(texts))[0], batch_size)
+
+    def predict(self, lines: Iterable[str], k: int = 1, threshold: float = 0.0,
+                batch_size: int = 64, first_line: int = 1) -> Iterator[Prediction]:
+        """One Prediction per input line, in input order, the `k` most probable labels whose
+        probability is at least `threshold`. Lines are read and classified READ_AHEAD batches
+        at a time (bounded memory on an endless stream); batch_size 1 answers each line as soon
+        as it is read. Blank lines give a blank result, keeping the alignment."""
+        if k < 1 or not 0.0 <= threshold <= 1.0 or batch_size < 1:
+            raise UsageError(f"k must be >= 1, threshold in [0, 1], batch size >= 1 (got {k}, "
+                             f"{threshold}, {batch_size})")
+        it = iter(lines)
+        lineno = first_line
+        block_size = batch_size if batch_size == 1 else batch_size * READ_AHEAD
+        while block := list(itertools.islice(it, block_size)):
+            if lineno == first_line:
+                block[0] = block[0].removeprefix("\ufeff")
+            texts = [reader.strip_gold(line.rstrip("\n").rstrip("\r"), self._known)
+                     for line in block]
+            full = [i for i, t in enumerate(texts) if t]
+            data, unknown, cut = self._encoded([texts[i] for i in full])
+            P = self._probs(data, batch_size) if full else None
+            row = {i: j for j, i in enumerate(full)}
+            for i in range(len(block)):
+                if i not in row:
+                    yield Prediction(lineno + i, [], blank=True)
+                    continue
+                j = row[i]
+                order = np.argsort(-P[j], kind="stable")[:k]
+                kept = [(self.labels[c], float(P[j, c])) for c in order if P[j, c] >= threshold]
+                yield Prediction(lineno + i, kept, unknown[j], cut[j])
+            lineno += len(block)
+
+    def test(self, source: str | Iterable[str], bad_lines: str = "fail", encoding="utf-8",
+             errors="strict") -> dict:
+        """Metrics of a gold-labelled file (path, '-' or an iterable of lines): n, accuracy,
+        macro_f1, per_label, confusion, unseen (gold labels the model never saw: counted, as
+        errors), loss, plus unknown_tokens, cut (examples --max-len cut) and the read report's
+        warnings."""
+        if isinstance(source, str):
+            examples, report = reader.read_file(source, bad_lines, encoding, errors)
+        else:
+            examples, report = reader.read_lines(source, "<lines>", bad_lines)
+        data, cut = encode(examples, self.vocab, self.labels, self.cfg.max_len)
+        metrics = self.net.evaluate(data)
+        metrics.update(unknown_tokens=data.unknown_tokens, cut=cut.examples,
+                       warnings=report.warnings())
+        return metrics
