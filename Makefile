@@ -14,7 +14,7 @@ pip_quiet = $(PIP) $(1) >>$(PIPLOG) 2>&1 || { tail -n 25 $(PIPLOG) >&2; \
 	echo "make: pip $(1) failed (the whole log: $(PIPLOG))" >&2; exit 1; }
 
 # in a variable: a literal comma would split $(call)'s arguments
-TEST_CUDA = '.[test,cuda,dask]'
+TEST_CUDA = '.[test,cuda,dask,mt]'
 
 $(VENV)/.installed: pyproject.toml
 	@echo "installing rnn-cli and its dependencies into $(VENV) (pip's log: $(PIPLOG))"

@@ -84,7 +84,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "tokens": len(d.ids), "ca
 WALK = """
 import json, sys, time
 from rnn_cli import idcache
-from rnn_cli.corpus import Batches
+from rnn_cli.tasks.lm.windows import Batches
 d = idcache.corpus_ids(sys.argv[1], level="char")
 b, t0 = Batches(d.ids, 32, 64), time.perf_counter()
 for _ in range(b.windows_per_epoch):
@@ -95,17 +95,18 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "windows": b.windows_per_
 INTERLEAVE = """
 import json, sys, time
 import numpy as np
-from rnn_cli import corpus, idcache
+from rnn_cli import idcache
 from rnn_cli.checkpoint import Model
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.kernels import _jit
 from rnn_cli.params import Params
-from rnn_cli.train import Trainer, warm_up
+from rnn_cli.tasks.lm import windows
+from rnn_cli.tasks.lm.train import Trainer, warm_up
 _jit.set_threads(1)
 arms = {}
 for name, path in zip(("small", "big"), sys.argv[1:3]):
     d = idcache.corpus_ids(path, level="char")
-    train_ids, val_ids = corpus.split_train_val(d.ids, 0.1)
+    train_ids, val_ids = windows.split_train_val(d.ids, 0.1)
     mcfg = ModelConfig(level="char", cell="gru", hidden=256, dropout=0.1,
                        vocab_size=len(d.vocab)).validate()
     tcfg = TrainConfig(steps=10**9, seed=1).validate()
@@ -240,7 +241,7 @@ def write_report(args, sizes, gen_s, build, hit, walk, inter, runs, load0, load1
         "The `train` runs: `rnn-cli train CORPUS -o MODEL --steps "
         f"{args.steps} --valid VALID {' '.join(FLAGS)}` (VALID: 100 kB of the same stream), "
         "each in its own process after the cache was built, so each starts with a cache hit. "
-        "The build and walk rows run `idcache.corpus_ids` / `corpus.Batches` in a child "
+        "The build and walk rows run `idcache.corpus_ids` / `windows.Batches` in a child "
         "(bench/bigcorpus.py, BUILD, WALK and INTERLEAVE). Peak RSS is the child's ru_maxrss "
         "from wait4; it "
         "counts the pages of the memory-mapped id file that are mapped at the peak.",

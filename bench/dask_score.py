@@ -73,7 +73,7 @@ def main() -> int:
         raise SystemExit(f"no {ptb}/ptb.test.txt: pass --shared DIR")
     import numpy as np
 
-    from rnn_cli import api, dask_score
+    from rnn_cli.tasks.lm import api, dask_score
 
     cores = len(os.sched_getaffinity(0))
     load0 = os.getloadavg()

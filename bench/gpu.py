@@ -171,7 +171,7 @@ def losses_worker(spec: dict) -> None:
     from rnn_cli.config import ModelConfig, TrainConfig
     from rnn_cli.cuda.train import CudaTrainer
     from rnn_cli.params import Params
-    from rnn_cli.train import Trainer
+    from rnn_cli.tasks.lm.train import Trainer
     from rnn_cli.vocab import build_vocab
 
     tiny_launches()

@@ -37,7 +37,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from speed import gemm_rates  # noqa: E402  (the machine-rate probe speed.py records)
+from speed_proc import gemm_rates  # noqa: E402  (the machine-rate probe speed.py records)
 
 # arm -> (ours: cell, embed?, layers, dropout), torch: same cell with its embedding
 ARMS = {

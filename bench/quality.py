@@ -39,7 +39,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from speed import gemm_rates  # noqa: E402  (the machine-rate probe speed.py records)
+from speed_proc import gemm_rates  # noqa: E402  (the machine-rate probe speed.py records)
 
 PEER_ARMS = {"torch LSTM H512": ["--cell", "lstm", "--hidden", "512"],
              "torch GRU H256": ["--cell", "gru", "--hidden", "256"]}

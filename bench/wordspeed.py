@@ -19,6 +19,10 @@ into the repository): War and Peace + tiny Shakespeare + ptb.train.txt, split on
 import os
 import statistics
 
+from speed_matrix import ENV_PREFIX, OURS_TRAIN, THREADS
+from speed_peers import train_ours
+from speed_proc import cmdline, fmt, last_json, log, q, run, show
+
 SOFTMAX_TARGET = 3.0   # classes ÷ full training tok/s at PTB V 10k
 V100K_TARGET = 0.5     # V 100k ÷ V 10k training tok/s (classes)
 SCORE_LINES_TARGET = 3.0
@@ -53,25 +57,25 @@ def build_v100k(shared, tmp):
 DEFAULT_WORD_NET = {"cell": "gru", "E": 256, "dropout": "0.1", "more": "--tie-weights"}
 
 
-def _train(sp, s, a, tmp, name, data, vocab, softmax, seconds, more="", net=None):
+def _train(s, a, tmp, name, data, vocab, softmax, seconds, more="", net=None):
     net = net or {"cell": "rnn", "E": 0, "dropout": "0", "more": ""}
     extra = f"--tokenizer space --vocab-size {vocab} --softmax {softmax} {more} {net['more']}"
-    argv = sp.cmdline(sp.OURS_TRAIN, rnn=sp.q(s.rnn), data=sp.q(data),
-                      model=sp.q(os.path.join(tmp, f"ws-{name}.npz")), level="word", H=256, B=32,
-                      T=35, threads=sp.THREADS, seconds=f"{seconds:g}", val_frac="0.01",
+    argv = cmdline(OURS_TRAIN, rnn=q(s.rnn), data=q(data),
+                      model=q(os.path.join(tmp, f"ws-{name}.npz")), level="word", H=256, B=32,
+                      T=35, threads=THREADS, seconds=f"{seconds:g}", val_frac="0.01",
                       cell=net["cell"], dropout=net["dropout"], E=net["E"], extra=extra.strip())
     if not seconds:  # a run to --steps
         argv = [x for i, x in enumerate(argv) if not (x == "--max-seconds" or
                                                       (i and argv[i - 1] == "--max-seconds"))]
-    r = sp.run(argv, a.timeout if seconds else 3600)
-    j = sp.last_json(r.get("stdout")) or {}
-    rec = {"name": name, "cmd": sp.show(argv), "model": os.path.join(tmp, f"ws-{name}.npz"),
+    r = run(argv, a.timeout if seconds else 3600)
+    j = last_json(r.get("stdout")) or {}
+    rec = {"name": name, "cmd": show(argv), "model": os.path.join(tmp, f"ws-{name}.npz"),
            "error": r.get("error"), "wall_s": r.get("wall_s")}
     rec.update({k: j.get(k) for k in ("tokens_per_sec", "V", "val_loss", "steps")})
     return rec
 
 
-def bench_softmax(sp, s, a, tmp, emit):
+def bench_softmax(s, a, tmp, emit):
     """{name: {"tps": [...], "median": x, "model": path, "V": V}} for the eight runs."""
     runs = [("full-10k", s.ptb_train, 10000, "full", ""),
             ("classes-10k", s.ptb_train, 10000, "classes", ""),
@@ -87,7 +91,7 @@ def bench_softmax(sp, s, a, tmp, emit):
     seconds = max(a.seconds, SOFTMAX_MIN_SECONDS)
     for rep in range(REPEATS):
         for name, data, vocab, softmax, more, *net in runs:
-            rec = _train(sp, s, a, tmp, name, data or v100k, vocab, softmax, seconds, more,
+            rec = _train(s, a, tmp, name, data or v100k, vocab, softmax, seconds, more,
                          *net)
             emit(dict(kind="softmax-train", rep=rep, **{k: v for k, v in rec.items()
                                                          if k != "model"}))
@@ -98,21 +102,21 @@ def bench_softmax(sp, s, a, tmp, emit):
                 o.update(model=rec["model"], V=rec["V"])
             else:
                 o["error"] = rec.get("error") or "no tokens_per_sec"
-            sp.log(f"== softmax {name} (rep {rep + 1}): "
-                   f"{sp.fmt(rec.get('tokens_per_sec'))} tok/s, V {rec.get('V')}")
+            log(f"== softmax {name} (rep {rep + 1}): "
+                   f"{fmt(rec.get('tokens_per_sec'))} tok/s, V {rec.get('V')}")
     for o in out.values():
         o["median"] = statistics.median(o["tps"]) if o["tps"] else None
     return out
 
 
-def score_lines_rate(sp, s, a, model, big, small):
+def score_lines_rate(s, a, model, big, small):
     """Per-line `score` tok/s: (tokens(big) - tokens(small)) ÷ (wall(big) - wall(small))."""
     def argv(f):
-        return sp.ENV_PREFIX + [s.rnn, "score", "-m", model, "--json", "--threads",
-                                str(sp.THREADS), f]
-    sp.run(argv(small), a.timeout)  # warm
-    rs = [sp.run(argv(small), a.timeout) for _ in range(3)]
-    rb = sp.run(argv(big), a.timeout)
+        return ENV_PREFIX + [s.rnn, "score", "-m", model, "--json", "--threads",
+                                str(THREADS), f]
+    run(argv(small), a.timeout)  # warm
+    rs = [run(argv(small), a.timeout) for _ in range(3)]
+    rb = run(argv(big), a.timeout)
     bad = [r for r in rs + [rb] if r.get("error")]
     if bad:
         return {"error": bad[0]["error"]}
@@ -122,16 +126,16 @@ def score_lines_rate(sp, s, a, model, big, small):
         return sum(json.loads(line)["tokens"] for line in r["stdout"].splitlines() if line)
     ws = statistics.median(r["wall_s"] for r in rs)
     n = ntok(rb) - ntok(rs[0])
-    return {"tokens": ntok(rb), "wall_s": rb["wall_s"], "wall_small_s": ws, "cmd": sp.show(argv(big)),
+    return {"tokens": ntok(rb), "wall_s": rb["wall_s"], "wall_small_s": ws, "cmd": show(argv(big)),
             "tokens_per_sec": round(n / max(rb["wall_s"] - ws, 1e-9))}
 
 
-def bench_score_lines(sp, s, a, tmp, emit, softmax_runs):
+def bench_score_lines(s, a, tmp, emit, softmax_runs):
     recs = []
     jobs = []
     # the char H512 baseline: its own timed run (a short model made for sampling gives no
     # meaningful training tok/s)
-    rec = sp.train_ours(s, a, ("H512-B32-score", "shakespeare", "char", 512, 32, 64),
+    rec = train_ours(s, a, ("H512-B32-score", "shakespeare", "char", 512, 32, 64),
                         s.shakespeare, 0.01, tmp, a.seconds)
     emit(dict(kind="train-for-score-lines", **{k: v for k, v in rec.items() if k != "model"}))
     char_model = (rec["model"], rec.get("tokens_per_sec")) if rec.get("tokens_per_sec") else None
@@ -155,39 +159,39 @@ def bench_score_lines(sp, s, a, tmp, emit, softmax_runs):
                          o["median"], s.ptb_test, small_ptb))
     for label, model, train_tps, big, small in jobs:
         rec = {"label": label, "train_tokens_per_sec": train_tps}
-        rec.update(score_lines_rate(sp, s, a, model, big, small))
+        rec.update(score_lines_rate(s, a, model, big, small))
         if rec.get("tokens_per_sec") and train_tps:
             rec["ratio"] = round(rec["tokens_per_sec"] / train_tps, 2)
-        sp.log(f"== score per line, {label}: {sp.fmt(rec.get('tokens_per_sec'))} tok/s, "
-               f"{sp.fmt(rec.get('ratio'), 2)}× training")
+        log(f"== score per line, {label}: {fmt(rec.get('tokens_per_sec'))} tok/s, "
+               f"{fmt(rec.get('ratio'), 2)}× training")
         emit(dict(kind="score-lines", **rec))
         recs.append(rec)
     return recs
 
 
-def bench_epoch(sp, s, a, tmp, emit):
+def bench_epoch(s, a, tmp, emit):
     """One PTB epoch per softmax (valid + test), the test perplexities side by side."""
     out = {}
     for softmax in ("classes", "full"):
-        argv = sp.cmdline(sp.OURS_TRAIN, rnn=sp.q(s.rnn), data=sp.q(s.ptb_train),
-                          model=sp.q(os.path.join(tmp, f"epoch-{softmax}.npz")), level="word",
-                          H=256, B=32, T=35, threads=sp.THREADS, seconds="0", val_frac="0",
+        argv = cmdline(OURS_TRAIN, rnn=q(s.rnn), data=q(s.ptb_train),
+                          model=q(os.path.join(tmp, f"epoch-{softmax}.npz")), level="word",
+                          H=256, B=32, T=35, threads=THREADS, seconds="0", val_frac="0",
                           cell="rnn", dropout=0, E=0,
                           extra=f"--tokenizer space --vocab-size 10000 --softmax {softmax} "
-                                f"--epochs 1 --valid {sp.q(s.ptb_valid)} --test {sp.q(s.ptb_test)}")
+                                f"--epochs 1 --valid {q(s.ptb_valid)} --test {q(s.ptb_test)}")
         argv = [x for i, x in enumerate(argv) if not (x == "--max-seconds" or
                                                       (i and argv[i - 1] == "--max-seconds"))]
-        r = sp.run(argv, 6 * 3600)
-        j = sp.last_json(r.get("stdout")) or {}
-        out[softmax] = {"cmd": sp.show(argv), "error": r.get("error"),
+        r = run(argv, 6 * 3600)
+        j = last_json(r.get("stdout")) or {}
+        out[softmax] = {"cmd": show(argv), "error": r.get("error"),
                         **{k: j.get(k) for k in ("test_ppl", "val_loss", "tokens_per_sec",
                                                  "tokens", "seconds")}}
         emit(dict(kind="softmax-epoch", softmax=softmax, **out[softmax]))
-        sp.log(f"== one PTB epoch, {softmax}: test ppl {sp.fmt(out[softmax].get('test_ppl'), 1)}")
+        log(f"== one PTB epoch, {softmax}: test ppl {fmt(out[softmax].get('test_ppl'), 1)}")
     return out
 
 
-def bench_sparse_steps(sp, s, a, tmp, emit):
+def bench_sparse_steps(s, a, tmp, emit):
     """Equal steps, --updates sparse vs dense, validation loss at the end: what lazy Adam costs
     in quality (speed-independent: may run on a busy machine)."""
     v100k = build_v100k(s.shared, tmp)
@@ -197,19 +201,19 @@ def bench_sparse_steps(sp, s, a, tmp, emit):
             ("PTB V 10k, C 100", s.ptb_train, 10000, SPARSE_STEPS[1], "--classes 100")):
         rec = {"label": label, "steps": steps}
         for updates in ("sparse", "dense"):
-            r = _train(sp, s, a, tmp, f"steps-{updates}", data, vocab, "classes", 0,
+            r = _train(s, a, tmp, f"steps-{updates}", data, vocab, "classes", 0,
                        f"{more} --updates {updates} --steps {steps}")
             rec[updates] = r.get("val_loss")
             rec[updates + "_cmd"] = r["cmd"]
             emit(dict(kind="sparse-steps", label=label, updates=updates, **{
                 k: v for k, v in r.items() if k != "model"}))
-            sp.log(f"== {label}, {steps} steps, --updates {updates}: validation "
-                   f"{sp.fmt(r.get('val_loss'), 4)}")
+            log(f"== {label}, {steps} steps, --updates {updates}: validation "
+                   f"{fmt(r.get('val_loss'), 4)}")
         out.append(rec)
     return out
 
 
-def rows(sp, ex):
+def rows(ex):
     """Markdown table rows (measurement | value | target | met?) for RESULTS.md."""
     L = []
     sm = ex.get("softmax")
@@ -219,14 +223,14 @@ def rows(sp, ex):
 
         def row(label, num, den, target):
             r = num / den if num and den else None
-            tps = " / ".join(f"{sp.fmt(x)}" for x in (num, den))
+            tps = " / ".join(f"{fmt(x)}" for x in (num, den))
             met = "–" if r is None or target is None else ("yes" if r >= target else "**no**")
             tgt = f"≥ {target:g}×" if target else "(chooses the default)"
-            L.append(f"| {label} (tok/s, medians of {REPEATS}) | {tps} ({sp.fmt(r, 2)}×) | {tgt} "
+            L.append(f"| {label} (tok/s, medians of {REPEATS}) | {tps} ({fmt(r, 2)}×) | {tgt} "
                      f"| {met} |")
         row("training PTB H256 B32 T35, V 10k: `--softmax classes` ÷ full", med("classes-10k"),
             med("full-10k"), SOFTMAX_TARGET)
-        row(f"training V {sp.fmt((sm.get('classes-100k') or {}).get('V'))} (War and Peace + "
+        row(f"training V {fmt((sm.get('classes-100k') or {}).get('V'))} (War and Peace + "
             "Shakespeare + PTB, + word pairs) ÷ PTB V 10k, both classes", med("classes-100k"),
             med("classes-10k"), V100K_TARGET)
         row("training V 100k: the defaults (`--updates sparse`, C 1,000) ÷ `--updates dense "
@@ -238,7 +242,7 @@ def rows(sp, ex):
     for rec in ex.get("sparse-steps") or []:
         d = rec["sparse"] - rec["dense"] if rec.get("sparse") and rec.get("dense") else None
         L.append(f"| {rec['label']}, equal steps ({rec['steps']:,}): validation nats/token "
-                 f"sparse / dense | {sp.fmt(rec.get('sparse'), 4)} / {sp.fmt(rec.get('dense'), 4)} "
+                 f"sparse / dense | {fmt(rec.get('sparse'), 4)} / {fmt(rec.get('dense'), 4)} "
                  f"({'–' if d is None else f'{d:+.4f}'}) | (lazy Adam's cost) | – |")
     for rec in ex.get("score-lines") or []:
         if rec.get("error"):
@@ -247,15 +251,15 @@ def rows(sp, ex):
             continue
         ok = rec.get("ratio") is not None and rec["ratio"] >= SCORE_LINES_TARGET
         L.append(f"| per-line `score` (batched lines), {rec['label']} (tok/s; ÷ training "
-                 f"{sp.fmt(rec['train_tokens_per_sec'])}) | {sp.fmt(rec['tokens_per_sec'])} "
-                 f"({sp.fmt(rec.get('ratio'), 2)}×) | ≥ {SCORE_LINES_TARGET:g}× | "
+                 f"{fmt(rec['train_tokens_per_sec'])}) | {fmt(rec['tokens_per_sec'])} "
+                 f"({fmt(rec.get('ratio'), 2)}×) | ≥ {SCORE_LINES_TARGET:g}× | "
                  f"{'yes' if ok else '**no**'} |")
     ep = ex.get("softmax-epoch")
     if ep:
         c, f = (ep.get(k, {}).get("test_ppl") for k in ("classes", "full"))
         d = c / f - 1 if c and f else None
-        L.append(f"| one PTB epoch, test perplexity classes / full | {sp.fmt(c, 1)} / "
-                 f"{sp.fmt(f, 1)} ({'–' if d is None else f'{100 * d:+.1f} %'}) | within "
+        L.append(f"| one PTB epoch, test perplexity classes / full | {fmt(c, 1)} / "
+                 f"{fmt(f, 1)} ({'–' if d is None else f'{100 * d:+.1f} %'}) | within "
                  f"{100 * EPOCH_PPL_TARGET:g} % | "
                  f"{'–' if d is None else 'yes' if abs(d) <= EPOCH_PPL_TARGET else '**no**'} |")
     return L

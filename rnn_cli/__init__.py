@@ -1,9 +1,12 @@
-"""rnn-cli: train recurrent-network language models on a text file and stream text from them.
+"""rnn-cli: train recurrent networks on text files (language models, and the tasks of
+`rnn_cli.tasks`) and ask the models questions.
 
-The Python API (`rnn_cli.api`): `rnn_cli.Model.load(path)` reads a model file once; its
-`score_lines`, `score_total`, `predict` and `sample` give the numbers of the commands of the same
-name. Importing the package must stay cheap (no numpy, no numba), so that `rnn-cli --help` and
-`--version` answer at once: the API names below are imported on first access (PEP 562).
+The Python API: `rnn_cli.train(corpus, ...)` trains and saves a model as `rnn-cli train` does
+(`rnn_cli.training`: options, events, the summary); `rnn_cli.Model.load(path)` reads a language
+model file once, and its `score_lines`, `score_total`, `predict` and `sample` give the numbers of
+the commands of the same name (`rnn_cli.tasks.lm.api`). Importing the package must stay cheap (no
+numpy, no numba), so that `rnn-cli --help` and `--version` answer at once: the API names below
+are imported on first access (PEP 562).
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ __version__ = "0.1.0"
 
 _API = ("Model", "Prediction", "Candidate", "Summary", "Sampling")
 _ERRORS = ("RnnCliError", "UsageError", "CorpusError", "ModelFileError", "RnnCliWarning")
-__all__ = ["__version__", *_API, "LineScore", *_ERRORS]
+__all__ = ["__version__", "train", *_API, "LineScore", *_ERRORS]
 
 
 def __getattr__(name: str):
     import importlib
 
+    if name == "train":  # the one way in to training (rnn_cli/training.py)
+        return importlib.import_module("rnn_cli.training").train
     if name in _API:
-        return getattr(importlib.import_module("rnn_cli.api"), name)
+        return getattr(importlib.import_module("rnn_cli.tasks.lm.api"), name)
     if name == "LineScore":  # one row of Model.score_lines
-        return importlib.import_module("rnn_cli.score").LineScore
+        return importlib.import_module("rnn_cli.tasks.lm.score").LineScore
     if name in _ERRORS:
         return getattr(importlib.import_module("rnn_cli.errors"), name)
     raise AttributeError(f"module 'rnn_cli' has no attribute {name!r}")

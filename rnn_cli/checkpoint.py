@@ -294,7 +294,7 @@ def _word_class(arrays, cfg: ModelConfig, path: str) -> np.ndarray | None:
     """The class map of a class-softmax model, checked (None for the full softmax)."""
     if cfg.softmax != "classes":
         return None
-    from rnn_cli.classes import check_word_class
+    from rnn_cli.tasks.lm.classes import check_word_class
 
     wc = arrays.get(CLASS_ARRAY)
     why = "is missing" if wc is None else check_word_class(wc, cfg.vocab_size, cfg.classes)

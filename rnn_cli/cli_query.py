@@ -99,7 +99,8 @@ def add_info_parser(sub, formatter, common, model_choice) -> None:
 # -------------------------------------------------------------------- shared
 def _load(args, ui):
     """The model of -m/--level on --device, through the Python API (`api.Model.load`)."""
-    from rnn_cli import api, checkpoint
+    from rnn_cli import checkpoint
+    from rnn_cli.tasks.lm import api
 
     path = checkpoint.resolve_model_path(args.model, args.level)
     return api.Model.load(path, level=args.level, device=getattr(args, "device", "cpu"),
@@ -116,7 +117,7 @@ def _dump(obj) -> str:
 
 # -------------------------------------------------------------------- score
 def run_score(args, ui) -> int:
-    from rnn_cli.model_info import show_symbol
+    from rnn_cli.tasks.lm.model_info import show_symbol
 
     if args.total and (args.tokens or args.sort):
         raise UsageError("--total gives one summary; it cannot be combined with --tokens or "
@@ -168,7 +169,7 @@ def run_score(args, ui) -> int:
 def _input_lines(paths: list[str], encoding: str, errors: str):
     """The raw lines of every FILE in turn, as `cat FILE...` would give them (each file opened
     when its turn comes; '-' is standard input)."""
-    from rnn_cli import score
+    from rnn_cli.tasks.lm import score
 
     for path in paths:
         name, stream = score.open_input(path, encoding, errors)
@@ -187,7 +188,7 @@ def _check_dask(args) -> None:
     if args.device != "cpu":
         raise UsageError("--dask scores on the workers' CPUs; --device applies to one process",
                          hint="drop --device, or drop --dask")
-    from rnn_cli import dask_score  # the optional extra: only with --dask
+    from rnn_cli.tasks.lm import dask_score  # the optional extra: only with --dask
 
     dask_score.require()  # not installed: one line and the install hint, before any work
 
@@ -202,7 +203,7 @@ class _dask_scoring:
     def __enter__(self):
         if not self.args.dask:
             return None
-        from rnn_cli import dask_score  # the optional extra: only with --dask
+        from rnn_cli.tasks.lm import dask_score  # the optional extra: only with --dask
 
         self.session = dask_score.Session.open(self.args.dask, threads=self.args.threads,
                                                verbose=self.args.verbose > 0)
@@ -249,7 +250,7 @@ def _score_total(args, lm, lines, out) -> int:
 # -------------------------------------------------------------------- predict
 def run_predict(args, ui) -> int:
     from rnn_cli.errors import CorpusError
-    from rnn_cli.model_info import show_symbol
+    from rnn_cli.tasks.lm.model_info import show_symbol
 
     text = args.text
     if text is None or text == "-":
@@ -282,7 +283,7 @@ def run_info(args, ui) -> int:
     import numpy as np
 
     from rnn_cli import checkpoint, plot
-    from rnn_cli.model_info import describe, summary_rows
+    from rnn_cli.tasks.lm.model_info import describe, summary_rows
 
     if args.plot and not args.plot.lower().endswith(".svg"):
         raise UsageError(f"--plot writes SVG images only, got {args.plot!r}",

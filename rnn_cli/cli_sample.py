@@ -49,7 +49,8 @@ def add_parser(sub, formatter, common, model_choice) -> None:
 
 
 def run(args, ui) -> int:
-    from rnn_cli import api, checkpoint
+    from rnn_cli import checkpoint
+    from rnn_cli.tasks.lm import api
 
     _check_modes(args)
     path = checkpoint.resolve_model_path(args.model, args.level)

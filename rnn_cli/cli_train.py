@@ -1,48 +1,25 @@
-"""`rnn-cli train`: flags -> configs, the progress display, saving, Ctrl-C and --resume."""
+"""`rnn-cli train`: the flags, the progress display, Ctrl-C/SIGTERM and --json.
+
+What training does (the data, the defaults, the device, the model, the loop, the saves) is the
+engine's one call, `rnn_cli.training.train`, which the Python API calls too; this module turns its
+events into lines and a progress bar on stderr and its summary into --json on stdout.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
-import time
 
-from rnn_cli.config import LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig, use_sparse
-from rnn_cli.errors import UsageError
+from rnn_cli.config import LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
+from rnn_cli.tasks import KINDS
+from rnn_cli.tasks.lm.options import DEFAULT_CELL, DEFAULT_EPOCHS
 
-ARCH = ("level", "cell", "activation", "hidden", "layers", "dropout", "embed", "tie_weights",
-        "softmax", "classes")
-VOCAB_FLAGS = {"vocab_size": "vocab_max", "min_count": "min_count", "lower": "lower",
-               "tokenizer": "tokenizer"}
-TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optim", "clip", "clip_mode", "steps", "epochs",
-               "max_seconds", "val_frac", "eval_every", "sample_every", "seed", "lr_decay", "lr_schedule", "valid",
-               "test", "updates")
-DEFAULT_EPOCHS = 10  # when no stopping rule is given
-DEFAULT_CELL = "gru"  # what `rnn-cli train` uses without --cell (README "Cells, layers and ...")
-
-
-def scaled_defaults(level: str, n_train: int, given: dict) -> dict:
-    """Architecture defaults of `rnn-cli train` for a corpus of n_train tokens (flags given win):
-    a GRU (the seed's RNN when --activation is given); H 128 below 100k tokens, 256 below 3M
-    (at char level 512 from 500k), 512 above; dropout 0.1 from 500k tokens (at char level 0.3:
-    bench/QUALITY.md); at word level an H-wide embedding tied to the output layer."""
-    if given.get("cell", "rnn") != "rnn" and "activation" in given:
-        raise UsageError(f"--activation applies to --cell rnn only (got --cell {given['cell']})",
-                         hint="drop --activation: the gated cells use sigmoid and tanh gates")
-    out = {"cell": "rnn" if "activation" in given else DEFAULT_CELL,  # --activation: the seed's
-           "hidden": 128 if n_train < 100_000 else 512 if n_train >= 3_000_000 else
-                     512 if level == "char" and n_train >= 500_000 else 256,
-           "dropout": 0.0 if n_train < 500_000 else 0.3 if level == "char" else 0.1}
-    if level == "word" and "embed" not in given and given.get("tie_weights") is not False:
-        out["tie_weights"] = True
-    out = {k: v for k, v in out.items() if k not in given}
-    H = given.get("hidden", out.get("hidden"))
-    if out.get("tie_weights") or (given.get("tie_weights") and "embed" not in given):
-        out["embed"] = H
-    return out
+# the parser's values that are not training options (how the CLI itself behaves)
+CLI_ONLY = frozenset({"command", "handler", "corpus", "out", "resume", "task", "json", "quiet",
+                      "verbose", "no_color", "traceback"})
 
 
 def add_parser(sub, formatter, common) -> None:
@@ -65,6 +42,12 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--json", action="store_true",
                    help="print a JSON summary line on stdout at the end")
     g = p.add_argument_group("model")
+    g.add_argument("--task", choices=KINDS,
+                   help="what to train: lm, a language model of the running text; classify, a "
+                        "label per line; tag, a tag per token; translate, a target text per "
+                        "source text (default: the model's kind with --resume, else guessed from "
+                        "CORPUS's format: __label__ lines classify, CoNLL columns tag, "
+                        "source<TAB>target lines translate, else lm)")
     g.add_argument("--level", choices=("char", "word"), help=f"tokens (default: {m.level})")
     g.add_argument("--cell", choices=("rnn", "gru", "lstm"),
                    help=f"recurrent cell: rnn (the seed's), gru (PyTorch's GRU), lstm (PyTorch's "
@@ -156,157 +139,44 @@ def add_parser(sub, formatter, common) -> None:
     common(p)
 
 
-def _configs(args, resumed):
-    """ModelConfig and TrainConfig from flags, over the resumed model's values, over defaults."""
-    given = {k: v for k, v in vars(args).items() if v is not None}
-    if resumed is not None:
-        for name in ARCH:
-            if name in given and given[name] != getattr(resumed.cfg, name):
-                raise UsageError(f"--{name.replace('_', '-')} {given[name]} conflicts with the "
-                                 f"resumed model ({getattr(resumed.cfg, name)})",
-                                 hint="drop the flag to keep the model's architecture, or train "
-                                      "a new model without --resume")
-        for flag, field in list(VOCAB_FLAGS.items()) + [("optim", "optim")]:
-            if flag in given and given[flag] != getattr(resumed.train_cfg, field):
-                raise UsageError(f"--{flag.replace('_', '-')} conflicts with the resumed model",
-                                 hint="drop the flag when resuming")
-        base_m, base_t = vars(resumed.cfg), vars(resumed.train_cfg)
-    else:
-        base_m, base_t = vars(ModelConfig()), vars(TrainConfig())
-    mvals = {k: given.get(k, base_m[k]) for k in ARCH}
-    tvals = {k: given.get(k, base_t[k]) for k in TRAIN_FLAGS}
-    for flag, field in VOCAB_FLAGS.items():
-        tvals[field] = given.get(flag, base_t[field])
-    if resumed is None and "vocab_size" not in given and mvals["level"] == "char":
-        tvals["vocab_max"] = TrainConfig().vocab_max  # char level keeps every character
-    if not any(k in given for k in ("steps", "epochs", "max_seconds")) and resumed is None:
-        tvals["epochs"] = DEFAULT_EPOCHS
-    if given.get("valid"):
-        tvals["val_frac"] = 0.0  # the separate file replaces the tail split
-    mvals["vocab_size"] = base_m.get("vocab_size", 0)
-    tvals = {k: (0 if v is None else v) for k, v in tvals.items()}
-    if resumed is None and mvals.get("tie_weights") and "embed" not in given:
-        mvals["embed"] = mvals["hidden"]  # tying needs E == H (validated after scaling)
-    return ModelConfig(**mvals), TrainConfig(**tvals).validate(), given
-
-
 def run(args, ui) -> int:
-    import numpy as np
+    from rnn_cli.errors import ExitStatus
+    from rnn_cli.training import train
 
-    from rnn_cli import checkpoint, corpus, idcache
-    from rnn_cli.kernels import _jit
-    from rnn_cli.params import Params
-    from rnn_cli.train import EVAL_BUDGET, Trainer, warm_up
-
-    from rnn_cli.cuda.backend import resolve as resolve_device
-
-    device = resolve_device(args.device, ui.warn)  # no numba.cuda import for --device cpu
-    if args.threads:
-        n = _jit.set_threads(args.threads)
-        if n < args.threads:
-            ui.warn(f"--threads {args.threads} is more than the {n} cores here; using {n}")
-    level_hint = args.level or "char"
-    out = args.out or checkpoint.store_path(level_hint)
-    resumed = checkpoint.load(out, args.level) if args.resume else None
-    mcfg, tcfg, given = _configs(args, resumed)
-    if args.out is None and resumed is None:
-        out = checkpoint.store_path(mcfg.level)
-    checkpoint.check_writable(out)
-    vsize = tcfg.vocab_max if mcfg.level == "word" or "vocab_size" in given else None
-    data = idcache.corpus_ids(args.corpus, args.encoding, args.errors, resumed=resumed,
-                              level=mcfg.level, vocab_size=vsize, min_count=tcfg.min_count,
-                              lower=tcfg.lower, tokenizer=tcfg.tokenizer)
-    vocab, ids, info, unknown = data.vocab, data.ids, data.info, data.unknown
-    ui.debug(f"token ids ({'cached' if data.cached else 'built'}): {data.path}")
-    train_ids, val_ids = corpus.split_train_val(ids, tcfg.val_frac)
-    val_ids = _extra_ids(tcfg.valid, vocab, args, ui, "validation") if tcfg.valid else val_ids
-    test_ids = _extra_ids(tcfg.test, vocab, args, ui, "test") if tcfg.test else None
-    B, T, adjusted = corpus.fit_batch_shape(len(train_ids), tcfg.batch_size, tcfg.seq_len)
-    if adjusted:
-        if resumed is not None:
-            raise UsageError("the corpus no longer fits the resumed batch shape")
-        ui.warn(f"the text is short: using --batch-size {B} --seq-len {T} "
-                f"(asked {tcfg.batch_size} x {tcfg.seq_len})")
-        tcfg = TrainConfig(**{**vars(tcfg), "batch_size": B, "seq_len": T})
-    scaled = scaled_defaults(mcfg.level, len(train_ids), given) if resumed is None else {}
-    word_class = None
-    if resumed is None:
-        from rnn_cli.classes import choose_softmax
-
-        scaled_sm, word_class = choose_softmax(mcfg.level, given.get("softmax"),
-                                               given.get("classes"), train_ids, len(vocab))
-        scaled.update(scaled_sm)
-    mcfg = ModelConfig(**{**vars(mcfg), **scaled, "vocab_size": len(vocab)}).validate()
-    from rnn_cli.cuda.backend import for_model
-
-    sparse = use_sparse(tcfg.updates, mcfg)
-    device = for_model(device, args.device, mcfg, ui.warn, training=True, sparse=sparse)
-    if scaled:
-        ui.debug("defaults for this corpus: " + ", ".join(f"--{k.replace('_', '-')} {v}"
-                                                          for k, v in scaled.items()))
-    rng = np.random.default_rng(tcfg.seed)
-    if resumed is not None:
-        model = resumed
-        model.train_cfg = tcfg
-        if resumed.rng_state:
-            rng.bit_generator.state = resumed.rng_state
-    else:
-        params = Params(mcfg, word_class=word_class).init(rng)
-        model = checkpoint.Model(mcfg, vocab, params, tcfg,
-                                 {"corpus": info, "unknown_tokens": int(unknown),
-                                  "train_tokens": int(len(train_ids)),
-                                  "val_tokens": int(len(val_ids))})
-    ui.info(f"{info['name']}: {info['bytes']:,} bytes, {len(ids):,} {mcfg.level} tokens "
-            f"({len(train_ids):,} train, {len(val_ids):,} validation), V = {len(vocab):,}"
-            + (f", {unknown:,} mapped to <UNK>" if unknown else ""))
-    with ui.err.status("compiling kernels (cached after the first run)…") if ui.interactive \
-            else _null():
-        secs = warm_up(mcfg, sparse=sparse)  # sparse implies the CPU (for_model)
-        if device == "cuda":
-            from rnn_cli.cuda import backend, train as cuda_train
-
-            secs += cuda_train.warm_up(mcfg)
-            ui.debug(f"device: {backend.describe()}")
-    ui.debug(f"kernels ready in {secs:.2f} s")
-    if tcfg.updates == "auto":
-        ui.debug(f"--updates auto: {'sparse' if sparse else 'dense'}")
-    if device == "cuda":
-        if test_ids is not None:
-            ui.warn("--test is scored on the CPU path only; ignored with --device cuda")
-        trainer = cuda_train.CudaTrainer(model, tcfg, train_ids, val_ids, rng)
-    else:
-        trainer = Trainer(model, tcfg, train_ids, val_ids, rng, test_ids)
-    # the default cadence keeps validation within its time budget; an explicit --eval-every (now,
-    # or in the run being resumed, as the model file records) validates at every due step
-    budget = EVAL_BUDGET if resumed is None else float(resumed.state.get("eval_budget", 0.0))
-    trainer.eval_budget = (budget or None) if "eval_every" not in given else None
-    trainer.model.state["eval_budget"] = trainer.eval_budget or 0.0
-    return _train_loop(args, ui, trainer, out)
-
-
-def _extra_ids(path, vocab, args, ui, what):
-    """Ids of a --valid / --test file under the training vocabulary (unknown tokens -> <UNK>)."""
-    from rnn_cli import idcache
-
-    data = idcache.corpus_ids(path, args.encoding, args.errors, vocab=vocab)
-    ui.info(f"{what}: {data.info['name']}, {len(data.ids):,} tokens"
-            + (f", {data.unknown:,} mapped to <UNK>" if data.unknown else ""))
-    return data.ids
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    options = {k: v for k, v in vars(args).items() if k not in CLI_ONLY}
+    stop, view = _StopFlag(), _View(ui)
+    view.armed = stop
+    try:
+        with stop, view:
+            summary = train(args.corpus, task=args.task, out=args.out, resume=args.resume,
+                            on_event=view, should_stop=stop, **options)
+    except KeyboardInterrupt:
+        if view.saved is None:  # before training started: nothing to save (cli.main reports it)
+            raise
+        summary = None
+    if summary is None or summary["reason"] == "interrupted":
+        out, step = view.saved["path"], view.saved["step"]
+        ui.error(f"interrupted at step {step}; the model is saved in {out}",
+                 hint=f"continue with `rnn-cli train {args.corpus} --resume -o {out}`")
+        return int(ExitStatus.INTERRUPTED)
+    ui.info(f"saved {summary['model']}: {summary['steps']} steps, "
+            f"{summary['tokens_per_sec']:,.0f} tok/s, train {_fmt(summary['train_loss'])}, val "
+            f"{_fmt(summary['val_loss'])} nats/token (best {_fmt(summary['best_val_loss'])})"
+            + (f"; test {_fmt(summary['test_loss'])} nats/token, perplexity "
+               f"{summary['test_ppl']:.2f}" if "test_loss" in summary else ""))
+    if args.json:
+        sys.stdout.write(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                     for k, v in summary.items()}) + "\n")
+        sys.stdout.flush()
+    return 0
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM set a flag the trainer polls between steps; a second one aborts at once."""
+    """SIGINT/SIGTERM set a flag the trainer polls between steps; a second one aborts at once.
+    Until training starts (`armed`), a signal aborts at once, as without the flag."""
 
     def __init__(self):
-        self.signum = 0
+        self.signum, self.armed = 0, False
         self._old = {}
 
     def __enter__(self):
@@ -315,7 +185,7 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        if self.signum:
+        if self.signum or not self.armed:
             raise KeyboardInterrupt
         self.signum = signum
 
@@ -332,86 +202,60 @@ def _fmt(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
 
 
-def _train_loop(args, ui, trainer, out) -> int:
-    import numpy as np
+class _View:
+    """The events of `rnn_cli.training.train` on stderr: notices, warnings, a status line while
+    kernels compile, a progress bar on a terminal (else a line per validation), dim samples."""
 
-    from rnn_cli import checkpoint
-    from rnn_cli.errors import ExitStatus, TrainingDiverged
+    def __init__(self, ui):
+        self.ui = ui
+        self.armed = None  # the _StopFlag to arm when training starts
+        self.saved = None  # the last "saved" event's info
+        self.progress, self.task, self.status, self.val = None, None, None, "-"
 
-    tcfg = trainer.tcfg
-    preview = _Preview(trainer, ui, tcfg.sample_every)
-    progress = ui.progress() if ui.interactive else None
-    task, last = None, {"val": "-"}
-    t_start = time.perf_counter()
+    def __enter__(self):
+        return self
 
-    def on_event(kind, info):
-        if kind == "eval":
-            checkpoint.save(trainer.to_model(), out)
-            last["val"] = _fmt(info["val_loss"])
-            line = (f"step {info['step']:>7}  epoch {info['epoch']:.2f}  train {_fmt(info['train_loss'])}"
-                    f"  val {last['val']}{'  *' if info['best'] else ''}")
-            if progress is None:
+    def __exit__(self, *exc):
+        if self.status is not None:
+            self.status.stop()
+        if self.progress is not None:
+            self.progress.stop()
+        return False
+
+    def __call__(self, kind: str, info: dict) -> None:
+        ui = self.ui
+        if kind == "step":
+            if self.progress is not None and (info["step"] % 5 == 0 or info["step"] == 1):
+                self.progress.update(self.task, completed=info["progress"] * 1000,
+                                     step=info["step"], loss=_fmt(info["loss"]), val=self.val,
+                                     rate=f"{info['tok_s'] / 1000:.0f}k tok/s")
+        elif kind == "eval":
+            self.val = _fmt(info["val_loss"])
+            line = (f"step {info['step']:>7}  epoch {info['epoch']:.2f}  train "
+                    f"{_fmt(info['train_loss'])}  val {self.val}{'  *' if info['best'] else ''}")
+            if self.progress is None:
                 ui.info(line)
             else:
-                progress.console.print(line, style="dim", highlight=False)
-            return
-        if progress is not None and (info["step"] % 5 == 0 or info["step"] == 1):
-            progress.update(task, completed=info["progress"] * 1000, step=info["step"],
-                            loss=_fmt(info["loss"]), val=last["val"],
-                            rate=f"{info['tok_s'] / 1000:.0f}k tok/s")
-        preview(info["step"])
-
-    stop = _StopFlag()
-    try:
-        with stop, (progress or _null()):
-            if progress is not None:
-                task = progress.add_task("train", total=1000, step=trainer.step, loss="-",
-                                         val="-", rate="")
-            with np.errstate(all="ignore"):  # a diverging run is reported once, below
-                summary = trainer.run(on_event, stop)
-    except TrainingDiverged:
-        checkpoint.save(trainer.to_model(with_resume=False), out) if not os.path.exists(out) \
-            else None
-        raise
-    except KeyboardInterrupt:
-        summary = None
-    checkpoint.save(trainer.to_model(), out)
-    if summary is None or summary["reason"] == "interrupted":
-        ui.error(f"interrupted at step {trainer.step}; the model is saved in {out}",
-                 hint=f"continue with `rnn-cli train {args.corpus} --resume -o {out}`")
-        return int(ExitStatus.INTERRUPTED)
-    summary.update(model=out, best_val_loss=trainer.best_val,
-                   wall_seconds=round(time.perf_counter() - t_start, 3))
-    ui.info(f"saved {out}: {summary['steps']} steps, {summary['tokens_per_sec']:,.0f} tok/s, "
-            f"train {_fmt(summary['train_loss'])}, val {_fmt(summary['val_loss'])} nats/token "
-            f"(best {_fmt(trainer.best_val)})"
-            + (f"; test {_fmt(summary['test_loss'])} nats/token, perplexity "
-               f"{summary['test_ppl']:.2f}" if "test_loss" in summary else ""))
-    if args.json:
-        sys.stdout.write(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
-                                     for k, v in summary.items()}) + "\n")
-        sys.stdout.flush()
-    return 0
-
-
-class _Preview:
-    """A short dim sample on stderr every N steps (karpathy/char-rnn habit)."""
-
-    def __init__(self, trainer, ui, every: int):
-        self.trainer, self.ui, self.every = trainer, ui, every
-
-    def __call__(self, step: int) -> None:
-        if not self.every or step % self.every:
-            return
-        import numpy as np
-
-        from rnn_cli.checkpoint import Model
-        from rnn_cli.sample import SampleConfig, Sampler
-
-        m = self.trainer.model
-        live = Model(m.cfg, m.vocab, self.trainer.params)
-        s = Sampler(live)
-        x0, _ = s.prime("")
-        n = 200 if m.cfg.level == "char" else 40
-        text = "".join(s.generate(SampleConfig(length=n), np.random.default_rng(step), x0))
-        self.ui.sample_preview(text.rstrip("\n"))
+                self.progress.console.print(line, style="dim", highlight=False)
+        elif kind == "saved":
+            self.saved = info
+        elif kind == "sample":
+            ui.sample_preview(info["text"].rstrip("\n"))
+        elif kind in ("notice", "warning", "detail"):
+            {"notice": ui.info, "warning": ui.warn, "detail": ui.debug}[kind](info["message"])
+        elif kind == "compiling" and ui.interactive:
+            self.status = ui.err.status("compiling kernels (cached after the first run)…")
+            self.status.start()
+        elif kind == "compiled":
+            if self.status is not None:
+                self.status.stop()
+                self.status = None
+            ui.debug(f"kernels ready in {info['seconds']:.2f} s")
+        elif kind == "start":
+            if self.armed is not None:
+                self.armed.armed = True
+            if ui.interactive:
+                self.progress = ui.progress()
+                self.progress.start()
+                self.task = self.progress.add_task("train", total=1000, step=info["step"],
+                                                   loss="-", val="-", rate="")

@@ -44,8 +44,8 @@ class ModelFileError(RnnCliError):
 
 
 class RnnCliWarning(UserWarning):
-    """A notice of the Python API (`rnn_cli.api`), e.g. a device fallback; the CLI shows the same
-    notices as warnings on stderr."""
+    """A notice of the Python API (`rnn_cli.Model`), e.g. a device fallback; the CLI shows the
+    same notices as warnings on stderr."""
 
 
 class TrainingDiverged(RnnCliError):

@@ -15,7 +15,7 @@ from rnn_cli.kernels import optim, output
 from rnn_cli.params import Params
 
 if TYPE_CHECKING:
-    from rnn_cli.sparse import RowUpdates
+    from rnn_cli.tasks.lm.sparse import RowUpdates
 
 # A one-hot input's W_ax is the embedding and the input weights in one block. PyTorch's embedding
 # times input weights moves the input term much faster under Adam than one block moving lr per

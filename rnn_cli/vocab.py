@@ -5,7 +5,7 @@ frequent symbols), `Vocab.encode` / `encode_lines` (text → int32 ids + number 
 `Vocab.decode` (ids → text, through the streaming `detok.Detokenizer`: same result for any
 chunking), the word `tokenize` rules, and `to_arrays` / `from_arrays` (plain arrays for the .npz
 model file, validated on load).
-What does not: reading files (`corpus.py`), batching (`corpus.py`), the model file itself
+What does not: reading files (`corpus.py`), batching (`tasks/lm/windows.py`), the model file itself
 (`checkpoint.py`). No numba, no printing.
 
 Levels

@@ -27,7 +27,9 @@ import time
 
 KERNEL_TESTS = ["tests/test_kernels.py", "tests/test_network.py", "tests/test_sampling_kernels.py",
                 "tests/test_beam_kernels.py", "tests/test_train.py", "tests/test_cells.py",
-                "tests/test_class_softmax.py", "tests/test_sparse.py"]
+                "tests/test_class_softmax.py", "tests/test_sparse.py", "tests/test_crf.py",
+                "tests/test_token_softmax.py", "tests/test_attention.py", "tests/test_decoder.py",
+                "tests/test_decode.py"]
 # tests that mostly wait on processes they start (signals, Dask workers): their own pass, run
 # last beside the compiled one, when that has filled numba's cache with the kernels they load
 PROCESS_TESTS = ["tests/test_faults.py", "tests/test_dask.py"]

@@ -43,7 +43,7 @@ def test_import_is_cheap_and_exports_the_api():
             "m = rnn_cli.Model; assert 'numba' not in sys.modules, 'numba'; "
             "assert 'distributed' not in sys.modules; print(m.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0 and out.stdout.strip() == "rnn_cli.api", out.stderr
+    assert out.returncode == 0 and out.stdout.strip() == "rnn_cli.tasks.lm.api", out.stderr
     assert rnn_cli.LineScore.__name__ == "LineScore" and rnn_cli.CorpusError is CorpusError
     with pytest.raises(AttributeError):
         rnn_cli.nothing_here  # noqa: B018

@@ -18,8 +18,8 @@ import reference_cells as refc
 from conftest import FLOAT64_ATOL, FLOAT64_RTOL, H, V, requires_jit
 from rnn_cli.config import ModelConfig
 from rnn_cli.kernels import beam, generate, sampling
-from rnn_cli.network import ACTIVATIONS, Network, sequence_nll
 from rnn_cli.params import Params
+from rnn_cli.tasks.lm.network import ACTIVATIONS, Network, sequence_nll
 
 VARIANTS = {  # cell, layers, embed, activation
     "rnn-1": ("rnn", 1, 0, "tanh"), "rnn-2-relu": ("rnn", 2, 0, "relu"),

@@ -17,8 +17,8 @@ from conftest import (B, FD_EPS, FD_MAX_REL_ERR, FD_MEAN_REL_ERR, FLOAT32_ATOL, 
 from rnn_cli.config import ModelConfig
 from rnn_cli.kernels import cell as rnn_cell
 from rnn_cli.kernels import embed, gated_gemm, generate, gru, lstm
-from rnn_cli.network import Network, sequence_nll
 from rnn_cli.params import Params
+from rnn_cli.tasks.lm.network import Network, sequence_nll
 
 E = 4  # embedding width of the tiny tests (!= H, so shapes are checked)
 
@@ -384,7 +384,7 @@ def test_scorer_networks_are_frozen():
     """Per-line scoring (`score`, the API, Dask workers) reads a loaded model that does not
     change, so its batch network keeps one input table."""
     from rnn_cli.checkpoint import Model
-    from rnn_cli.score import Scorer
+    from rnn_cli.tasks.lm.score import Scorer
     from rnn_cli.vocab import build_vocab
 
     text = "to be or not to be\nthat is the question\n"
@@ -494,7 +494,7 @@ def test_stack_step_and_sequence_nll_match_reference(variant):
 
 
 def _stack_args(p, cfg):
-    from rnn_cli.network import ACTIVATIONS
+    from rnn_cli.tasks.lm.network import ACTIVATIONS
 
     dt = p.flat.dtype
     W_emb = p.W_emb if cfg.embed else np.zeros((0, 0), dt)
@@ -506,7 +506,7 @@ def _stack_args(p, cfg):
 def test_sampler_greedy_equals_reference_loop(cell):
     """The Sampler (fused compiled loop) draws what the reference network's argmax gives."""
     from rnn_cli.checkpoint import Model
-    from rnn_cli.sample import SampleConfig, Sampler
+    from rnn_cli.tasks.lm.sample import SampleConfig, Sampler
     from rnn_cli.vocab import build_vocab
 
     vocab = build_vocab("abcdef\n", "char")

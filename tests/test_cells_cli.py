@@ -89,7 +89,7 @@ def test_lr_decay_divides_on_plateau():
     from rnn_cli.checkpoint import Model
     from rnn_cli.config import ModelConfig, TrainConfig
     from rnn_cli.params import Params
-    from rnn_cli.train import Trainer
+    from rnn_cli.tasks.lm.train import Trainer
     from rnn_cli.vocab import build_vocab
 
     vocab = build_vocab("abcab\n", "char")
@@ -116,7 +116,7 @@ def test_lr_decay_divides_on_plateau():
 
 
 def test_defaults_scale_with_corpus_size():
-    from rnn_cli.cli_train import scaled_defaults
+    from rnn_cli.tasks.lm.options import scaled_defaults
 
     assert scaled_defaults("char", 50_000, {}) == {"cell": "gru", "hidden": 128, "dropout": 0.0}
     assert scaled_defaults("char", 1_000_000, {}) == {"cell": "gru", "hidden": 512,

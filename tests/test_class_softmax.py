@@ -13,11 +13,11 @@ from numpy.testing import assert_allclose
 
 import reference as ref
 from conftest import FD_MAX_REL_ERR, FD_MEAN_REL_ERR, FLOAT64_ATOL, FLOAT64_RTOL, H, T, B, tol
-from rnn_cli.classes import (assign_classes, check_word_class, class_index, default_softmax)
+from rnn_cli.tasks.lm.classes import (assign_classes, check_word_class, class_index, default_softmax)
 from rnn_cli.config import ModelConfig
 from rnn_cli.kernels import class_softmax as cs
-from rnn_cli.network import Network
 from rnn_cli.params import Params
+from rnn_cli.tasks.lm.network import Network
 
 V = 11  # a few more words than conftest's V, so that classes have several members
 COUNTS = np.array([50, 3, 9, 0, 30, 1, 7, 7, 2, 12, 5])

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from clihelp import SHAKESPEARE, TINY, assert_clean_error, assert_usage_error, ok, rnn
-from rnn_cli import checkpoint, score
+from rnn_cli import checkpoint
 from rnn_cli.errors import RnnCliError
-from rnn_cli.sample import SampleConfig, Sampler
+from rnn_cli.tasks.lm import score
+from rnn_cli.tasks.lm.sample import SampleConfig, Sampler
 
 CLASSES = ("--level", "word", "--softmax", "classes", "--classes", "6", "--cell", "gru",
            "--embed", "8", "--tie-weights")

@@ -1,4 +1,5 @@
-"""Tests for rnn_cli/corpus.py: reading text, splitting, batch-shape fitting and BPTT windows."""
+"""Tests for rnn_cli/corpus.py (reading text) and rnn_cli/tasks/lm/windows.py (splitting,
+batch-shape fitting and BPTT windows)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from rnn_cli.corpus import Batches, fit_batch_shape, read_text, split_train_val
+from rnn_cli.corpus import read_text
 from rnn_cli.errors import CorpusError, RnnCliError
+from rnn_cli.tasks.lm.windows import Batches, fit_batch_shape, split_train_val
 
 
 class FakeStdin:

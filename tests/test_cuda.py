@@ -35,11 +35,11 @@ from rnn_cli.cuda import sampling as cs  # noqa: E402
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams  # noqa: E402
 from rnn_cli.cuda.train import CudaTrainer, DeviceOptimizer  # noqa: E402
 from rnn_cli.kernels import cell, embed, generate, gru, lstm, optim, output  # noqa: E402
-from rnn_cli.network import Network, sequence_nll  # noqa: E402
+from rnn_cli.tasks.lm.network import Network, sequence_nll  # noqa: E402
 from rnn_cli.params import Params  # noqa: E402
-from rnn_cli.sample import SampleConfig, Sampler  # noqa: E402
+from rnn_cli.tasks.lm.sample import SampleConfig, Sampler  # noqa: E402
 from rnn_cli.optimizer import Optimizer, clip_gradients  # noqa: E402
-from rnn_cli.train import Trainer  # noqa: E402
+from rnn_cli.tasks.lm.train import Trainer  # noqa: E402
 from rnn_cli.vocab import build_vocab  # noqa: E402
 
 pytestmark = pytest.mark.cuda

@@ -36,7 +36,7 @@ def char_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def session():
     pytest.importorskip("distributed")
-    from rnn_cli import dask_score
+    from rnn_cli.tasks.lm import dask_score
 
     s = dask_score.Session.open("local:2", threads=1)
     yield s
@@ -65,8 +65,8 @@ def test_session_rows_equal_one_process_over_many_chunks(session, word_model, te
     number of rows in its call (numpy's OpenBLAS with OPENBLAS_CORETYPE=Haswell on an AMD EPYC)."""
     import numpy as np
 
-    from rnn_cli import api
     from rnn_cli.kernels import _jit
+    from rnn_cli.tasks.lm import api
 
     before = _jit.get_threads()
     lm = api.Model.load(word_model, threads=1)
@@ -125,8 +125,8 @@ def test_total_and_device_are_refused_with_dask(address, char_model):
 
 
 def test_workers_of_another_version_are_refused(session, monkeypatch):
-    from rnn_cli import dask_score
     from rnn_cli.errors import RnnCliError
+    from rnn_cli.tasks.lm import dask_score
 
     monkeypatch.setattr(dask_score, "__version__", "0.0.0-client")
     with pytest.raises(RnnCliError, match="this client 0.0.0-client") as e:
@@ -136,7 +136,7 @@ def test_workers_of_another_version_are_refused(session, monkeypatch):
 
 def test_bad_addresses(char_model, monkeypatch):
     pytest.importorskip("distributed")
-    from rnn_cli import dask_score
+    from rnn_cli.tasks.lm import dask_score
 
     monkeypatch.setattr(dask_score, "CONNECT_TIMEOUT", "1s")  # Dask retries until then
     p = rnn("score", "-m", char_model, NAMES, "--dask", "local:0", check=False)

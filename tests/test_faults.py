@@ -252,7 +252,7 @@ def test_interrupted_cosine_run_resumes_bit_identically(tmp_path):
     rates, so it ends bit for bit where the uninterrupted run ends."""
     from rnn_cli.config import ModelConfig, TrainConfig
     from rnn_cli.params import Params
-    from rnn_cli.train import Trainer
+    from rnn_cli.tasks.lm.train import Trainer
     from rnn_cli.vocab import build_vocab
 
     text = "to be or not to be, that is the question\n" * 6

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from rnn_cli import corpus, idcache
-from rnn_cli.corpus import Batches, Source, read_text
+from rnn_cli.corpus import Source, read_text
 from rnn_cli.errors import CorpusError, UsageError
+from rnn_cli.tasks.lm import windows
+from rnn_cli.tasks.lm.windows import Batches
 from rnn_cli.vocab import build_vocab
 
 # Multi-byte UTF-8 (2, 3 and 4 bytes), "\r\n" pairs, a BOM, Greek capitals (lower() depends on
@@ -175,7 +177,7 @@ def test_resumed_model_needs_its_corpus(tmp_path, text_file):
 
 
 def test_batches_from_a_memmap_match_batches_in_memory(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus, "RELEASE_EVERY", 2)  # drop the mapped pages between windows
+    monkeypatch.setattr(windows, "RELEASE_EVERY", 2)  # drop the mapped pages between windows
     path = tmp_path / "ids.bin"
     ids = np.random.default_rng(0).integers(0, 200, 1000).astype(np.uint8)
     ids.tofile(path)
@@ -191,10 +193,10 @@ def test_batches_from_a_memmap_match_batches_in_memory(tmp_path, monkeypatch):
 def test_training_from_the_id_file_is_bit_identical(tmp_path, text_file, monkeypatch):
     """The same steps and validation from a memory-mapped uint8 id file as from int32 ids in
     memory, the memory-mapped validation ids read in parts of HELD_OUT_CHUNK (made tiny here)."""
-    from rnn_cli import train as train_mod
     from rnn_cli.checkpoint import Model
     from rnn_cli.config import ModelConfig, TrainConfig
     from rnn_cli.params import Params
+    from rnn_cli.tasks.lm import train as train_mod
 
     got = load(text_file, tmp_path / "cache", level="char")
     mcfg = ModelConfig(level="char", cell="gru", hidden=6, vocab_size=len(got.vocab)).validate()
@@ -204,7 +206,7 @@ def test_training_from_the_id_file_is_bit_identical(tmp_path, text_file, monkeyp
     results = []
     for ids, chunk in ((got.ids, 8), (np.array(got.ids, dtype=np.int32), 1 << 30)):
         monkeypatch.setattr(train_mod, "HELD_OUT_CHUNK", chunk)
-        train_ids, val_ids = corpus.split_train_val(ids, tcfg.val_frac)
+        train_ids, val_ids = windows.split_train_val(ids, tcfg.val_frac)
         rng = np.random.default_rng(1)
         model = Model(mcfg, got.vocab, Params(mcfg).init(rng), tcfg, {})
         trainer = train_mod.Trainer(model, tcfg, train_ids, val_ids, rng)

@@ -104,6 +104,42 @@ def test_imports_run_one_way():
     assert not sideways, f"command modules import each other: {sideways}"
 
 
+# What the shared engine (the modules at the package's top level) may import of a task's own
+# modules, and why; every other import of rnn_cli.tasks.<kind> from there is a layout error.
+SHARED_TO_TASK = {
+    "rnn_cli.checkpoint": {"rnn_cli.tasks.lm.classes"},  # the LM's word classes, checked on load
+    "rnn_cli.optimizer": {"rnn_cli.tasks.lm.sparse"},  # typing only: the LM's sparse row updates
+    "rnn_cli.cli_train": {"rnn_cli.tasks.lm.options"},  # --help shows the LM's defaults
+    "rnn_cli.cli_sample": {"rnn_cli.tasks.lm.api"},  # the LM's verbs (sample, score, predict,
+    "rnn_cli.cli_query": {"rnn_cli.tasks.lm.api", "rnn_cli.tasks.lm.score",  # info)
+                          "rnn_cli.tasks.lm.dask_score", "rnn_cli.tasks.lm.model_info"},
+}
+
+
+def _task_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[1] == "tasks" else None
+
+
+def test_tasks_import_no_other_task():
+    """Each task is a room of its own: it shares the engine, never another task's modules."""
+    graph = _import_graph()
+    crossing = {m: sorted(d for d in deps if _task_of(d) not in (None, _task_of(m)))
+                for m, deps in graph.items() if _task_of(m)}
+    assert not {m: d for m, d in crossing.items() if d}, crossing
+
+
+def test_shared_engine_imports_tasks_only_where_listed():
+    graph = _import_graph()
+    shared = {m for m in graph if m.count(".") == 1}  # rnn_cli.<module>: not kernels/, cuda/
+    assert {"rnn_cli.training", "rnn_cli.corpus", "rnn_cli.params"} <= shared
+    found = {m: {d for d in graph[m] if _task_of(d)} for m in shared}
+    extra = {m: sorted(d - SHARED_TO_TASK.get(m, set())) for m, d in found.items()}
+    assert not {m: d for m, d in extra.items() if d}, extra
+    stale = {m: sorted(d - found.get(m, set())) for m, d in SHARED_TO_TASK.items()}
+    assert not {m: d for m, d in stale.items() if d}, f"SHARED_TO_TASK lists gone imports: {stale}"
+
+
 def test_license_is_an_spdx_string():
     """A `license = {text = ...}` table makes every `pip install` print a setuptools deprecation."""
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11

@@ -272,9 +272,9 @@ def mutate_arrays(arrays: dict, rng: np.random.Generator) -> dict:
 
 def _exercise(model):
     """A model that loaded must be usable: sample a few tokens, and take a resumed train step."""
-    from rnn_cli.corpus import Batches
-    from rnn_cli.sample import SampleConfig, Sampler
-    from rnn_cli.train import Trainer
+    from rnn_cli.tasks.lm.sample import SampleConfig, Sampler
+    from rnn_cli.tasks.lm.train import Trainer
+    from rnn_cli.tasks.lm.windows import Batches
 
     s = Sampler(model)
     x0, _ = s.prime("a")

@@ -14,8 +14,8 @@ import reference as ref
 from conftest import (B, FD_EPS, FD_MAX_REL_ERR, FD_MEAN_REL_ERR, FLOAT32_ATOL, FLOAT32_RTOL,
                       FLOAT64_ATOL, FLOAT64_RTOL, SERIAL_PARALLEL_RTOL, H, T, V, tol)
 from rnn_cli.config import ModelConfig
-from rnn_cli.network import Network, sequence_nll
 from rnn_cli.params import Params
+from rnn_cli.tasks.lm.network import Network, sequence_nll
 
 PARAM_NAMES = ("W_ax", "W_ax_up", "W_aa", "b_a", "W_ya", "b_y")
 

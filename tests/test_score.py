@@ -11,12 +11,13 @@ import math
 import numpy as np
 import pytest
 
-from rnn_cli import checkpoint, score
+from rnn_cli import checkpoint
 from rnn_cli.config import ModelConfig
 from rnn_cli.errors import CorpusError
-from rnn_cli.network import sequence_nll
 from rnn_cli.params import Params
-from rnn_cli.train import eval_network
+from rnn_cli.tasks.lm import score
+from rnn_cli.tasks.lm.network import sequence_nll
+from rnn_cli.tasks.lm.train import eval_network
 from rnn_cli.vocab import UNK, Vocab, build_vocab
 
 TEXT = "the cat sat on the mat\nthe dog sat on the log\na cat and a dog\n"

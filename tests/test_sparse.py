@@ -1,4 +1,4 @@
-"""`--updates sparse` (`rnn_cli/sparse.py`, `kernels/rows.py`): the rows a window touches, the row
+"""`--updates sparse` (`rnn_cli/tasks/lm/sparse.py`, `kernels/rows.py`): the rows a window touches, the row
 kernels against float64 NumPy twins in both layouts, and whole training steps against a float64
 NumPy reference of the rule (the dense network's gradient, clipped, then lazy Adam over the
 touched rows): every variant of V-indexed blocks, the gradient left zero, SGD equal to the dense
@@ -13,13 +13,13 @@ import pytest
 from numpy.testing import assert_allclose
 
 from conftest import H, T, B, tol
-from rnn_cli.classes import assign_classes
 from rnn_cli.config import ModelConfig, TrainConfig, use_sparse
 from rnn_cli.kernels import rows
-from rnn_cli.network import Network
-from rnn_cli.params import Params
-from rnn_cli.sparse import IN, OUT, RowUpdates, row_blocks
 from rnn_cli.optimizer import ADAM_BETAS, Optimizer, clip_gradients, lr_pieces
+from rnn_cli.params import Params
+from rnn_cli.tasks.lm.classes import assign_classes
+from rnn_cli.tasks.lm.network import Network
+from rnn_cli.tasks.lm.sparse import IN, OUT, RowUpdates, row_blocks
 
 V = 13
 COUNTS = np.array([50, 3, 9, 0, 30, 1, 7, 7, 2, 12, 5, 1, 4])

@@ -12,10 +12,10 @@ import pytest
 
 from rnn_cli import checkpoint
 from rnn_cli.config import ModelConfig, TrainConfig
-from rnn_cli.network import Network, sequence_nll
 from rnn_cli.params import Params
-from rnn_cli.sample import SampleConfig, Sampler
-from rnn_cli.train import Trainer, start_id
+from rnn_cli.tasks.lm.network import Network, sequence_nll
+from rnn_cli.tasks.lm.sample import SampleConfig, Sampler
+from rnn_cli.tasks.lm.train import Trainer, start_id
 from rnn_cli.vocab import build_vocab
 
 TEXT30 = "the quick brown fox jumps over"  # 30 characters
@@ -103,7 +103,7 @@ def test_blas_fallback_equals_openblas():
     """Without numpy's OpenBLAS the kernels call compiled loops; same numbers."""
     code = ("import numpy as np\nfrom rnn_cli.kernels import blas\n"
             "from rnn_cli.config import ModelConfig\nfrom rnn_cli.params import Params\n"
-            "from rnn_cli.network import Network\n"
+            "from rnn_cli.tasks.lm.network import Network\n"
             "cfg = ModelConfig(hidden=33, layers=2, vocab_size=9).validate()\n"
             "p = Params(cfg, np.float64).init(np.random.default_rng(0))\n"
             "x = np.random.default_rng(1).integers(0, 9, (5, 3)).astype(np.int32)\n"

@@ -18,9 +18,9 @@ import pytest
 
 from rnn_cli import checkpoint, vocab as vocab_mod
 from rnn_cli.config import ModelConfig, TrainConfig
-from rnn_cli.network import sequence_nll
 from rnn_cli.params import Params
-from rnn_cli.train import Trainer, eval_network, start_id
+from rnn_cli.tasks.lm.network import sequence_nll
+from rnn_cli.tasks.lm.train import Trainer, eval_network, start_id
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpora",
                       "shakespeare.txt")

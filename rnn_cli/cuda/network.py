@@ -1,4 +1,4 @@
-"""One window of the network on the device: the twin of `rnn_cli.network.Network`.
+"""One window of the network on the device: the twin of `rnn_cli.tasks.lm.network.Network`.
 
 Parameters live in one flat device buffer with named views (`DeviceParams`, the same layout as
 `params.Params`, so a host copy is one memcpy and model files do not depend on the device). Every
@@ -34,8 +34,8 @@ from rnn_cli.cuda import cells
 from rnn_cli.cuda import kernels as ck
 from rnn_cli.cuda.backend import numba_cuda
 from rnn_cli.cuda.blas import make_gemm
-from rnn_cli.network import ACTIVATIONS
 from rnn_cli.params import Params, param_shapes
+from rnn_cli.tasks.lm.network import ACTIVATIONS
 
 cuda = numba_cuda()
 

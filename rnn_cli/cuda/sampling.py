@@ -26,7 +26,7 @@ from numba import int32
 from rnn_cli.cuda.backend import numba_cuda
 from rnn_cli.kernels.cell import TANH
 from rnn_cli.kernels.generate import GRU, LSTM
-from rnn_cli.sample import SampleConfig, Sampler
+from rnn_cli.tasks.lm.sample import SampleConfig, Sampler
 
 cuda = numba_cuda()
 

@@ -29,10 +29,10 @@ from rnn_cli.cuda import optim as co
 from rnn_cli.cuda.backend import guard, numba_cuda, setting
 from rnn_cli.cuda.blas import make_gemm
 from rnn_cli.cuda.network import CudaNetwork, DeviceParams
-from rnn_cli.network import Network
 from rnn_cli.optimizer import Optimizer, apply_update
 from rnn_cli.params import Params
-from rnn_cli.train import Trainer
+from rnn_cli.tasks.lm.network import Network
+from rnn_cli.tasks.lm.train import Trainer
 
 cuda = numba_cuda()
 

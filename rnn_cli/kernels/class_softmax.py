@@ -1,6 +1,6 @@
 """The class-factored softmax of the output layer (Mikolov et al. 2011, RNNLM's `-class`).
 
-Every word w belongs to one class c(w) (classes by unigram frequency, `rnn_cli.classes`), and
+Every word w belongs to one class c(w) (classes by unigram frequency, `tasks/lm/classes.py`), and
 
     P(w | a) = P(c(w) | a) * P(w | c(w), a)
     P(c | a) = softmax_c(W_yc a + b_c)

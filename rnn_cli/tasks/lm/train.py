@@ -15,15 +15,16 @@ import time
 import numpy as np
 
 from rnn_cli.checkpoint import Model
-from rnn_cli.classes import parallel_class_kernels
 from rnn_cli.config import ModelConfig, TrainConfig, use_sparse
-from rnn_cli.corpus import Batches, release_pages
+from rnn_cli.corpus import release_pages
 from rnn_cli.errors import TrainingDiverged
 from rnn_cli.kernels import _jit
-from rnn_cli.network import Network, sequence_nll
 from rnn_cli.optimizer import Optimizer, clip_gradients, lr_factor, lr_pieces
 from rnn_cli.params import Params
-from rnn_cli.sparse import RowUpdates
+from rnn_cli.tasks.lm.classes import parallel_class_kernels
+from rnn_cli.tasks.lm.network import Network, sequence_nll
+from rnn_cli.tasks.lm.sparse import RowUpdates
+from rnn_cli.tasks.lm.windows import Batches
 
 EVAL_WINDOW = 512  # window length of evaluation / scoring (results do not depend on it)
 HELD_OUT_CHUNK = EVAL_WINDOW * 2048  # held-out ids read at a time (whole windows)

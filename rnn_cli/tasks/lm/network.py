@@ -110,7 +110,7 @@ class Network:
 
     def _init_classes(self, params: Params, R: int, dt) -> None:
         """Buffers of the class softmax (`kernels.class_softmax`)."""
-        from rnn_cli.classes import class_index, parallel_class_kernels
+        from rnn_cli.tasks.lm.classes import class_index, parallel_class_kernels
 
         if params.word_class is None:
             raise ValueError("a class-softmax model needs its word classes (params.word_class)")

@@ -25,8 +25,8 @@ import numpy as np
 from rnn_cli.checkpoint import Model
 from rnn_cli.errors import UsageError
 from rnn_cli.kernels import beam, class_softmax, generate, sampling
-from rnn_cli.network import ACTIVATIONS
-from rnn_cli.train import start_id
+from rnn_cli.tasks.lm.network import ACTIVATIONS
+from rnn_cli.tasks.lm.train import start_id
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Sampler:
         if self.generic:
             self.views = self.net_views
         if self.classes:
-            from rnn_cli.classes import class_index
+            from rnn_cli.tasks.lm.classes import class_index
 
             members, offsets = class_index(p.word_class)
             M = int(np.diff(offsets).max())

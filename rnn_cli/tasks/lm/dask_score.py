@@ -34,8 +34,9 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from rnn_cli import __version__, api, errors, score
+from rnn_cli import __version__, errors
 from rnn_cli.errors import RnnCliError, UsageError
+from rnn_cli.tasks.lm import api, score
 
 CHUNK_LINES = 2048  # non-blank lines per task (rounded to whole read-ahead groups)
 INSTALL_HINT = "install the extra: pip install 'rnn-cli[dask]'"

@@ -33,7 +33,7 @@ from rnn_cli import checkpoint
 from rnn_cli.errors import CorpusError, RnnCliError, RnnCliWarning, UsageError
 
 if TYPE_CHECKING:  # score.py imports numba: loaded on first use, not with this module
-    from rnn_cli.score import LineScore
+    from rnn_cli.tasks.lm.score import LineScore
 
 __all__ = ["Model", "Prediction", "Candidate", "Summary", "Sampling"]
 
@@ -157,13 +157,13 @@ class Model:
     def scorer(self):
         """The validation forward path (`score.Scorer`), built once; on the GPU for "cuda"."""
         if self._scorer is None:
-            from rnn_cli import score
+            from rnn_cli.tasks.lm import score
 
             if self.device != "cuda":
                 self._scorer = score.Scorer(self.file)
             else:
                 from rnn_cli.cuda.network import CudaNetwork, DeviceParams
-                from rnn_cli.train import EVAL_WINDOW
+                from rnn_cli.tasks.lm.train import EVAL_WINDOW
 
                 dp = DeviceParams.from_host(self.file.params)
                 self._scorer = score.Scorer(self.file, net=CudaNetwork(dp, 1, EVAL_WINDOW),
@@ -182,7 +182,7 @@ class Model:
         Raises CorpusError at a line whose every token is unknown to the model (after yielding
         the lines before it) and when there is no non-blank line at all.
         """
-        from rnn_cli import score
+        from rnn_cli.tasks.lm import score
 
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
@@ -195,7 +195,7 @@ class Model:
         text: a string, or lines with their newlines (e.g. an open text file), read once.
         Raises CorpusError for an input without tokens or with only unknown ones.
         """
-        from rnn_cli import score
+        from rnn_cli.tasks.lm import score
 
         lines = text.splitlines(keepends=True) if isinstance(text, str) else text
         total = score.TotalScore(self.scorer())
@@ -224,7 +224,7 @@ class Model:
 
     def predict(self, context: str, k: int = 5) -> Prediction:
         """The k most probable next tokens after `context` (ties: lower token id first)."""
-        from rnn_cli import score
+        from rnn_cli.tasks.lm import score
 
         if k < 1:
             raise UsageError(f"k must be >= 1, got {k}")
@@ -252,7 +252,7 @@ class Model:
         repeated). With prime_logprob, its `prime_logprob` is ln P(prime) from the start symbol.
         on_beam(logprob, tokens, finished) is called after each beam search.
         """
-        from rnn_cli.sample import SampleConfig, Sampler
+        from rnn_cli.tasks.lm.sample import SampleConfig, Sampler
 
         if length is None:
             length = 500 if lines is None else 0

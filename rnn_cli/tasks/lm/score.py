@@ -35,8 +35,8 @@ import numpy as np
 
 from rnn_cli.checkpoint import Model
 from rnn_cli.errors import CorpusError, UsageError
-from rnn_cli.network import Network, sequence_nll
-from rnn_cli.train import EVAL_WINDOW, eval_network, start_id
+from rnn_cli.tasks.lm.network import Network, sequence_nll
+from rnn_cli.tasks.lm.train import EVAL_WINDOW, eval_network, start_id
 
 FLUSH_WINDOWS = 64  # --total buffers about this many windows of ids, then scores them one by one
 BATCH_LINES = 256  # default parallel streams (lines) of per-line scoring; 1: one line at a time

@@ -1,0 +1,156 @@
+"""The attentional decoder (kernels/decoder.py through tasks/translate/decoder.py): loss and
+attention against the float64 twin in tests/reference_seq2seq.py, every parameter's gradient and
+the encoder's by central finite differences, ragged lengths, serial = parallel, float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import reference_seq2seq as ref
+from conftest import FD_EPS, NOJIT, SERIAL_PARALLEL_RTOL, requires_jit, tol
+from rnn_cli.kernels import _jit
+from rnn_cli.kernels import decoder as dk
+from rnn_cli.tasks.translate.decoder import Decoder
+
+S, B, T, H, E, A, V, DF = 4, 3, 4, 3, 2, 3, 5, 4
+SRC_LEN = np.array([4, 2, 3], np.int32)
+TGT_LEN = [4, 1, 3]
+VARIANTS = [(c, k) for c in ("gru", "lstm") for k in ("none", "dot", "general", "additive")]
+IDS = [f"{c}-{k}" for c, k in VARIANTS]
+# FD step for the whole decoder (gated cells; see test_cells.FD_EPS_GATED)
+FD_STEP = 10 * FD_EPS
+
+
+def make(cell, kind, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    D = H if kind == "dot" else 4
+    dec = Decoder(cell, kind, H, E, D, A, V, DF, dtype=dtype)
+    params = {k: rng.normal(0, 0.5, shape).astype(dtype) for k, shape in dec.shapes().items()}
+    enc = rng.normal(0, 1, (S, B, D))
+    for b, n in enumerate(SRC_LEN):
+        enc[n:, b] = 0.0
+    fin = rng.normal(0, 1, (B, DF))
+    y_out = rng.integers(0, V, (T, B)).astype(np.int32)
+    y_in = np.vstack([np.full((1, B), 1), y_out[:-1]]).astype(np.int32)  # 1 plays <EOS>
+    for b, n in enumerate(TGT_LEN):
+        y_out[n:, b] = -1
+        y_in[n:, b] = -1
+    return dec, params, enc.astype(dtype), fin.astype(dtype), y_in, y_out
+
+
+def run(dec, params, enc, fin, y_in, y_out, mask=None):
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    loss = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out, mask)
+    denc, dfin = dec.backward(params, grads)
+    return loss, grads, denc.copy(), dfin.copy()
+
+
+@pytest.mark.parametrize("cell,kind", VARIANTS, ids=IDS)
+def test_loss_and_attention_match_reference(cell, kind, dtype):
+    dec, params, enc, fin, y_in, y_out = make(cell, kind, dtype=dtype)
+    loss = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out)
+    want, logits, alpha = ref.ref_decoder_loss(cell, kind, enc, SRC_LEN, fin, y_in, y_out, params)
+    assert loss == pytest.approx(want, **{"rel": tol(dtype, "network")["rtol"]})
+    got = dec.buf.get("logits", (T * B, V)).reshape(T, B, V)
+    real = y_out >= 0
+    assert_allclose(got[real], logits[real], **tol(dtype, "network"))
+    got_alpha = dec.buf.get("alpha", (T, B, S))
+    assert_allclose(got_alpha, alpha, **tol(dtype, "network"))
+    assert not got_alpha[~real].any()  # past a target's end: no attention
+
+
+def _fd_coords(x, rng):
+    """Every coordinate (compiled), or three of each block (JIT off: the loss runs as Python)."""
+    idx = list(np.ndindex(*x.shape))
+    if NOJIT and len(idx) > 3:
+        idx = [idx[i] for i in rng.choice(len(idx), 3, replace=False)]
+    return idx
+
+
+@pytest.mark.parametrize("cell,kind", VARIANTS, ids=IDS)
+def test_gradients_match_finite_differences(cell, kind):
+    dec, params, enc, fin, y_in, y_out = make(cell, kind)
+    rng = np.random.default_rng(1)
+    mask = rng.choice([0.0, 2.0], (T, B, E)) if kind == "additive" else None  # dropout too
+    _, grads, denc, dfin = run(dec, params, enc, fin, y_in, y_out, mask)
+    grads = grads | {"enc": denc, "fin": dfin}
+    wrt = params | {"enc": enc, "fin": fin}
+    for name, x in wrt.items():
+        for i in _fd_coords(x, rng):
+            if name == "enc" and i[0] >= SRC_LEN[i[1]]:
+                continue  # padding: checked below to get exactly nothing
+            keep = x[i]
+            x[i] = keep + FD_STEP
+            up = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out, mask)
+            x[i] = keep - FD_STEP
+            down = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out, mask)
+            x[i] = keep
+            numeric = (up - down) / (2 * FD_STEP)
+            assert grads[name][i] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (name, i)
+
+
+@pytest.mark.parametrize("cell,kind", [("gru", "additive"), ("lstm", "general")])
+def test_padding_never_enters_the_loss(cell, kind):
+    """Junk in the encoder states past a source's end and any tokens past a target's end change
+    nothing: not the loss, not a gradient; the padded states get exactly zero gradient."""
+    dec, params, enc, fin, y_in, y_out = make(cell, kind)
+    loss, grads, denc, dfin = run(dec, params, enc, fin, y_in, y_out)
+    junk = enc.copy()
+    for b, n in enumerate(SRC_LEN):
+        junk[n:, b] = 7.0
+    loss2, grads2, denc2, dfin2 = run(dec, params, junk, fin, y_in, y_out)
+    assert loss2 == loss
+    for k in grads:
+        assert_array_equal(grads2[k], grads[k], err_msg=k)
+    assert_array_equal(denc2, denc)
+    for b, n in enumerate(SRC_LEN):
+        assert not denc[n:, b].any()
+
+
+@requires_jit
+@pytest.mark.parametrize("cell,kind", [("gru", "additive"), ("lstm", "dot")])
+def test_parallel_equals_serial(cell, kind):
+    dec, params, enc, fin, y_in, y_out = make(cell, kind)
+    outs = []
+    for threads in (2, 1):
+        old = _jit.get_threads()
+        _jit.set_threads(threads)
+        try:
+            loss, grads, denc, dfin = run(dec, params, enc, fin, y_in, y_out)
+        finally:
+            _jit.set_threads(old)
+        outs.append(np.concatenate([[loss], denc.ravel(), dfin.ravel()] +
+                                   [grads[k].ravel() for k in sorted(grads)]))
+    assert_allclose(outs[0], outs[1], rtol=SERIAL_PARALLEL_RTOL, atol=1e-14)
+
+
+def test_float32_follows_float64():
+    dec64, p64, enc, fin, y_in, y_out = make("gru", "additive")
+    dec32 = Decoder("gru", "additive", H, E, enc.shape[2], A, V, DF, dtype=np.float32)
+    p32 = {k: v.astype(np.float32) for k, v in p64.items()}
+    l64, g64, d64, _ = run(dec64, {k: v.astype(np.float32).astype(np.float64)
+                                   for k, v in p64.items()}, enc.astype(np.float32).astype(
+        np.float64), fin.astype(np.float32).astype(np.float64), y_in, y_out)
+    l32, g32, d32, _ = run(dec32, p32, enc.astype(np.float32), fin.astype(np.float32), y_in, y_out)
+    assert l32 == pytest.approx(l64, rel=1e-5)
+    for k in g64:
+        assert_allclose(g32[k], g64[k], rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+def test_dot_attention_needs_equal_widths():
+    with pytest.raises(ValueError, match="dot attention"):
+        Decoder("gru", "dot", 3, 2, 4, 3, 5, 4)
+
+
+def test_pgemm_rows_reads_and_writes_column_blocks(rng):
+    big = rng.normal(0, 1, (6, 9))
+    W = rng.normal(0, 1, (4, 3))
+    out = np.zeros((6, 9))
+    dk.pgemm_rows(out[:, 2:6], big[:, 5:8], W, False, True, 1.0, 0.0, 2)
+    assert_allclose(out[:, 2:6], big[:, 5:8] @ W.T, rtol=1e-12)
+    assert not out[:, :2].any() and not out[:, 6:].any()
+    dW = np.ones((4, 3))
+    dk.pgemm_rows(dW, out[:, 2:6], big[:, 5:8], True, False, 1.0, 1.0, 2)
+    assert_allclose(dW, 1.0 + out[:, 2:6].T @ big[:, 5:8], rtol=1e-12)
