@@ -323,7 +323,8 @@ def bench(args) -> int:
          + ("" if len(rows) == len(jobs) else f": {tail(text, 2)}"), text)
 
     if args.baseline:
-        base_env = dict(env, PYTHONPATH=str(Path(args.baseline).resolve()))
+        base_env = dict(env, PYTHONPATH=os.pathsep.join(  # its rnn_cli first
+            [str(Path(args.baseline).resolve())] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
         shim = ("import numpy as np, runpy, sys\n"
                 "if not hasattr(np, 'row_stack'): np.row_stack = np.vstack\n"
                 "sys.argv = sys.argv[1:]\n"
