@@ -202,10 +202,10 @@ def losses_worker(spec: dict) -> None:
             print(json.dumps(res), flush=True)
 
 
-def run(cmd: list[str], env=None, timeout=None) -> tuple[int, str, float]:
+def run(cmd: list[str], env=None, timeout=None, cwd=ROOT) -> tuple[int, str, float]:
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
         return p.returncode, (p.stdout + p.stderr), time.perf_counter() - t0
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
@@ -332,7 +332,8 @@ def bench(args) -> int:
         bjobs = [train_args(c, H, B, T, f"{tmp}/base-{c}-{H}.npz", seconds)
                  for c, H in configs]
         rc, text, secs = run([sys.executable, "-c", shim, str(Path(args.baseline) / "bench" /
-                              "gpu.py"), "--worker", json.dumps(bjobs)], base_env)
+                              "gpu.py"), "--worker", json.dumps(bjobs)], base_env,
+                             cwd=Path(args.baseline).resolve())  # `python -c`: its cwd first
         rows = json_lines(text)
         for (c, H), r in zip(configs, rows):
             ours[("baseline", c, H)] = r
