@@ -562,7 +562,10 @@ def test_losses_at_equal_steps_equal_the_cpu_paths(cell, monkeypatch):
         runs.append((tr, [tr.train_step() for _ in range(n)]))
     (cpu, l_cpu), (gpu, l_gpu) = runs
     assert_allclose(l_gpu, l_cpu, rtol=1e-4)
-    assert_allclose(gpu.params.flat, cpu.params.flat, rtol=1e-3, atol=1e-5)
+    # parameters: Adam moves each by up to lr (2e-3) a step whatever the gradient's size, so a
+    # weight whose gradient is ~0 can take float32 rounding to a step of either sign (seen on an
+    # H200: 2 of 345,152 weights 6e-5 apart after 12 steps); a tenth of a step is the bound
+    assert_allclose(gpu.params.flat, cpu.params.flat, rtol=1e-3, atol=2e-4)
     if not SIM:  # what ran: cuBLAS (float32) and the graph
         assert gpu.path() == {"gemm": "cublas", "tf32": False, "graph": True,
                               "graph_nodes": gpu.path()["graph_nodes"]}, gpu.path()

@@ -99,6 +99,7 @@ def _smoke_test() -> str:
         import numpy as np
 
         cuda = numba_cuda()
+        _quiet_occupancy_warnings()  # its grid of one block is no news to the user
 
         @cuda.jit
         def add_one(x):
