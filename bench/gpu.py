@@ -180,7 +180,10 @@ def losses_worker(spec: dict) -> None:
     from rnn_cli.tasks.lm.train import Trainer
     from rnn_cli.vocab import build_vocab
 
+    from rnn_cli.cuda import backend
+
     tiny_launches()
+    backend.resolve("cuda")  # as the CLI does first (it also quiets numba's occupancy warnings)
     text = CORPUS.read_text()[:spec["chars"]]
     vocab = build_vocab(text, "char")
     ids, _ = vocab.encode(text)
