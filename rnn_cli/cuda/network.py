@@ -218,11 +218,12 @@ class CudaNetwork:
     def backward(self, grads: DeviceParams, x=None, y=None, scale: float = 1.0) -> None:
         """Gradients of `scale * sum(nll)` of the last forward window, written into `grads`.
 
-        x: that window's input (T, B), needed for its token order (the inputs' gradients); y is
-        accepted for the signature of Network.backward (already on the device).
+        x: that window's input (T, B), for its token order (the inputs' gradients; None: read back
+        from the device); y is accepted for the signature of Network.backward (already there).
         """
         T = self._T
-        order = ck.token_order(np.asarray(x, np.int32)[:T], self.cfg.vocab_size)
+        x = self.x_dev[:T].copy_to_host() if x is None else np.asarray(x, np.int32)[:T]
+        order = ck.token_order(x, self.cfg.vocab_size)
         self._order_view(T).copy_to_device(order, stream=self.stream)
         self.run_backward(grads, scale)
 
