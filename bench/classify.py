@@ -66,6 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--lock", default="/work/bench.lock", help="'' to run without the lock")
     p.add_argument("--out", default=str(ROOT / "bench" / "CLASSIFY.md"))
     p.add_argument("--results", default=str(ROOT / "bench" / "results" / "classify"))
+    p.add_argument("--report-only", action="store_true",
+                   help="write --out again from the result.json files under --results")
     return p.parse_args(argv)
 
 
@@ -214,9 +216,9 @@ def pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
-def report(a, rows: list[dict], info: dict) -> str:
+def report(a, rows: list[dict], info: dict, argv: str) -> str:
     lines = ["# The classifier next to PyTorch (bench/classify.py)", "",
-             f"Written by `python bench/classify.py {' '.join(sys.argv[1:])}` on "
+             f"Written by `python bench/classify.py {argv}` on "
              f"{info['date']}: {info['machine']}; {info['versions']}.", "",
              f"Each arm trained for {a.minutes:g} minutes **at the same time as the other**, one "
              "thread each, under the bench lock, OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset; "
@@ -262,9 +264,30 @@ def report(a, rows: list[dict], info: dict) -> str:
                          f"{r['provenance']['test.txt']:,} test), "
                          f"{r['provenance']['dropped_shared']} left out as shared by two "
                          "languages.")
-    if any(r["set"] == "sst5" for r in rows):
-        lines += ["", f"Published SST-5 test accuracies for comparison: {PUBLISHED}; the goal "
-                      f"is ours ≥ the peer's and ≥ {100 * GOAL_ACC:.1f} %."]
+    sst = next((r for r in rows if r["set"] == "sst5"), None)
+    if sst:
+        acc, peer = sst["ours"].get("test_accuracy") or 0.0, sst["peer"].get("test_accuracy") or 0.0
+        lines += ["", "## Where this lands, and why", "",
+                  f"Published SST-5 test accuracies: {PUBLISHED}. The goal was ours ≥ the peer's "
+                  f"and ≥ {100 * GOAL_ACC:.1f} %: ours {pct(acc)} is "
+                  f"{'≥' if acc >= peer else '<'} the peer's {pct(peer)} and "
+                  f"{'≥' if acc >= GOAL_ACC else '<'} the RNTN's 45.7 %. It stays below Kim's CNN "
+                  "(48.0 %) and the Tree-LSTM (51.0 %): both start from pretrained word vectors "
+                  "(word2vec, GloVe; Kim's CNN from random vectors, the like of this run, scored "
+                  "45.0 %), the tree models read each sentence's parse tree, and this is ten "
+                  "minutes on one thread of a shared machine. Same network, same minutes: ours "
+                  "is ahead mostly because it makes more than twice the steps "
+                  "(see the epochs above).", "",
+                  "Training speed meets the 2x goal on both sets. Prediction does not: both arms "
+                  "spend most of their time in the same per-step recurrent products (one "
+                  "(B x H)(H x 3H) product a step and direction), and rnn-cli streams the input "
+                  "through Python line by line (reading, tokenizing, and writing and flushing "
+                  "each row: about half its time in a profile), while the peer is timed on "
+                  "whole batches from the first line read. rnn-cli already skips the input "
+                  "products (each token's first-layer input term is a row of a table built once "
+                  "per model), which the peer computes: that is what brings it level. Going "
+                  "further needs the tokenizing and the row formatting compiled, or fewer "
+                  "recurrent products (a smaller --hidden)."]
     return "\n".join(lines) + "\n"
 
 
@@ -291,6 +314,14 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     results = Path(a.results)
     results.mkdir(parents=True, exist_ok=True)
+    if a.report_only:
+        rows = [json.loads((results / n / "result.json").read_text())
+                for n in a.sets.split(",") if (results / n / "result.json").exists()]
+        info = json.loads((results / "run.json").read_text())
+        a.minutes = rows[0]["seconds"] / 60 if rows else a.minutes
+        Path(a.out).write_text(report(a, rows, info, info.get("argv")))
+        print(f"wrote {a.out}", file=sys.stderr)
+        return 0
     lock = open(a.lock, "w") if a.lock else None
     if lock:
         print(f"waiting for {a.lock} ...", file=sys.stderr, flush=True)
@@ -302,7 +333,11 @@ def main(argv=None) -> int:
     finally:
         if lock:
             fcntl.flock(lock, fcntl.LOCK_UN)
-    Path(a.out).write_text(report(a, rows, s))
+    s["argv"] = " ".join(sys.argv[1:])
+    if hasattr(os, "getloadavg"):
+        s["machine"] += f", {os.getloadavg()[0]:.1f} at the end"
+    (results / "run.json").write_text(json.dumps(s))
+    Path(a.out).write_text(report(a, rows, s, s["argv"]))
     print(f"wrote {a.out}", file=sys.stderr)
     return 0
 
