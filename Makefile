@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 RNN     = $(VENV)/bin/rnn-cli
 DEMO_MODEL ?= $(VENV)/demo-shakespeare.npz
 
-.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-gpu bench-quality bench-parity bench-venv bench-bigcorpus clean-cache clean
+.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-classify bench-gpu bench-quality bench-parity bench-venv bench-bigcorpus clean-cache clean
 
 # pip's chatter goes to $(PIPLOG); on a failure its last lines are shown and make stops.
 PIPLOG  = $(VENV)/pip.log
@@ -83,6 +83,14 @@ bench-venv:
 
 bench: venv bench-venv
 	$(PY) bench/speed.py --peer-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+
+## bench-classify: the classifier next to a torch peer of the same network, 10 min a set under
+##                 the bench lock (SST-5 and surname -> language); writes bench/CLASSIFY.md
+CLASSIFY_ARGS ?=
+bench-classify: venv bench-venv
+	@$(BENCH_VENV)/bin/python -c "import faker" 2>/dev/null || $(BENCH_VENV)/bin/pip install -q faker || \
+	  echo "bench: no faker in $(BENCH_VENV): the names set will be skipped" >&2
+	$(PY) bench/classify.py --peer-python $(BENCH_VENV)/bin/python $(CLASSIFY_ARGS)
 
 ## test-cudasim: the CUDA kernels under numba's simulator, no GPU needed (.ci/run runs it after
 ## `test`); it adds the `cuda` extra (numba-cuda, ~17 MB of wheels) and the `dask` extra (dask +

@@ -19,7 +19,7 @@ import sys
 from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.flags import finite_float, positive_int
 
-BATCH_LINES = 64  # classifier: lines classified together (rows still stream in input order)
+BATCH_LINES = 256  # classifier: lines classified together (rows still stream in input order)
 
 
 def add_parser(sub, formatter, common, model_choice) -> None:

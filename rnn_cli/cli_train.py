@@ -112,7 +112,9 @@ def add_parser(sub, formatter, common) -> None:
                         f"(default: {t.vocab_max} at word level, all characters at char level)")
     g.add_argument("--min-count", type=positive_int,
                    help="drop tokens seen fewer times (default: 1)")
-    g.add_argument("--lower", action="store_true", default=None, help="lower-case the text")
+    g.add_argument("--lower", action=argparse.BooleanOptionalAction,
+                   help=f"lower-case the text (default: off; classify: "
+                        f"{'on' if C.LOWER else 'off'}; --no-lower keeps the case)")
     g.add_argument("--tokenizer", choices=("words", "space"),
                    help="word level: 'words' splits punctuation off words; 'space' splits on "
                         "whitespace only, for pre-tokenized text such as Penn Treebank "
@@ -182,7 +184,8 @@ def add_parser(sub, formatter, common) -> None:
                    help=f"validate (and save) every N steps; without this flag every "
                         f"{t.eval_every} steps, skipping a validation while validating would take "
                         f"over 10%% of the run's time (the last one always runs); classify: at "
-                        f"the end of every epoch")
+                        f"the end of every epoch, or every {C.EVAL_STEPS} steps when an epoch "
+                        f"is longer")
     g.add_argument("--sample-every", type=nonneg_int,
                    help="show a short sample on stderr every N steps (default: off)")
     common(p)

@@ -76,6 +76,29 @@ def test_probabilities_do_not_depend_on_the_batch():
             "network"], atol=1e-6)
 
 
+@pytest.mark.parametrize("cell,hidden,layers,bidirectional,pool", [
+    ("lstm", 40, 2, True, "max"), ("gru", 33, 1, True, "last"), ("rnn", 8, 1, False, "mean"),
+    ("lstm", 6, 1, True, "last")])  # the BLAS recurrences (H >= 32) and the loop kernels
+def test_folded_input_tables_give_the_same_probabilities(cell, hidden, layers, bidirectional,
+                                                         pool):
+    """Inference on layer 0's folded tables (emb W_ax^T + b_a per token) = the plain forward."""
+    cfg = ClassifyConfig(cell=cell, hidden=hidden, layers=layers, bidirectional=bidirectional,
+                         embed=7, pool=pool)
+    net = ClassifierNet(cfg, 11, ["a", "b", "c"]).init(np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    lens = [7, 3, 5, 1, 6]
+    data = Encoded([rng.integers(0, 11, n).astype(np.int32) for n in lens], np.array(lens),
+                   np.full(5, -1, np.int32), [""] * 5)
+    idx = np.array([0, 4, 2, 1, 3])
+    plain = net.probs(data, idx).copy()
+    assert net.fold_inputs().fold and net._tables is None
+    assert_allclose(net.probs(data, idx), plain, rtol=FLOAT32_RTOL["network"], atol=1e-7)
+    assert net._tables is not None and net._tables[0].shape == (12, cfg.encoder_spec().shapes()[
+        "enc.b_a_l0"][0])
+    with pytest.raises(ValueError, match="no backward after a forward on folded tables"):
+        net.enc.backward(net.params.zeros_like(), None)
+
+
 # ------------------------------------------------------------------------------------ training
 def test_learns_keeps_the_best_and_round_trips(tmp_path):
     run = ClassifyRun.start(corpus(tmp_path), epochs=6, pool="max", **TINY)

@@ -223,7 +223,7 @@ def test_the_store_and_the_python_api_give_the_same_numbers(model, data, tmp_pat
     r = ok(run_cli("test", "--task", "classify", data / "test.txt", "--json", "--threads", "1",
                    home=tmp_path))
     assert json.loads(r.stdout)["accuracy"] == clf.test(str(data / "test.txt"))["accuracy"]
-    assert "Classifier" in rnn_cli.__all__ and "lstm" in repr(clf)
+    assert "Classifier" in rnn_cli.__all__ and "gru" in repr(clf)
 
 
 # --------------------------------------------------------------------------- test and info

@@ -38,6 +38,7 @@ from rnn_cli.vocab import Vocab
 
 POOLS = ("last", "mean", "max")
 EVAL_BATCH, EVAL_TOKENS = 256, 16384  # evaluation batches: examples, padded positions at most
+FOLD_MAX = 1 << 24  # folded input tables of inference: values at most (64 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ClassifyConfig:
 
     level: str = O.LEVEL  # char | word: what a token is (vocab.py)
     tokenizer: str = "words"  # word level: words | space
-    lower: bool = False
+    lower: bool = O.LOWER
     cell: str = O.CELL
     hidden: int = O.HIDDEN  # H per direction
     layers: int = O.LAYERS
@@ -158,6 +159,18 @@ class ClassifierNet:
         self.split = cfg.hidden if cfg.bidirectional else self.spec.out_size
         self.weights: np.ndarray | None = None  # (K,) float64 per-label loss weights
         self._batch = None
+        self.fold = False  # inference on folded input tables (`fold_inputs`)
+        self._tables: list | None = None
+
+    def fold_inputs(self) -> "ClassifierNet":
+        """For a model whose parameters no longer change (a loaded Classifier): let inference
+        read layer 0's input terms per token from tables (`Encoder.fold_tables`: emb W_ax^T +
+        b_a, computed once), instead of multiplying every position's embedding, when the
+        tables stay under FOLD_MAX values. The same numbers up to float32 rounding."""
+        rows = self.params["emb"].shape[0] + 1
+        self.fold = rows * GATES[self.cfg.cell] * self.cfg.hidden * self.spec.dirs <= FOLD_MAX
+        self._tables = None
+        return self
 
     def init(self, rng: np.random.Generator) -> "ClassifierNet":
         """PyTorch's initialisation of the same network (module docstring), in buffer order."""
@@ -185,9 +198,14 @@ class ClassifierNet:
         x[...] = -1
         for j, i in enumerate(idx):
             x[:lens[j], j] = data.seqs[i]
-        e = m.view("e", (T, B, E))
-        embed.embed_forward(e, p["emb"], x)
-        out = self.enc.forward(e, lens, self.enc.draw_masks(rng, T, B) if rng else None)
+        if rng is None and self.fold:  # a fixed model: layer 0's input terms from a table
+            if self._tables is None:
+                self._tables = self.enc.fold_tables(p["emb"])
+            out = self.enc.forward(None, lens, ids=x, tables=self._tables)
+        else:
+            e = m.view("e", (T, B, E))
+            embed.embed_forward(e, p["emb"], x)
+            out = self.enc.forward(e, lens, self.enc.draw_masks(rng, T, B) if rng else None)
         u, arg = m.view("u", (B, F)), self.ids.view("arg", (B, F))
         pooling.pool_forward(u, arg, out, lens, self.mode, self.split)
         hm = None

@@ -24,6 +24,7 @@ line, "\\r\\n" and a byte-order mark removed).
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -34,6 +35,7 @@ from rnn_cli.errors import CorpusError
 PREFIX = "__label__"
 MAX_LABEL_CHARS = 200  # (taskfile.MAX_LABEL_CHARS: what a model file may hold)
 SHOW = 5  # line numbers quoted in a message
+_GOLD = re.compile(r"(?:__label__\S*(?:\s+|$))+")  # the leading labels of a fastText line
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,7 @@ def strip_gold(line: str, known: set[str] | None = None) -> str:
     `label<TAB>` part whose label is in `known` (the model's labels); else the whole line."""
     s = line.strip()
     if s.startswith(PREFIX):
-        parsed = parse_line(s)
-        return parsed[1] if isinstance(parsed, tuple) else ""
+        return s[_GOLD.match(s).end():]
     if known and "\t" in line:
         label, text = line.split("\t", 1)
         if label.strip() in known:

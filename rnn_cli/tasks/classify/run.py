@@ -23,7 +23,7 @@ from rnn_cli.params import ParamSet
 from rnn_cli.taskfile import TaskModel, load_task, save_task
 from rnn_cli.tasks.classify.model import (FORMAT, ClassifierNet, ClassifyConfig, Encoded,
                                           encode_texts)
-from rnn_cli.tasks.classify.options import EPOCHS as DEFAULT_EPOCHS, METRICS
+from rnn_cli.tasks.classify.options import EPOCHS as DEFAULT_EPOCHS, EVAL_STEPS, METRICS
 from rnn_cli.tasks.fit import Fit, FitConfig
 from rnn_cli.vocab import Counts, Vocab
 
@@ -124,6 +124,9 @@ class ClassifyRun:
         net = ClassifierNet(cfg, len(vocab), labels, parallel=parallel)
         net.init(np.random.default_rng(fcfg.seed))
         settings = {"corpus": info, **data_opts}
+        per_epoch = -(-len(examples) // fcfg.batch_size)
+        if "eval_every" not in fit_opts and per_epoch > EVAL_STEPS:
+            fcfg = dataclasses.replace(fcfg, eval_every=EVAL_STEPS)
         run = cls._assemble(net, vocab, examples, valid, test, fcfg, settings, notices, None)
         run.chosen, run.why = chosen, why
         return run

@@ -63,10 +63,10 @@ class ClassifyTask:
         clf = Classifier.load(path, threads=options.get("threads"))
         m = clf.test(file, options.get("bad_lines") or "fail",
                      options.get("encoding") or "utf-8", options.get("errors") or "strict")
-        return test_report(m, path, file)
+        return classify_report(m, path, file)
 
 
-def test_report(m: dict, path: str, file: str) -> TestReport:
+def classify_report(m: dict, path: str, file: str) -> TestReport:
     """A `TestReport` of `Classifier.test`'s metrics."""
     labels = list(m["per_label"])
     per_label = Table("per label", ("label", "precision", "recall", "f1", "support"),

@@ -102,10 +102,10 @@ class LmTask:
         return run
 
     def test(self, path: str, file: str, options: Mapping[str, Any]) -> TestReport:
-        return test_report(path, file, options)
+        return perplexity_report(path, file, options)
 
 
-def test_report(path: str, file: str, options: Mapping[str, Any]) -> TestReport:
+def perplexity_report(path: str, file: str, options: Mapping[str, Any]) -> TestReport:
     """`rnn-cli test` of a language model: FILE read as one stream, the state carried across
     lines as in validation (the numbers of `rnn-cli score --total`)."""
     from rnn_cli import streams
