@@ -12,10 +12,10 @@ import math
 import signal
 import sys
 
-from rnn_cli.config import LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
+from rnn_cli.config import DROPOUT_MASKS, LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
 from rnn_cli.tasks import KINDS
-from rnn_cli.tasks.lm.options import DEFAULT_CELL, DEFAULT_EPOCHS
+from rnn_cli.tasks.lm.options import DEFAULT_CELL, DEFAULT_EPOCHS, LADDER, TOKENS_PER_PARAM
 
 # the parser's values that are not training options (how the CLI itself behaves)
 CLI_ONLY = frozenset({"command", "handler", "corpus", "out", "resume", "task", "json", "quiet",
@@ -56,13 +56,28 @@ def add_parser(sub, formatter, common) -> None:
                    help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
                         f"(default: {m.activation})")
     g.add_argument("--hidden", type=positive_int,
-                   help="H, hidden units (default: by corpus size: 128 below 100k tokens, 256 "
-                        "below 3M (512 from 500k at char level), else 512)")
+                   help="H, hidden units (default at word level: by the tokens the run will "
+                        f"see, the largest of {', '.join(map(str, LADDER))} trained on at least "
+                        f"{TOKENS_PER_PARAM:g} tokens per network parameter (docs/training.md); "
+                        "at char level by corpus size: 128 below 100k tokens, 256 below 500k, "
+                        "else 512)")
     g.add_argument("--layers", type=positive_int, help=f"stacked layers (default: {m.layers})")
     g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
-                   help="inverted dropout between layers and before the output layer, during "
-                        "training only (default from 500k training tokens: 0.3 at char level, 0.1 "
-                        "at word level; else 0)")
+                   help="inverted dropout on the embedding output, between layers and before "
+                        "the output layer, during training only (default at word level: by the "
+                        "epochs the run will see, 0.1 below 1 up to 0.5 from 12; at char level "
+                        "0.3 from 500k training tokens, else 0)")
+    g.add_argument("--dropout-mask", choices=DROPOUT_MASKS,
+                   help="step: a fresh --dropout mask at every time step; locked: one mask per "
+                        "stream and window, the same at each of its steps (variational dropout, "
+                        "Gal & Ghahramani 2016) (default: locked at word level, step at char "
+                        "level)")
+    g.add_argument("--embed-dropout", type=finite_float(0.0, False, 0.99), metavar="P",
+                   help="drop whole words from the embedding, each vocabulary row once per "
+                        "window (AWD-LSTM's embedding dropout; needs --embed; default: 0)")
+    g.add_argument("--weight-drop", type=finite_float(0.0, False, 0.99), metavar="P",
+                   help="DropConnect on the recurrent weights W_aa, one mask per window "
+                        "(AWD-LSTM's WeightDrop; CPU only; default: 0)")
     g.add_argument("--embed", type=nonneg_int, metavar="E",
                    help="learn an E-wide input embedding (default: 0, one-hot input)")
     g.add_argument("--tie-weights", action="store_true", default=None,

@@ -171,8 +171,9 @@ class CudaNetwork:
         self._dropping = masks is not None and self.masks is not None
         if self._dropping:
             for dst, m in zip(self.masks, masks):
-                if dst is not None:
-                    dst[:T].copy_to_device(np.ascontiguousarray(m[:T], np.float32))
+                if dst is not None:  # a locked (1, B, W) mask repeated over the T steps
+                    dst[:T].copy_to_device(np.ascontiguousarray(
+                        np.broadcast_to(m[:T], dst[:T].shape), np.float32))
         x_dev = self.x_dev[:T]
         x_dev.copy_to_device(np.ascontiguousarray(x, np.int32))
         xa = self.xa[:T]

@@ -77,7 +77,7 @@ class CudaTrainer(Trainer):
             net.reset_state()
         R = x.shape[0] * x.shape[1]
         # dropout masks: drawn from the run's Generator by the CPU network, as a CPU run draws them
-        net.forward(x, y, sync=False, masks=self.net.draw_masks(self.rng))
+        net.forward(x, y, sync=False, masks=self.net.draw_masks(self.rng, x))
         net.backward(self.dgrads, x, y, 1.0 / R)
         co.clip_gradients(self.dgrads.flat, tcfg.clip, tcfg.clip_mode, net.sumsq, net.partials)
         self.dopt.update(self.dparams.flat, self.dgrads.flat)
@@ -109,7 +109,7 @@ def warm_up(cfg: ModelConfig) -> float:
     net = CudaNetwork(p, 1, 2)
     x = np.zeros((2, 1), np.int32)
     net.forward(x, x, masks=Network(host, 1, 2, parallel=False).draw_masks(
-        np.random.default_rng(0)))
+        np.random.default_rng(0), x))
     net.backward(g, x, x, 1.0)
     for mode in ("norm", "value"):
         co.clip_gradients(g.flat, 1.0, mode, net.sumsq, net.partials)
