@@ -15,7 +15,8 @@ import sys
 from rnn_cli.config import DROPOUT_MASKS, LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
 from rnn_cli.tasks import KINDS
-from rnn_cli.tasks.lm.options import DEFAULT_CELL, DEFAULT_EPOCHS, LADDER, TOKENS_PER_PARAM
+from rnn_cli.tasks.lm.options import (DEFAULT_CELL, DEFAULT_EPOCHS, LADDER, TOKENS_PER_PARAM,
+                                      WORD_LR)
 
 # the parser's values that are not training options (how the CLI itself behaves)
 CLI_ONLY = frozenset({"command", "handler", "corpus", "out", "resume", "task", "json", "quiet",
@@ -108,7 +109,8 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--seq-len", type=positive_int,
                    help=f"T, steps of backpropagation through time (default: {t.seq_len})")
     g.add_argument("--lr", type=finite_float(0.0, True, 1e3),
-                   help=f"learning rate (default: {t.lr:g})")
+                   help=f"learning rate (default: {t.lr:g}; {WORD_LR:g} for a new word-level "
+                        "model with Adam)")
     g.add_argument("--optim", choices=("adam", "sgd", "adagrad", "rmsprop"),
                    help=f"update rule (default: {t.optim})")
     g.add_argument("--clip", type=finite_float(0.0, False),

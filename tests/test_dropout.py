@@ -233,6 +233,7 @@ def _word_cfg(H=256):
 def test_word_defaults_follow_the_tokens_the_run_will_see():
     from rnn_cli.config import TrainConfig
     from rnn_cli.tasks.lm import budget
+    from rnn_cli.tasks.lm.options import WORD_LR
 
     n, B_, T_ = 930_000, 32, 64  # Penn Treebank's training words, the default batch shape
     cfg = _word_cfg()
@@ -246,22 +247,25 @@ def test_word_defaults_follow_the_tokens_the_run_will_see():
 
     # a few hundred steps: the smallest network, light dropout
     out, why, _ = plan(steps=300)
-    assert out == {"hidden": 128, "embed": 128, "dropout": 0.1, "dropout_mask": "locked"}
+    assert out == {"hidden": 128, "embed": 128, "dropout": 0.1, "dropout_mask": "locked",
+                   "lr": WORD_LR}
     assert "0.661 epochs" in why
-    # ten epochs (the default stopping rule): H 256, 2.5+ tokens per parameter
+    # ten epochs: 9.3M tokens train H 384's 0.92M network parameters 10 times
     out, _, _ = plan(epochs=10.0)
-    assert (out["hidden"], out["dropout"]) == (256, 0.4)
-    # forty epochs: a larger H is trained well enough, and needs the most dropout
+    assert (out["hidden"], out["dropout"]) == (384, 0.4)
+    # ... unless no stopping rule was given: the corpus-size H caps it
+    assert plan(epochs=10.0, cap=256)[0]["hidden"] == 256
+    # forty epochs: a larger H, and the most dropout
     out, _, _ = plan(epochs=40.0)
     assert (out["hidden"], out["dropout"]) == (512, 0.5)
-    # ... unless no stopping rule was given: the corpus-size H caps it
-    assert plan(epochs=40.0, cap=256)[0]["hidden"] == 256
     # a time budget: H 256 is timed once, the other sizes scaled by their FLOPs per token
     out, why, called = plan(max_seconds=900.0, rate=20_000.0)
     assert called == [256] and out["hidden"] == 256 and out["dropout"] == 0.5
     assert "20,000 tok/s" in why
-    out, _, _ = plan(max_seconds=900.0, rate=5_000.0)  # a slow machine: fewer epochs
-    assert (out["hidden"], out["dropout"]) == (256, 0.3)
+    out, _, _ = plan(max_seconds=900.0, rate=8_000.0)  # a busy machine: fewer epochs
+    assert (out["hidden"], out["dropout"]) == (256, 0.4)
+    assert plan(max_seconds=900.0, rate=4_000.0)[0]["hidden"] == 128  # fewer still: smaller
+    assert plan(max_seconds=1800.0, rate=20_000.0)[0]["hidden"] == 384
     assert plan(max_seconds=7200.0, rate=20_000.0)[0]["hidden"] == 512
 
 
@@ -269,10 +273,39 @@ def test_word_defaults_leave_given_flags_alone():
     from rnn_cli.config import TrainConfig
     from rnn_cli.tasks.lm import budget
 
-    given = {"hidden": 200, "dropout": 0.2, "dropout_mask": "step"}
+    given = {"hidden": 200, "dropout": 0.2, "dropout_mask": "step", "lr": 1e-3}
     out, _ = budget.word_defaults(_word_cfg(200), TrainConfig(epochs=40.0), 930_000, 32, 64,
                                   given, None)
     assert out == {}
-    out, why = budget.word_defaults(_word_cfg(200), TrainConfig(epochs=40.0), 930_000, 32, 64,
-                                    {"hidden": 200}, None)
-    assert out == {"dropout": 0.5, "dropout_mask": "locked"} and "H 200" in why
+    out, why = budget.word_defaults(_word_cfg(200), TrainConfig(epochs=40.0, optim="sgd"),
+                                    930_000, 32, 64, {"hidden": 200, "optim": "sgd"}, None)
+    assert out == {"dropout": 0.5, "dropout_mask": "locked"} and "H 200" in why  # sgd: its lr
+
+
+def test_word_training_from_the_cli_uses_and_records_the_budget_defaults(tmp_path):
+    """`train --level word` with --max-seconds times H 256 first, says what it chose at -v, and
+    the file records it; explicit flags win."""
+    from rnn_cli import checkpoint
+    from rnn_cli.tasks.lm.options import WORD_LR
+    from test_cli import SHAKESPEARE, rnn
+
+    text = tmp_path / "words.txt"
+    text.write_text(SHAKESPEARE.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    out = tmp_path / "w.npz"
+    proc = rnn("train", text, "--level", "word", "-o", out, "--max-seconds", "3", "-v",
+               "--batch-size", "8", "--seq-len", "16")
+    err = proc.stderr.decode()
+    assert "word defaults by budget: the run will see" in err and "H 256 timed at" in err
+    m = checkpoint.load(str(out))
+    assert (m.cfg.dropout_mask, m.cfg.hidden, m.train_cfg.lr) == ("locked", 128, WORD_LR)
+    assert 0.1 <= m.cfg.dropout <= 0.5
+    proc = rnn("train", text, "--level", "word", "-o", out, "--steps", "2", "--hidden", "16",
+               "--dropout", "0.25", "--dropout-mask", "step", "--lr", "0.01",
+               "--embed-dropout", "0.1", "--weight-drop", "0.2")
+    m = checkpoint.load(str(out))
+    assert (m.cfg.hidden, m.cfg.dropout, m.cfg.dropout_mask, m.train_cfg.lr) == (
+        16, 0.25, "step", 0.01)
+    assert (m.cfg.embed_dropout, m.cfg.weight_drop) == (0.1, 0.2)
+    bad = rnn("train", text, "-o", tmp_path / "c.npz", "--steps", "1", "--embed-dropout", "0.1",
+              check=False)
+    assert bad.returncode == 2 and b"--embed-dropout" in bad.stderr

@@ -18,6 +18,8 @@ is regularised. So for a new word-level model, with the flags given winning:
                 network)
     dropout     by the epochs the run will see at that H, one step more from H 512
                 (`dropout_for`), locked over time (--dropout-mask locked)
+    lr          WORD_LR with Adam (the default optimizer), on the cosine schedule that ends
+                at the budget's end
 
 `-v` prints the choice and the figures behind it. Character level keeps the corpus-size defaults
 of `options.scaled_defaults` (bench/QUALITY.md).
@@ -33,7 +35,8 @@ import numpy as np
 
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.params import param_shapes
-from rnn_cli.tasks.lm.options import DROPOUT_MAX, DROPOUT_STEPS, LADDER, TOKENS_PER_PARAM
+from rnn_cli.tasks.lm.options import (DROPOUT_MAX, DROPOUT_STEPS, LADDER, TOKENS_PER_PARAM,
+                                      WORD_LR)
 
 RATE_H = 256  # the H timed for --max-seconds
 EVAL_SHARE = 0.1  # train.EVAL_BUDGET: validation's share of the wall time
@@ -124,6 +127,8 @@ def word_defaults(cfg: ModelConfig, tcfg: TrainConfig, n_train: int, B: int, T: 
         out["dropout"] = dropout_for(epochs, H)
     if "dropout_mask" not in given:
         out["dropout_mask"] = "locked"
+    if "lr" not in given and tcfg.optim == "adam":
+        out["lr"] = WORD_LR  # a TrainConfig field (the caller splits them)
     notes.append(f"the run will see ~{tok / 1e6:.3g}M tokens = {epochs:.3g} epochs"
                  + (f" at ~{r:,.0f} tok/s" if r else "")
                  + f", {tok / n_core(c):.3g} per network parameter of H {H}")

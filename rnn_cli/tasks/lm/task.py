@@ -72,7 +72,9 @@ class LmTask:
             planned = _plan_word(mcfg, tcfg, train_ids, B, T, given, scaled, device,
                                  word_class, emit)
             scaled.update(planned)
+            train_part = {k: planned.pop(k) for k in ("lr",) if k in planned}
             mcfg = ModelConfig(**{**vars(mcfg), **planned}).validate()
+            tcfg = TrainConfig(**{**vars(tcfg), **train_part}).validate()
         sparse = use_sparse(tcfg.updates, mcfg)
         device = for_model(device, given.get("device", device), mcfg, _warner(emit),
                            training=True, sparse=sparse)
