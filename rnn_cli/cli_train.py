@@ -66,7 +66,7 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
                    help="inverted dropout on the embedding output, between layers and before "
                         "the output layer, during training only (default at word level: by the "
-                        "epochs the run will see, 0.1 below 1 up to 0.5 from 12; at char level "
+                        "epochs the run will see, 0.1 below 1 up to 0.4 from 6; at char level "
                         "0.3 from 500k training tokens, else 0)")
     g.add_argument("--dropout-mask", choices=DROPOUT_MASKS,
                    help="step: a fresh --dropout mask at every time step; locked: one mask per "

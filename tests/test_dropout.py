@@ -253,6 +253,7 @@ def test_word_defaults_follow_the_tokens_the_run_will_see():
     # ten epochs: 9.3M tokens train H 384's 0.92M network parameters 10 times
     out, _, _ = plan(epochs=10.0)
     assert (out["hidden"], out["dropout"]) == (384, 0.4)
+    assert plan(epochs=5.0)[0]["dropout"] == 0.3
     # ... unless no stopping rule was given: the corpus-size H caps it
     assert plan(epochs=10.0, cap=256)[0]["hidden"] == 256
     # forty epochs: a larger H, and the most dropout
@@ -260,7 +261,7 @@ def test_word_defaults_follow_the_tokens_the_run_will_see():
     assert (out["hidden"], out["dropout"]) == (512, 0.5)
     # a time budget: H 256 is timed once, the other sizes scaled by their FLOPs per token
     out, why, called = plan(max_seconds=900.0, rate=20_000.0)
-    assert called == [256] and out["hidden"] == 256 and out["dropout"] == 0.5
+    assert called == [256] and out["hidden"] == 256 and out["dropout"] == 0.4
     assert "20,000 tok/s" in why
     out, _, _ = plan(max_seconds=900.0, rate=8_000.0)  # a busy machine: fewer epochs
     assert (out["hidden"], out["dropout"]) == (256, 0.4)
@@ -279,7 +280,7 @@ def test_word_defaults_leave_given_flags_alone():
     assert out == {}
     out, why = budget.word_defaults(_word_cfg(200), TrainConfig(epochs=40.0, optim="sgd"),
                                     930_000, 32, 64, {"hidden": 200, "optim": "sgd"}, None)
-    assert out == {"dropout": 0.5, "dropout_mask": "locked"} and "H 200" in why  # sgd: its lr
+    assert out == {"dropout": 0.4, "dropout_mask": "locked"} and "H 200" in why  # sgd: its lr
 
 
 def test_word_training_from_the_cli_uses_and_records_the_budget_defaults(tmp_path):
@@ -299,6 +300,11 @@ def test_word_training_from_the_cli_uses_and_records_the_budget_defaults(tmp_pat
     m = checkpoint.load(str(out))
     assert (m.cfg.dropout_mask, m.cfg.hidden, m.train_cfg.lr) == ("locked", 128, WORD_LR)
     assert 0.1 <= m.cfg.dropout <= 0.5
+    info = rnn("info", "-m", out).stdout.decode()
+    assert f"dropout     {m.cfg.dropout:g}, locked masks" in info
+    assert json.loads(rnn("info", "-m", out, "--json").stdout)["regularisers"] == {
+        "dropout": m.cfg.dropout, "dropout_mask": "locked", "embed_dropout": 0.0,
+        "weight_drop": 0.0}
     proc = rnn("train", text, "--level", "word", "-o", out, "--steps", "2", "--hidden", "16",
                "--dropout", "0.25", "--dropout-mask", "step", "--lr", "0.01",
                "--embed-dropout", "0.1", "--weight-drop", "0.2")

@@ -89,7 +89,7 @@ def dropout_for(epochs: float, hidden: int) -> float:
     steps = [r for below, r in DROPOUT_STEPS if epochs < below] + [DROPOUT_MAX]
     rate = steps[0]
     if hidden >= 512:  # a larger network memorises sooner (Zaremba et al. 2014: 0.5 at H 650)
-        rate = min(rate + 0.1, DROPOUT_MAX)
+        rate = min(rate + 0.1, DROPOUT_MAX + 0.1)
     return rate
 
 
