@@ -4,8 +4,8 @@ model's batches): the train/validation split, the batch shape that fits, and the
 What lives here: `split_train_val` (contiguous split, validation = the tail), `fit_batch_shape`
 (shrink batch size, then sequence length, until enough windows fit), `Batches` (B parallel
 contiguous streams walked in windows of T steps, resumable from plain ints) and `sequence_nll`
-(one stream scored in windows of a network with the state carried: validation and `score`). Reading the text
-is `rnn_cli.corpus`'s; the ids come from `rnn_cli.idcache`.
+(one stream scored in windows of a network with the state carried: validation and `score`).
+Reading the text is `rnn_cli.corpus`'s; the ids come from `rnn_cli.idcache`.
 
 Windows (as char-rnn / PyTorch word_language_model `batchify`): with N ids, B streams of length
 L = (N-1)//B; stream b holds ids[b*L : (b+1)*L] and its targets are the same ids shifted by one.
