@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 RNN     = $(VENV)/bin/rnn-cli
 DEMO_MODEL ?= $(VENV)/demo-shakespeare.npz
 
-.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-classify bench-gpu bench-quality bench-parity bench-venv bench-bigcorpus clean-cache clean
+.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-classify bench-gpu bench-quality bench-wordlm bench-parity bench-venv bench-bigcorpus clean-cache clean
 
 # pip's chatter goes to $(PIPLOG); on a failure its last lines are shown and make stops.
 PIPLOG  = $(VENV)/pip.log
@@ -50,6 +50,11 @@ test-slow: venv
 ##                writes bench/QUALITY.md
 bench-quality: venv bench-venv
 	$(PY) bench/quality.py --threads 2 --peer-python $(BENCH_VENV)/bin/python $(QUALITY_ARGS)
+
+## bench-wordlm: the word defaults against PyTorch's word_language_model recipe on PTB, both at
+##               once, 1 thread each, 15 and 30 min (issue 30); appends to bench/WORDLM.md
+bench-wordlm: venv bench-venv
+	$(PY) bench/wordlm.py --peer-python $(BENCH_VENV)/bin/python $(WORDLM_ARGS)
 
 ## bench-bigcorpus: a 2 GB char corpus next to a 10 MB one (id cache build, tok/s, peak RSS);
 ##                  writes bench/results/bigcorpus.md

@@ -13,11 +13,12 @@ import math
 import signal
 import sys
 
-from rnn_cli.config import LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
+from rnn_cli.config import DROPOUT_MASKS, LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
 from rnn_cli.tasks import KINDS
 from rnn_cli.tasks.classify import options as C
-from rnn_cli.tasks.lm.options import DEFAULT_CELL, DEFAULT_EPOCHS
+from rnn_cli.tasks.lm.options import (DEFAULT_CELL, DEFAULT_EPOCHS, LADDER, TOKENS_PER_PARAM,
+                                      WORD_LR)
 
 # the parser's values that are not training options (how the CLI itself behaves)
 CLI_ONLY = frozenset({"command", "handler", "corpus", "out", "resume", "task", "json", "quiet",
@@ -74,9 +75,12 @@ def add_parser(sub, formatter, common) -> None:
                    help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
                         f"(default: {m.activation})")
     g.add_argument("--hidden", type=positive_int,
-                   help="H, hidden units (per direction with --bidirectional) (default: by "
-                        "corpus size: 128 below 100k tokens, 256 below 3M (512 from 500k at "
-                        f"char level), else 512; classify: {C.HIDDEN})")
+                   help="H, hidden units (per direction with --bidirectional) (default at word "
+                        "level: by the tokens the run will see, the largest of "
+                        f"{', '.join(map(str, LADDER))} trained on at least {TOKENS_PER_PARAM:g} "
+                        "tokens per network parameter (docs/training.md); at char level by corpus "
+                        f"size: 128 below 100k tokens, 256 below 500k, else 512; classify: "
+                        f"{C.HIDDEN})")
     g.add_argument("--layers", type=positive_int,
                    help=f"stacked layers (default: {m.layers}; classify: {C.LAYERS})")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
@@ -85,10 +89,22 @@ def add_parser(sub, formatter, common) -> None:
                         f"{'on' if C.BIDIRECTIONAL else 'off'}; --no-bidirectional: forward "
                         "only)")
     g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
-                   help="inverted dropout between layers and before the output layer, during "
-                        "training only (default from 500k training tokens: 0.3 at char level, 0.1 "
-                        f"at word level; else 0; classify: {C.DROPOUT:g}, also on the "
-                        "embeddings)")
+                   help="inverted dropout on the embedding output, between layers and before "
+                        "the output layer, during training only (default at word level: by the "
+                        "epochs the run will see, 0.1 below 1 up to 0.4 from 6; at char level "
+                        f"0.3 from 500k training tokens, else 0; classify: {C.DROPOUT:g}, also "
+                        "on the embeddings)")
+    g.add_argument("--dropout-mask", choices=DROPOUT_MASKS,
+                   help="step: a fresh --dropout mask at every time step; locked: one mask per "
+                        "stream and window, the same at each of its steps (variational dropout, "
+                        "Gal & Ghahramani 2016) (default: locked at word level, step at char "
+                        "level)")
+    g.add_argument("--embed-dropout", type=finite_float(0.0, False, 0.99), metavar="P",
+                   help="drop whole words from the embedding, each vocabulary row once per "
+                        "window (AWD-LSTM's embedding dropout; needs --embed; default: 0)")
+    g.add_argument("--weight-drop", type=finite_float(0.0, False, 0.99), metavar="P",
+                   help="DropConnect on the recurrent weights W_aa, one mask per window "
+                        "(AWD-LSTM's WeightDrop; CPU only; default: 0)")
     g.add_argument("--embed", type=nonneg_int, metavar="E",
                    help="learn an E-wide input embedding (default: 0, one-hot input; "
                         f"classify: {C.EMBED})")
@@ -134,7 +150,8 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--seq-len", type=positive_int,
                    help=f"T, steps of backpropagation through time (default: {t.seq_len})")
     g.add_argument("--lr", type=finite_float(0.0, True, 1e3),
-                   help=f"learning rate (default: {t.lr:g})")
+                   help=f"learning rate (default: {t.lr:g}; {WORD_LR:g} for a new word-level "
+                        "model with Adam)")
     g.add_argument("--optim", choices=("adam", "sgd", "adagrad", "rmsprop"),
                    help=f"update rule (default: {t.optim})")
     g.add_argument("--clip", type=finite_float(0.0, False),

@@ -22,6 +22,7 @@ LR_SCHEDULES = ("cosine", "constant")  # --lr-schedule; the first is the default
 TOKENIZERS = ("words", "space")
 SOFTMAXES = ("full", "classes")
 UPDATES = ("auto", "dense", "sparse")  # --updates; auto: `use_sparse` decides
+DROPOUT_MASKS = ("step", "locked")  # --dropout-mask; the first is what files before it trained
 
 
 def _flag(name: str) -> str:
@@ -62,10 +63,16 @@ class ModelConfig:
     # Added with the class softmax; older files are full-softmax models.
     softmax: str = "full"  # full: softmax over V; classes: P(class) P(word | class), `classes.py`
     classes: int = 0  # C, word classes of the class softmax (0 with the full softmax)
+    # Added with issue 30 (regularisation of word models); the defaults are the earlier behaviour,
+    # so older files load and resume exactly as they trained. All act in training only.
+    dropout_mask: str = "step"  # step: a fresh --dropout mask at every time step; locked: one
+    # mask per stream and window, the same at every step (variational dropout, Gal 2016)
+    embed_dropout: float = 0.0  # drop whole words from the embedding, one draw per window
+    weight_drop: float = 0.0  # DropConnect on W_aa (AWD-LSTM's WeightDrop), one mask per window
 
     def validate(self) -> "ModelConfig":
         for name, choices in (("level", LEVELS), ("cell", CELLS), ("activation", ACTIVATIONS),
-                              ("softmax", SOFTMAXES)):
+                              ("softmax", SOFTMAXES), ("dropout_mask", DROPOUT_MASKS)):
             if getattr(self, name) not in choices:
                 raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}"
                                  f" (got {getattr(self, name)!r})")
@@ -73,6 +80,15 @@ class ModelConfig:
         if not (math.isfinite(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise UsageError(f"--dropout must be in [0, 1) (got {self.dropout})",
                              hint="e.g. --dropout 0.2; 0 turns it off")
+        for name in ("embed_dropout", "weight_drop"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 <= value < 1.0):
+                raise UsageError(f"{_flag(name)} must be in [0, 1) (got {value})",
+                                 hint=f"e.g. {_flag(name)} 0.1; 0 turns it off")
+        if self.embed_dropout and not self.embed:
+            raise UsageError("--embed-dropout drops rows of an embedding: it needs --embed E "
+                             "(or --tie-weights)",
+                             hint="pass --embed, or drop --embed-dropout (one-hot input)")
         if self.embed < 0:
             raise UsageError(f"--embed must be 0 (one-hot input) or positive (got {self.embed})")
         if self.tie_weights and self.embed != self.hidden:

@@ -61,7 +61,8 @@ Events, in order: `on_event(kind, info)`, `info` a dict:
     detail     {"message"}  for a closer look (`-v`): the id cache used, the defaults chosen
                             for this corpus, `--updates auto`'s choice, the GPU's name
     compiling  {}           kernels are compiled or loaded from numba's cache (seconds on a
-                            first run)
+                            first run); a new word-level lm with --max-seconds has a first
+                            pair while its defaults are timed (`tasks/lm/budget.py`)
     compiled   {"seconds"}
     start      what was chosen, before the first step: {"task", "out", "device", "resumed",
                "step" (steps done before), "defaults" (the flags set for this corpus: {name:

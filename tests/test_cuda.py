@@ -347,6 +347,8 @@ NETS = {  # every cell, depth, input kind, tied weights, dropout (masks from the
     "gru-embed-dropout": dict(cell="gru", embed=3, dropout=0.3),
     "gru-2-embed-dropout": dict(cell="gru", layers=2, embed=3, dropout=0.3),  # (the FD check)
     "lstm-2-tied-dropout": dict(cell="lstm", layers=2, embed=H, tie_weights=True, dropout=0.3),
+    # locked masks (1, B, W): repeated over the window's steps on upload (issue 30)
+    "gru-2-embed-locked": dict(cell="gru", layers=2, embed=3, dropout=0.3, dropout_mask="locked"),
 }
 
 

@@ -175,15 +175,22 @@ def resolve(device: str, warn=None) -> str:
 def for_model(device: str, requested: str, cfg, warn=None, training: bool = False,
               sparse: bool = False) -> str:
     """The device for a model: the CUDA kernels run every cell, depth, embedding, tied weights
-    and dropout with the full softmax, updating every row; a class-softmax model, or a run with
-    sparse row updates (`sparse`), runs on the CPU (a notice for --device auto, an error for
-    --device cuda). `training` is kept for the callers' signature."""
+    and dropout (either --dropout-mask) with the full softmax, updating every row; a
+    class-softmax model, a run with sparse row updates (`sparse`), or training with
+    --embed-dropout or --weight-drop, runs on the CPU (a notice for --device auto, an error for
+    --device cuda)."""
     if device != "cuda":
         return device
+    regular = [f for f in ("embed_dropout", "weight_drop") if getattr(cfg, f, 0.0)]
     if getattr(cfg, "softmax", "full") == "classes":
         what, hint = ("runs the full softmax only, this model has --softmax classes",
                       "use --device cpu (or auto), or train with --softmax full")
         notice = "the CUDA kernels have no class softmax (--softmax classes)"
+    elif training and regular:
+        flag = "--" + regular[0].replace("_", "-")
+        what, hint = (f"trains without {flag} (it runs on the CPU)",
+                      f"use --device cpu (or auto), or pass {flag} 0")
+        notice = f"the CUDA trainer has no {flag}"
     elif sparse:
         what, hint = ("updates every row; --updates sparse runs on the CPU",
                       "use --device cpu (or auto), or pass --updates dense")

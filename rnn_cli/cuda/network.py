@@ -177,9 +177,10 @@ class CudaNetwork:
         self._dropping = masks is not None and self.masks is not None
         if self._dropping:
             for dst, m in zip(self.masks, masks):
-                if dst is not None:
-                    dst[:T].copy_to_device(np.ascontiguousarray(m[:T], np.float32),
-                                           stream=self.stream)
+                if dst is not None:  # a locked (1, B, W) mask is repeated over the T steps
+                    host = np.empty(dst[:T].shape, np.float32)  # plain strides (a copy of a
+                    host[...] = m[:T]  # broadcast view may keep stride 0 on a length-1 axis)
+                    dst[:T].copy_to_device(host, stream=self.stream)
 
     def stage(self, x: np.ndarray, y: np.ndarray) -> None:
         """Write x, y (T, B) and x's token order into pinned host memory, for `copy_staged` (the

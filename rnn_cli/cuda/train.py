@@ -136,7 +136,7 @@ class CudaTrainer(Trainer):
         net = self.dnet
         T, R = x.shape[0], x.shape[0] * x.shape[1]
         # dropout masks: drawn from the run's Generator by the CPU network, as a CPU run draws them
-        masks = self.net.draw_masks(self.rng)
+        masks = self.net.draw_masks(self.rng, x)
         with guard("a training step on the GPU"):
             if reset:
                 net.reset_state()
@@ -186,7 +186,7 @@ def warm_up(cfg: ModelConfig) -> float:
         net = CudaNetwork(p, 1, 2, stream)
         x = np.zeros((2, 1), np.int32)
         net.forward(x, x, masks=Network(host, 1, 2, parallel=False).draw_masks(
-            np.random.default_rng(0)))
+            np.random.default_rng(0), x))
         net.backward(g, x, x, 1.0)
         for mode in ("norm", "value"):
             co.clip_gradients(g.flat, 1.0, mode, net.sumsq, net.partials, stream)

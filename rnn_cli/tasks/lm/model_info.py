@@ -69,6 +69,8 @@ def describe(model: Model, path: str) -> dict:
         "layers": cfg.layers,
         "softmax": cfg.softmax,
         "classes": cfg.classes,
+        "regularisers": {"dropout": cfg.dropout, "dropout_mask": cfg.dropout_mask,
+                         "embed_dropout": cfg.embed_dropout, "weight_drop": cfg.weight_drop},
         "parameters": len(model.params),
         "vocab_size": len(vocab),
         "tokenizer": vocab.tokenizer,
@@ -141,4 +143,10 @@ def summary_rows(d: dict) -> list[tuple[str, str]]:
         rows.append(("best val", f"{best:.4f} nats/token, perplexity "
                                  f"{d['best_val_perplexity']:.3f}"
                                  + (f", {bpc:.4f} bits/char" if bpc is not None else "")))
+    r = d["regularisers"]
+    parts = [f"{r['dropout']:g}, {r['dropout_mask']} masks" if r["dropout"] else "",
+             f"embedding rows {r['embed_dropout']:g}" if r["embed_dropout"] else "",
+             f"weight drop {r['weight_drop']:g}" if r["weight_drop"] else ""]
+    if any(parts):  # (training only: nothing is dropped when the model is used)
+        rows.insert(3, ("dropout", "; ".join(p for p in parts if p)))
     return rows

@@ -13,9 +13,10 @@ they run at the machine's GEMM speed. Shape letters as in `kernels/__init__.py`;
 Gated cells (`kernels.gru`, `kernels.lstm`) plug into the same loop: their input terms for all G
 gate blocks are one (T, B, G*H) array exactly like the RNN's, and their kernels store the gates for
 backward. With `--embed E` layer 0 reads a row gather of W_emb through a BLAS product; with
-dropout, the caller passes masks (drawn from the run's Generator by `draw_masks`) to `forward`:
-inverted dropout on the embedding output, on the input of every upper layer and before the output
-layer. The LSTM's cell states ride in the carried state below the hidden states (`state_rows`).
+dropout, the caller passes masks (drawn from the run's Generator by `draw_masks`, `dropout.py`)
+to `forward`: inverted dropout on the embedding output, on the input of every upper layer and
+before the output layer, and DropConnect on W_aa (`--weight-drop`). The LSTM's cell states ride
+in the carried state below the hidden states (`state_rows`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import numpy as np
 
 from rnn_cli.kernels import _jit, blas, cell, class_softmax, embed, gated_gemm, gru, lstm, output
 from rnn_cli.params import Params
+from rnn_cli.tasks.lm.dropout import MaskDrawer, Masks
+from rnn_cli.tasks.lm.windows import sequence_nll  # noqa: F401  (its home before; importers)
 
 ACTIVATIONS = {"tanh": cell.TANH, "relu": cell.RELU}
 RECURRENCES = ("gemm", "loops")
@@ -166,7 +169,10 @@ class Network:
             self.demb = np.zeros((T, B, E), dt)  # (T, B, E)
         # dropout sites: 0 the embedding output (E wide), l = 1..L-1 layer l's input, L the output's
         self.drop = [None] + [np.zeros((T, B, H), dt) for _ in range(L)] if cfg.dropout else None
-        self._masks = None
+        # (L, G*H, H) W_aa * mask of --weight-drop, what the window runs on
+        self.W_drop = np.zeros((L, cfg.gates * H, H), dt) if cfg.weight_drop else ()
+        self._masks: Masks | None = None
+        self._wmask, self._drawer = None, None
 
     def _init_table(self, embed_table: bool | None) -> None:
         """Layer 0's input terms as rows of a (V, G*H) table (`kernels.embed`): W_ax^T for a
@@ -215,62 +221,59 @@ class Network:
         self._gfwd = gfwd
         self._gbwd = lambda *args: bwd(*args, chunks)
 
-    def draw_masks(self, rng: np.random.Generator) -> list | None:
-        """Fresh inverted-dropout masks (values 0 or 1/(1-p)) for the next training window, drawn
-        from `rng` (randomness stays out of the kernels); None without dropout."""
-        p = self.cfg.dropout
-        if not p:
-            return None
-        if getattr(self, "_mask_buf", None) is None:
-            dt = self.params.flat.dtype
-            self._mask_buf = [np.zeros((self.T, self.B, self.cfg.embed), dt) if self.cfg.embed
-                              else None] + [np.zeros((self.T, self.B, self.cfg.hidden), dt)
-                                            for _ in range(self.cfg.layers)]
-        for m in self._mask_buf:
-            if m is not None:
-                rng.random(out=m, dtype=m.dtype)
-                np.greater_equal(m, p, out=m, casting="unsafe")
-                m *= 1.0 / (1.0 - p)
-        return self._mask_buf
+    def draw_masks(self, rng: np.random.Generator, x: np.ndarray | None = None) -> Masks | None:
+        """Masks of --dropout, --embed-dropout, --weight-drop for the next training window x
+        (T, B), drawn from `rng` (`dropout.py`); None without any."""
+        if self._drawer is None:
+            self._drawer = MaskDrawer(self.cfg, self.T, self.B, self.params.flat.dtype)
+        return self._drawer.draw(rng, x)
+
+    def _W_aa(self, layer: int) -> np.ndarray:
+        """Layer `layer`'s W_aa in this window (--weight-drop: W_aa * mask, filled by forward)."""
+        return self.params.W_aa[layer] if self._wmask is None else self.W_drop[layer]
 
     def _cell_forward(self, layer: int, a: np.ndarray, xa: np.ndarray, tab: np.ndarray,
                       x: np.ndarray, T: int) -> None:
         """Layer `layer`'s recurrence over the window; its input terms in xa, or rows of `tab`
         picked by x (layer 0 with the folded table, the BLAS recurrences only)."""
-        cfg, p = self.cfg, self.params
+        cfg, p, W = self.cfg, self.params, self._W_aa(layer)
         if cfg.cell == "rnn":
-            self._fwd(a, xa, tab, x, p.W_aa[layer])
+            self._fwd(a, xa, tab, x, W)
         elif cfg.cell == "gru":
-            self._gfwd(a, self.gates[layer][:T], xa, tab, x, p.W_aa[layer], p.b_hn[layer])
+            self._gfwd(a, self.gates[layer][:T], xa, tab, x, W, p.b_hn[layer])
         else:
             L = cfg.layers
             c = self.c[layer][:T + 1]
             c[0] = self.state[L + layer]
-            self._gfwd(a, c, self.gates[layer][:T], xa, tab, x, p.W_aa[layer])
+            self._gfwd(a, c, self.gates[layer][:T], xa, tab, x, W)
             self.state[L + layer] = c[T]
 
     def _cell_backward(self, grads: Params, layer: int, a, dz, da, T: int) -> np.ndarray:
         """dz (input-term gradient) from da; returns the gradient of the recurrent products."""
-        cfg, p = self.cfg, self.params
+        cfg, W = self.cfg, self._W_aa(layer)
         if cfg.cell == "rnn":
-            self._bwd(dz, self.dnext, da, a, p.W_aa[layer])
+            self._bwd(dz, self.dnext, da, a, W)
             return dz
         if cfg.cell == "gru":
             dhh = self.dhh[:T]
-            self._gbwd(dz, dhh, self.dnext, da, a, self.gates[layer][:T], p.W_aa[layer])
+            self._gbwd(dz, dhh, self.dnext, da, a, self.gates[layer][:T], W)
             H = cfg.hidden
             np.sum(dhh[:, :, 2 * H:], axis=(0, 1), out=grads.b_hn[layer])
             return dhh
         self._gbwd(dz, self.dnext, self.dcnext, da, self.c[layer][:T + 1], self.gates[layer][:T],
-                   p.W_aa[layer])
+                   W)
         return dz
+
+    def _mask(self, site: int) -> np.ndarray | None:  # (T|1, B, W), None: not dropped
+        return None if self._masks is None else self._masks[site]
 
     def _dropped(self, site: int, a: np.ndarray, T: int) -> np.ndarray:
         """a (T, B, W) times this window's mask at `site` (a itself without dropout)."""
-        if self._masks is None:
+        m = self._mask(site)
+        if m is None:
             return a
         out = self.drop[site][:T] if site else a
-        np.multiply(a, self._masks[site][:T], out=out)
+        np.multiply(a, m[:T], out=out)
         return out
 
     def reset_state(self) -> None:
@@ -290,12 +293,14 @@ class Network:
         self._T = T
         xa = self.xa[:T]
         below = None
-        self._masks = masks if self.cfg.dropout else None
+        self._masks, self._wmask = masks, getattr(masks, "weights", None)
+        for W, w, m in zip(self.W_drop, p.W_aa, self._wmask or ()):
+            np.multiply(w, m, out=W)
         for layer in range(self.cfg.layers):
             a = self.a[layer][:T + 1]
             a[0] = self.state[layer]
             tab = self.no_table
-            if layer == 0 and self.use_table and (self._masks is None or not self.cfg.embed):
+            if layer == 0 and self.use_table and self._mask(0) is None:
                 self._tabled = True
                 if not (self.frozen and self.table_builds):
                     self._build_table()
@@ -362,8 +367,8 @@ class Network:
         """Gradients of `scale * sum(nll)` of the last forward window, written into `grads`."""
         p, T = self.params, self._T
         R, H, GH = T * self.B, self.cfg.hidden, self.cfg.gates * self.cfg.hidden
-        L, masks = self.cfg.layers, self._masks
-        top = (self.drop[L] if masks is not None else self.a[-1][1:])[:T].reshape(R, H)
+        L = self.cfg.layers
+        top = (self.drop[L] if self._mask(L) is not None else self.a[-1][1:])[:T].reshape(R, H)
         da, dz = self.da[:T], self.dz[:T]
         if self.classes:
             self._class_backward(grads, top, y, scale, R)
@@ -373,13 +378,15 @@ class Network:
             self._matmul(grads.W_ya, dlogits, top, trans_a=True)
             np.sum(dlogits, axis=0, out=grads.b_y)
             self._matmul(da.reshape(R, H), dlogits, p.W_ya)
-        if masks is not None:
-            da *= masks[L][:T]
+        if self._mask(L) is not None:
+            da *= self._mask(L)[:T]
         for layer in range(self.cfg.layers - 1, -1, -1):
             a = self.a[layer][:T + 1]
             dhh = self._cell_backward(grads, layer, a, dz, da, T)
             dz2 = dz.reshape(R, GH)
             self._matmul(grads.W_aa[layer], dhh.reshape(R, GH), a[:T].reshape(R, H), trans_a=True)
+            if self._wmask is not None:
+                grads.W_aa[layer] *= self._wmask[layer]  # d(W * m)/dW = m
             if layer == 0 and self._tabled:
                 dM = self.dtable
                 dM[...] = 0.0
@@ -399,8 +406,8 @@ class Network:
                 np.sum(dz2, axis=0, out=grads.b_a[0])
                 de = self.demb[:T]
                 self._matmul(de.reshape(R, E), dz2, p.W_ax)
-                if masks is not None:
-                    de *= masks[0][:T]
+                if self._mask(0) is not None:
+                    de *= self._mask(0)[:T]
                 if not (self.cfg.tie_weights or self.zeroed_rows):  # tied: adds onto W_ya's
                     grads.W_emb[...] = 0.0
                 embed.embed_backward(grads.W_emb, de, x)
@@ -410,35 +417,11 @@ class Network:
                 grads.b_a[0] = 0.0
                 cell.gather_input_backward(grads.W_ax, grads.b_a[0], dz, x)
             else:
-                below = (self.drop[layer] if masks is not None else self.a[layer - 1][1:])
+                below = (self.drop[layer] if self._mask(layer) is not None
+                         else self.a[layer - 1][1:])
                 np.sum(dz2, axis=0, out=grads.b_a[layer])
                 self._matmul(grads.W_ax_up[layer - 1], dz2, below[:T].reshape(R, H), trans_a=True)
                 self._matmul(da.reshape(R, H), dz2, p.W_ax_up[layer - 1])
-                if masks is not None:
-                    da *= masks[layer][:T]
+                if self._mask(layer) is not None:
+                    da *= self._mask(layer)[:T]
 
-
-def sequence_nll(net: Network, ids: np.ndarray, start_id: int, out: np.ndarray | None = None,
-                 reset: bool = True, total: float = 0.0) -> float:
-    """Sum over i of -log P(ids[i] | start, ids[:i]) for one stream (net.B must be 1).
-
-    The first input is `start_id` (the end-of-line symbol, or -1 for the zero vector), then the ids
-    themselves; windows of `net.T` with the state carried, so the result does not depend on T.
-    `out` (len(ids),) float64 receives the per-token nll. This is the validation loss, and `score`.
-    `total`: a sum to continue (with reset=False, scoring a sequence in consecutive parts).
-    """
-    if reset:
-        net.reset_state()
-    n, pos, prev = ids.shape[0], 0, start_id
-    while pos < n:
-        T = min(net.T, n - pos)
-        x, y = net.x_buf[:T], net.y_buf[:T]
-        x[0, 0] = prev
-        x[1:, 0] = ids[pos:pos + T - 1]
-        y[:, 0] = ids[pos:pos + T]
-        total += net.forward(x, y)
-        if out is not None:
-            out[pos:pos + T] = net.nll[:T]
-        prev = ids[pos + T - 1]
-        pos += T
-    return total

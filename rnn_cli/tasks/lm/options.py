@@ -7,7 +7,7 @@ from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.errors import UsageError
 
 ARCH = ("level", "cell", "activation", "hidden", "layers", "dropout", "embed", "tie_weights",
-        "softmax", "classes")
+        "softmax", "classes", "dropout_mask", "embed_dropout", "weight_drop")
 VOCAB_FLAGS = {"vocab_size": "vocab_max", "min_count": "min_count", "lower": "lower",
                "tokenizer": "tokenizer"}
 TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optim", "clip", "clip_mode", "steps", "epochs",
@@ -17,6 +17,14 @@ READ_FLAGS = ("encoding", "errors")  # how CORPUS (and --valid, --test) are deco
 OPTIONS = frozenset(ARCH + TRAIN_FLAGS + tuple(VOCAB_FLAGS) + READ_FLAGS)
 DEFAULT_EPOCHS = 10  # when no stopping rule is given
 DEFAULT_CELL = "gru"  # what `rnn-cli train` uses without --cell (README "Cells, layers and ...")
+# Word-level defaults by budget (`budget.py`, docs/training.md "What train picks"):
+LADDER = (128, 256, 384, 512)  # H candidates of a word model (larger ones were not measured)
+TOKENS_PER_PARAM = 10.0  # the least a run must train per network parameter for its H to be chosen
+# dropout by epochs seen: (fewer than this many epochs, rate); from the last on: DROPOUT_MAX
+# (bench/WORDLM.md: 0.5 from 12 epochs held the 30-minute H 256 run back, 0.4 is the rate now)
+DROPOUT_STEPS = ((1.0, 0.1), (3.0, 0.2), (6.0, 0.3))
+DROPOUT_MAX = 0.4
+WORD_LR = 8e-3  # Adam's rate of a new word model (issue 30: 2e-3 learned far slower on PTB)
 
 
 def scaled_defaults(level: str, n_train: int, given: dict) -> dict:

@@ -6,6 +6,7 @@ go out as events (`emit`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -67,6 +68,13 @@ class LmTask:
                                                    given.get("classes"), train_ids, len(vocab))
             scaled.update(scaled_sm)
         mcfg = ModelConfig(**{**vars(mcfg), **scaled, "vocab_size": len(vocab)}).validate()
+        if resumed is None and mcfg.level == "word":
+            planned = _plan_word(mcfg, tcfg, train_ids, B, T, given, scaled, device,
+                                 word_class, emit)
+            scaled.update(planned)
+            train_part = {k: planned.pop(k) for k in ("lr",) if k in planned}
+            mcfg = ModelConfig(**{**vars(mcfg), **planned}).validate()
+            tcfg = TrainConfig(**{**vars(tcfg), **train_part}).validate()
         sparse = use_sparse(tcfg.updates, mcfg)
         device = for_model(device, given.get("device", device), mcfg, _warner(emit),
                            training=True, sparse=sparse)
@@ -193,6 +201,32 @@ class LmRun:
 
     def save(self, path: str, with_resume: bool = True) -> None:
         checkpoint.save(self.trainer.to_model(with_resume=with_resume), path)
+
+
+def _plan_word(mcfg, tcfg, train_ids, B, T, given, scaled, device, word_class, emit) -> dict:
+    """The word defaults by budget (`budget.py`); with --max-seconds on the CPU the kernels are
+    compiled first and a few steps timed (inside a compiling/compiled pair of events)."""
+    from rnn_cli.tasks.lm import budget
+
+    timed = []
+
+    def rate_of(cfg):
+        emit("compiling", {})
+        t0 = time.perf_counter()
+        warm_up(cfg)
+        rate = budget.measure_rate(cfg, word_class, B, T, train_ids)
+        emit("compiled", {"seconds": time.perf_counter() - t0})
+        timed.append(rate)
+        return rate
+
+    explicit = any(k in given for k in ("steps", "epochs", "max_seconds"))
+    planned, why = budget.word_defaults(
+        mcfg, tcfg, len(train_ids), B, T, given, rate_of if device == "cpu" else None,
+        cap=None if explicit else scaled.get("hidden", mcfg.hidden))
+    emit("detail", {"message": "word defaults by budget: " + why
+                               + (f" (H {budget.RATE_H} timed at {timed[0]:,.0f} tok/s)"
+                                  if timed else "")})
+    return planned
 
 
 def _extra_ids(path, vocab, encoding, errors, emit, what):

@@ -55,7 +55,7 @@ def warm_up(cfg: ModelConfig, sparse: bool = False) -> float:
         net = Network(p, 1, 2, parallel=True, embed_table=table)
         if classes:  # the builds the real network (C = cfg.classes) will pick
             net.use_class_kernels(parallel_class_kernels(cfg.classes, net.threads))
-        net.forward(x, x, net.draw_masks(np.random.default_rng(0)))
+        net.forward(x, x, net.draw_masks(np.random.default_rng(0), x))
         net.backward(g, x, x, 1.0)
     clip_gradients(g.flat, 1.0, "norm")
     clip_gradients(g.flat, 1.0, "value")
@@ -157,7 +157,7 @@ class Trainer:
         if reset:
             self.net.reset_state()
         R = x.shape[0] * x.shape[1]
-        loss = self.net.forward(x, y, self.net.draw_masks(self.rng)) / R
+        loss = self.net.forward(x, y, self.net.draw_masks(self.rng, x)) / R
         self.net.backward(self.grads, x, y, 1.0 / R)
         if self.rows is None:
             clip_gradients(self.grads.flat, tcfg.clip, tcfg.clip_mode)

@@ -2,9 +2,10 @@
 model's batches): the train/validation split, the batch shape that fits, and the windows.
 
 What lives here: `split_train_val` (contiguous split, validation = the tail), `fit_batch_shape`
-(shrink batch size, then sequence length, until enough windows fit) and `Batches` (B parallel
-contiguous streams walked in windows of T steps, resumable from plain ints). Reading the text
-is `rnn_cli.corpus`'s; the ids come from `rnn_cli.idcache`.
+(shrink batch size, then sequence length, until enough windows fit), `Batches` (B parallel
+contiguous streams walked in windows of T steps, resumable from plain ints) and `sequence_nll`
+(one stream scored in windows of a network with the state carried: validation and `score`).
+Reading the text is `rnn_cli.corpus`'s; the ids come from `rnn_cli.idcache`.
 
 Windows (as char-rnn / PyTorch word_language_model `batchify`): with N ids, B streams of length
 L = (N-1)//B; stream b holds ids[b*L : (b+1)*L] and its targets are the same ids shifted by one.
@@ -150,3 +151,29 @@ class Batches:
             raise CorpusError(f"the saved batch position (epoch {epoch}, window {position}) is "
                               "out of range", hint="the checkpoint may be damaged")
         self.epoch, self.position = epoch, position
+
+
+def sequence_nll(net, ids: np.ndarray, start_id: int, out: np.ndarray | None = None,
+                 reset: bool = True, total: float = 0.0) -> float:
+    """Sum over i of -log P(ids[i] | start, ids[:i]) for one stream (net.B must be 1).
+
+    The first input is `start_id` (the end-of-line symbol, or -1 for the zero vector), then the ids
+    themselves; windows of `net.T` with the state carried, so the result does not depend on T.
+    `out` (len(ids),) float64 receives the per-token nll. This is the validation loss, and `score`.
+    `total`: a sum to continue (with reset=False, scoring a sequence in consecutive parts).
+    """
+    if reset:
+        net.reset_state()
+    n, pos, prev = ids.shape[0], 0, start_id
+    while pos < n:
+        T = min(net.T, n - pos)
+        x, y = net.x_buf[:T], net.y_buf[:T]
+        x[0, 0] = prev
+        x[1:, 0] = ids[pos:pos + T - 1]
+        y[:, 0] = ids[pos:pos + T]
+        total += net.forward(x, y)
+        if out is not None:
+            out[pos:pos + T] = net.nll[:T]
+        prev = ids[pos + T - 1]
+        pos += T
+    return total
