@@ -78,6 +78,7 @@ class ReadReport:
     longest: tuple[int, int] = (0, 0)  # (tokens, line)
     skipped: dict[str, int] = dc_field(default_factory=dict)
     warnings: dict[str, list] = dc_field(default_factory=dict)
+    info: dict = dc_field(default_factory=dict)  # read_tagged: {"name", "bytes", "sha256"}
 
     def skip(self, kind: str) -> None:
         self.skipped[kind] = self.skipped.get(kind, 0) + 1
@@ -280,12 +281,12 @@ def parse_raw(lines: Iterable[str], *, tokenizer: str = "space",
 
 # -------------------------------------------------------------------------- files
 def read_tagged(path: str, *, fmt: str | None = None, column: int | None = None,
-                field: str | None = None, encoding: str = "utf-8", stdin=None
-                ) -> tuple[list[Sentence], ReadReport]:
+                field: str | None = None, encoding: str = "utf-8", errors: str = "strict",
+                stdin=None) -> tuple[list[Sentence], ReadReport]:
     """Every tagged sentence of `path` ('-': standard input) and the report. fmt "conll" or
     "conllu", or None: sniffed (`looks_like`). `column` applies to column files only, `field` to
     CoNLL-U only (UsageError otherwise). CorpusError when there is no tagged sentence."""
-    text, info = read_text(path, encoding, stdin=stdin)
+    text, info = read_text(path, encoding, errors, stdin=stdin)
     name = info["name"]
     fmt = fmt or looks_like(text[:SNIFF_CHARS])
     if fmt is None:
@@ -297,7 +298,7 @@ def read_tagged(path: str, *, fmt: str | None = None, column: int | None = None,
     if fmt == "conll" and field is not None:
         raise UsageError(f"--field applies to CoNLL-U files; {name} is a CoNLL column file",
                          hint="pick its tag column with --column N")
-    report = ReadReport(name, fmt)
+    report = ReadReport(name, fmt, info=dict(info))
     lines = text.split("\n")
     if lines[-1] == "":  # the end of the last line, not a blank line
         lines.pop()
