@@ -11,7 +11,8 @@ import pytest
 import rnn_cli
 from rnn_cli import checkpoint
 from rnn_cli.errors import ModelFileError, UsageError
-from rnn_cli.tasks.tag import Tagger, TagRun
+from rnn_cli.tasks.tag.run import TagRun
+from rnn_cli.tasks.tag.tagger import Tagger
 
 FILLER = "the a saw met in at with and then said today was big".split()
 PER = [["Harry", "Potter"], ["Ada"], ["Teddy", "Roosevelt"], ["Hermione", "Granger"]]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnn_cli.tasks.tag.reader import Sentence
-from rnn_cli.tasks.tag.tagset import TagSet
+from rnn_cli.tasks.tag.tagset import TagSet, is_valid, repair
 from rnn_cli.vocab import EOS, UNK, Vocab
 
 _SPECIAL = {"<unk>", "<eos>", UNK, EOS}  # word-level symbols of their own (vocab.py)
@@ -146,3 +146,19 @@ def encode(sentences: list[Sentence], words: Vocab, chars: Vocab, tagset: TagSet
     type_chars = chars.encode("".join(types))[0] if types else np.zeros(0, np.int32)
     return TagData(list(sentences), offsets, wids, tids, tags, type_chars, type_offsets,
                    int(np.count_nonzero(wids == unk)), dict(unseen))
+
+
+def loss_tags(sentences: list[Sentence], tagset: TagSet) -> list[list[str]] | None:
+    """The gold tags a loss reads: each sequence the scheme forbids replaced by the valid one
+    with the same entities (`tagset.repair`, as training does; a CRF would give a forbidden
+    transition a loss of ~1e30), the others as they are; None when nothing changes."""
+    if tagset.scheme == "none":
+        return None
+    out, changed = [], False
+    for s in sentences:
+        if s.tags is not None and not is_valid(s.tags, tagset.scheme):
+            out.append(repair(s.tags, tagset.scheme))
+            changed = True
+        else:
+            out.append(s.tags)
+    return out if changed else None

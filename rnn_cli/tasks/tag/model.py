@@ -43,6 +43,7 @@ from rnn_cli.encoder import GATES, Buffers, Encoder, EncoderSpec
 from rnn_cli.errors import UsageError
 from rnn_cli.kernels import crf, embed, token_softmax
 from rnn_cli.params import ParamSet
+from rnn_cli.tasks.tag import options as O
 from rnn_cli.tasks.tag.data import Batch
 from rnn_cli.tasks.tag.metrics import TagScorer
 from rnn_cli.tasks.tag.tagset import SCHEMES, TagSet
@@ -63,17 +64,18 @@ def char_groups(clens: np.ndarray) -> list[tuple[int, int]]:
 class TagConfig:
     """The tagger's architecture, stored in its model file (meta.model)."""
 
-    cell: str = "lstm"  # of both encoders
-    hidden: int = 128  # H per direction, word encoder
-    layers: int = 1
-    bidirectional: bool = True
-    embed: int = 100  # E, word embeddings
-    char_embed: int = 32  # Ec
-    char_hidden: int = 32  # Hc per direction of the character encoder (0: none)
-    dropout: float = 0.33
-    crf: bool = False
-    lower: bool = False  # word embeddings of lower-cased words (characters keep the case)
-    max_len: int = 0  # training sentences cut to this many tokens (0: none); never at tag time
+    cell: str = O.CELL  # of both encoders
+    hidden: int = O.HIDDEN  # H per direction, word encoder
+    layers: int = O.LAYERS
+    bidirectional: bool = O.BIDIRECTIONAL
+    embed: int = O.EMBED  # E, word embeddings
+    char_embed: int = O.CHAR_EMBED  # Ec
+    char_hidden: int = O.CHAR_HIDDEN  # Hc per direction of the character encoder (0: none)
+    dropout: float = O.DROPOUT
+    crf: bool = O.CRF
+    lower: bool = O.LOWER  # word embeddings of lower-cased words (characters keep the case)
+    max_len: int = O.MAX_LEN  # training sentences cut to this many tokens (0: none); never at
+    #                           tag time
     activation: str = "tanh"  # the rnn cell's g
     scheme: str = "none"  # the tag scheme (tagset.SCHEMES), from the training tags
 

@@ -24,7 +24,7 @@ from rnn_cli.errors import UsageError
 from rnn_cli.params import ParamSet
 from rnn_cli.taskfile import TaskModel, load_task, save_task
 from rnn_cli.tasks.fit import Fit, FitConfig
-from rnn_cli.tasks.tag import data as tagdata
+from rnn_cli.tasks.tag import data as tagdata, options as O
 from rnn_cli.tasks.tag.model import FORMAT, TagConfig, TaggerNet
 from rnn_cli.tasks.tag.reader import Sentence, read_tagged
 from rnn_cli.tasks.tag.tagset import TagSet, is_valid, repair
@@ -34,9 +34,7 @@ DATA_OPTIONS = ("valid", "test", "val_frac", "column", "field", "encoding", "err
 MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(TagConfig) if f.name != "scheme")
 FIT_OPTIONS = tuple(f.name for f in dataclasses.fields(FitConfig))
 OPTIONS = frozenset(DATA_OPTIONS + MODEL_OPTIONS + FIT_OPTIONS)
-DEFAULTS = {"epochs": 20.0, "patience": 5, "lr": 2e-3, "batch_size": 16}  # bench/TAG.md
-MIN_COUNT = 2  # words seen once are <UNK> in training: <UNK> gets trained (characters remain)
-VAL_FRAC = 0.1
+DEFAULTS = {"epochs": O.EPOCHS, "patience": O.PATIENCE, "lr": O.LR, "batch_size": O.BATCH_SIZE}
 
 
 def _options(options: dict) -> tuple[dict, dict, dict]:
@@ -98,15 +96,12 @@ class TagRun:
                              hint="pick the tag column with --column N (or --field for CoNLL-U)")
         cfg = TagConfig(**model_opts, scheme=tagset.scheme).validate()
         fcfg = _fit_config(fit_opts, {}, tagset.scheme)
-        words = tagdata.build_word_vocab(sents, cfg.lower, data_opts.get("min_count", MIN_COUNT),
+        words = tagdata.build_word_vocab(sents, cfg.lower,
+                                         data_opts.get("min_count", O.MIN_COUNT),
                                          data_opts.get("vocab_size"))
         chars = tagdata.build_char_vocab(sents)
         net = TaggerNet(cfg, len(words), len(chars), tagset.tags, parallel=parallel)
         net.init(np.random.default_rng(fcfg.seed))
-        notices.append(("notice", f"{info['name']}: {len(sents):,} training sentences, "
-                                  f"{sum(len(s.tokens) for s in sents):,} tokens, "
-                                  f"{len(tagset)} tags ({_scheme_words(tagset.scheme)}); "
-                                  f"{len(words) - 2:,} words, {len(chars) - 1:,} characters"))
         settings = {"corpus": info, **data_opts}
         return cls._assemble(net, {"word": words, "char": chars}, sents, valid, test, fcfg,
                              settings, notices, None)
@@ -171,7 +166,8 @@ class TagRun:
         for name, part in (("valid", valid), ("test", test)):
             if not part:
                 continue
-            data[name] = enc = tagdata.encode(part, vocabs["word"], vocabs["char"], ts)
+            data[name] = enc = tagdata.encode(part, vocabs["word"], vocabs["char"], ts,
+                                              tagdata.loss_tags(part, ts))
             if enc.unseen_tags:
                 n = sum(enc.unseen_tags.values())
                 notices.append(("warning", f"{n:,} {name} token(s) have a tag the model never "
@@ -225,7 +221,7 @@ class TagRun:
 
 
 def _scheme_words(scheme: str) -> str:
-    return "no chunk scheme" if scheme == "none" else f"{scheme} entity tags"
+    return "no entity scheme" if scheme == "none" else f"{scheme} entity tags"
 
 
 def _fit_config(given: dict, stored: dict, scheme: str) -> FitConfig:
@@ -235,7 +231,9 @@ def _fit_config(given: dict, stored: dict, scheme: str) -> FitConfig:
     fcfg = FitConfig(**{**base, **stored, **given}).validate()
     if fcfg.metric not in metrics_of(scheme):
         raise UsageError(f"--metric {fcfg.metric}: a tagger with {_scheme_words(scheme)} "
-                         f"measures {', '.join(metrics_of(scheme))}")
+                         f"measures {', '.join(metrics_of(scheme))}",
+                         hint="entity precision, recall and F1 need BIO, IOB1 or BIOES tags; "
+                              "pass --metric accuracy")
     return fcfg
 
 
@@ -250,7 +248,7 @@ def _read_all(train: str, opts: dict, seed: int, stdin):
         valid, rep = read_tagged(opts["valid"], **kw)
         notices += [("warning", m) for m in rep.messages()]
     else:
-        frac = opts.get("val_frac", VAL_FRAC)
+        frac = opts.get("val_frac", O.VAL_FRAC)
         if not 0.0 <= frac <= 0.5:
             raise UsageError(f"--val-frac must be in [0, 0.5] (got {frac})")
         sents, valid = split(sents, frac, seed)

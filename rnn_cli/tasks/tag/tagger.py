@@ -18,10 +18,12 @@ each sentence as soon as it is read. Sentences are never cut (`--max-len` is tra
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 from rnn_cli.errors import UsageError
+from rnn_cli.store import resolve_model_path
 from rnn_cli.taskfile import TaskModel, load_task
 from rnn_cli.tasks.tag import data as tagdata
 from rnn_cli.tasks.tag.metrics import TagScorer
@@ -64,9 +66,37 @@ class Tagger:
         self.scheme = self.tagset.scheme
 
     @classmethod
-    def load(cls, path: str, parallel: bool = True) -> "Tagger":
-        """Read and validate a tagger's model file (another kind: the one-line error)."""
-        return cls(load_task(path, FORMAT), parallel)
+    def load(cls, path: str | os.PathLike | None = None, *, threads: int | None = None,
+             parallel: bool = True) -> "Tagger":
+        """Read and validate a tagger's model file (None: the stored tagger,
+        $RNN_CLI_HOME/tag.npz); a file of another kind is the one-line ModelFileError naming
+        the command for it. threads: CPU threads of the compiled kernels (process-wide; None:
+        all cores)."""
+        from rnn_cli.kernels import _jit
+
+        if threads:
+            _jit.set_threads(threads)
+        where = resolve_model_path(os.fspath(path) if path is not None else None, None, "tag")
+        tagger = cls(load_task(where, FORMAT), parallel)
+        tagger.path = where
+        return tagger
+
+    def __repr__(self) -> str:
+        c = self.cfg
+        chars = f" + characters {c.char_hidden}x2" if c.char_hidden else ""
+        return (f"rnn_cli.Tagger({getattr(self, 'path', None)!r}: {len(self.tags)} tags "
+                f"({self.scheme}), words{chars} -> {'bi' if c.bidirectional else ''}{c.cell} "
+                f"{c.layers} x {c.hidden} -> {'crf' if c.crf else 'softmax'})")
+
+    @property
+    def column(self) -> int | None:
+        """The tag column of the training file (`--column`), read the same way by default."""
+        return self.model.train.get("column")
+
+    @property
+    def field(self) -> str | None:
+        """The CoNLL-U field the model was trained on (`--field`)."""
+        return self.model.train.get("field")
 
     # ------------------------------------------------------------------ tagging
     def _tag_block(self, sents: list[Sentence], probs: bool) -> list[Tagged]:
@@ -120,15 +150,20 @@ class Tagger:
         `metrics.TagScorer`'s summary (sentences, tokens, accuracy, unseen_tags; for a chunk
         scheme entities, per_type, non_chunk_tags, invalid_sentences), loss (mean per scored
         token), unknown_words, and the read report's warnings."""
+        strict = column is not None or field is not None  # given here, not the model's
+        column = column if column is not None else self.column
+        field = field if field is not None else self.field
         if isinstance(source, str):
             sents, report = read_tagged(source, fmt=fmt, column=column, field=field,
-                                        encoding=encoding, errors=errors, stdin=stdin)
+                                        encoding=encoding, errors=errors, stdin=stdin,
+                                        strict=strict)
         else:
             report = ReadReport("<lines>", fmt or "conll")
             parse = parse_conllu if fmt == "conllu" else parse_conll
             kw = {"field": field} if fmt == "conllu" else {"column": column}
             sents = list(parse(source, name=report.name, report=report, **kw))
-        data = tagdata.encode(sents, self.words, self.chars, self.tagset)
+        data = tagdata.encode(sents, self.words, self.chars, self.tagset,
+                              tagdata.loss_tags(sents, self.tagset))
         paths, _, (total, n) = self.net.run_all(data, loss=True)
         scorer = TagScorer(self.scheme, known=self.tags)
         for s, path in zip(sents, paths):
@@ -137,3 +172,4 @@ class Tagger:
         out.update(loss=total / n if n else float("nan"), unknown_words=data.unknown_words,
                    warnings=report.messages(), name=report.name)
         return out
+
