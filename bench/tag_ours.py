@@ -27,7 +27,7 @@ def main(argv=None):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(a.threads)  # as `rnn-cli --threads` sets them: before numpy
     import rnn_cli
-    from rnn_cli.tasks.tag import Tagger
+    from rnn_cli.tasks.tag.tagger import Tagger
 
     opts = json.loads(a.opts)
     if a.seconds:  # the same minutes as the peer: time is the only stopping rule

@@ -9,7 +9,9 @@ The same network as `rnn_cli/tasks/tag/model.py`, written the usual PyTorch way:
     dropout between layers) -> dropout -> nn.Linear -> softmax cross-entropy (mean per token)
     or --crf: a linear-chain CRF (forward algorithm; loss = sum over sentences / tokens)
 
-The same data handling (words seen once are <UNK>, characters seen once are <UNK>), the same
+The same sizes as rnn-cli's defaults (rnn_cli/tasks/tag/options.py), the same data handling
+(lower-cased words for the word embedding; words seen once are <UNK>, characters seen once are
+<UNK>), the same
 batches (pools of 50 batches sorted by length, shuffled), Adam with the same learning rate,
 cosine schedule over the time budget, gradient-norm clipping at 5, validation at each epoch's
 end keeping the best parameters by the same metric, and the same decoding: Viterbi over the
@@ -41,12 +43,13 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--embed", type=int, default=100)
-    p.add_argument("--char-embed", type=int, default=32)
-    p.add_argument("--char-hidden", type=int, default=32)
+    p.add_argument("--char-embed", type=int, default=50)
+    p.add_argument("--char-hidden", type=int, default=100)
     p.add_argument("--dropout", type=float, default=0.33)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lower", action="store_true")
+    p.add_argument("--lower", action=argparse.BooleanOptionalAction, default=True,
+                   help="the word embedding of the lower-cased word (as ours by default)")
     p.add_argument("--crf", action="store_true")
     p.add_argument("--seed", type=int, default=1234)
     return p.parse_args(argv)

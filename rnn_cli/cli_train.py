@@ -32,9 +32,9 @@ def add_parser(sub, formatter, common) -> None:
                                    "and save it (atomically) as one .npz file: a language model "
                                    "of the running text, (--task classify) a classifier of "
                                    "labelled lines, or (--task tag) a tagger of the tokens of "
-                                   "CoNLL column or CoNLL-U files. A flag names its task when only one task "
-                                   "reads it; the defaults are the language model's unless a "
-                                   "task's are named.")
+                                   "CoNLL column or CoNLL-U files. A flag names its task when "
+                                   "only one task reads it; the defaults are the language "
+                                   "model's unless a task's are named.")
     p.set_defaults(handler=run)
     p.add_argument("corpus", metavar="CORPUS",
                    help="UTF-8 text file, or - for standard input; a language model's of any "
@@ -201,8 +201,8 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--test", metavar="FILE",
                    help="at the end, report the loss and perplexity of the best model on FILE "
                         "(test_loss, test_ppl in --json); classify: its accuracy and macro-F1 "
-                        "(test_accuracy, test_macro_f1, test_metrics); tag: its token accuracy and, "
-                        "for entity tags, entity precision / recall / F1 (test_f1, ...)")
+                        "(test_accuracy, test_macro_f1, test_metrics); tag: its token accuracy "
+                        "and, for entity tags, entity precision / recall / F1 (test_f1, ...)")
     g.add_argument("--metric", metavar="NAME",
                    help="the validation metric that picks the model kept: classify "
                         f"{', '.join(C.METRICS)} (default: {C.METRICS[0]}); tag "

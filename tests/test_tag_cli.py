@@ -234,7 +234,7 @@ def _train(tmp_path, text: bytes | str, *extra):
 @pytest.mark.parametrize("text,needles", [
     ("Ada\tB-PER\nmet\tO\tx\n\n", ("line 2: 3 columns where the lines above have 2",)),
     ("Ada\tB-PER\nmet\n\n", ("line 2: the token 'met' has no tag",)),
-    ("Ada\tB PER\nmet\tO\n\n", ("line 1: the token 'Ada' has a tag that contains a space, 'B PER'",)),
+    ("Ada\tB PER\nmet\tO\n\n", ("line 1: the token 'Ada' has a tag that contains a space",)),
     ("Ada\tO\nmet\tO\n\n", ("every token has the tag 'O'", "at least two tags")),
     (b"", ("is empty",)),
     (b"Ada\tB-PER\n\xff\xfe\tO\n", ("not valid utf-8", "line 2")),

@@ -9,6 +9,7 @@ Tx = Ty; the seed's named-entity example).
     data.py      word and character vocabularies, sentences as flat ids, batches
     model.py     word embeddings + character encoder -> shared encoder -> softmax or CRF;
                  constrained decoding; the model file format
+    evaluate.py  decoding whole data sets, the validation metrics
     run.py       training runs (TagRun: start, resume, run, save) on tasks/fit.py
     task.py      the task of `rnn_cli.train` and `rnn-cli test`
     tagger.py    a loaded model (Tagger: tag a stream, probabilities, spans, test)

@@ -38,17 +38,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnn_cli.batching import eval_batches
 from rnn_cli.encoder import GATES, Buffers, Encoder, EncoderSpec
 from rnn_cli.errors import UsageError
 from rnn_cli.kernels import crf, embed, token_softmax
 from rnn_cli.params import ParamSet
 from rnn_cli.tasks.tag import options as O
 from rnn_cli.tasks.tag.data import Batch
-from rnn_cli.tasks.tag.metrics import TagScorer
+from rnn_cli.tasks.tag.evaluate import evaluate, run_all
 from rnn_cli.tasks.tag.tagset import SCHEMES, TagSet
 
-EVAL_BATCH, EVAL_TOKENS = 128, 8192  # evaluation batches: sentences, padded tokens at most
 CHAR_GROUPS = (2, 4, 6, 9, 14)  # the character encoder's runs: words of at most 2, 3-4, ... chars
 
 
@@ -375,44 +373,9 @@ class TaggerNet:
 
     # ------------------------------------------------------------------ data sets
     def run_all(self, data, probs: bool = False, loss: bool = False):
-        """Decode every sentence of `data` (batched by length; empty sentences give empty
-        results): ([tag ids (L,) int32 per sentence], [probability of each chosen tag (L,)
-        per sentence] or None, (loss sum, tokens scored))."""
-        lengths = data.lengths
-        N = lengths.shape[0]
-        paths: list = [np.zeros(0, np.int32)] * N
-        chosen: list | None = [np.zeros(0)] * N if probs else None
-        total, n = 0.0, 0
-        full = np.flatnonzero(lengths > 0)
-        for sub in eval_batches(lengths[full], EVAL_BATCH, EVAL_TOKENS):
-            idx = full[sub]
-            b = data.batch(idx)
-            em = self.scores(b, None)
-            if loss:
-                s, k = self._nll(em, b)
-                total, n = total + s, n + k
-            path = self.decode(em, b.lens)
-            P = self.tag_probs(em, b.lens) if probs else None
-            for j, i in enumerate(idx.tolist()):
-                L = int(b.lens[j])
-                paths[i] = path[:L, j].copy()
-                if P is not None:
-                    chosen[i] = P[np.arange(L), j, paths[i]]
-        return paths, chosen, (total, n)
+        """`evaluate.run_all` of this network."""
+        return run_all(self, data, probs, loss)
 
     def evaluate(self, data) -> dict:
-        """Token accuracy, and for a chunk scheme entity precision / recall / F1 (conlleval)
-        with the per-type table; "loss": the mean loss per scored token (unseen gold tags are
-        not scored by the loss, and count as errors in the accuracy)."""
-        paths, _, (total, n) = self.run_all(data, loss=True)
-        tags = self.tagset.tags
-        scorer = TagScorer(self.tagset.scheme, known=tags)
-        for s, path in zip(data.sentences, paths):
-            scorer.add(s.tags, [tags[k] for k in path])
-        summary = scorer.summary()
-        out = {"loss": total / n if n else math.nan, "accuracy": summary["accuracy"]}
-        if "entities" in summary:
-            e = summary["entities"]
-            out.update(f1=e["f1"], precision=e["precision"], recall=e["recall"],
-                       per_type=summary["per_type"])
-        return out
+        """`evaluate.evaluate` of this network (the trainer's validation)."""
+        return evaluate(self, data)
