@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnn_cli.kernels import _jit, blas, cell, gated_gemm, gru, lstm, ragged
-from rnn_cli.params import ParamSet
+from rnn_cli.kernels import _jit, blas, cell, embed, gated_gemm, gru, lstm, ragged
+from rnn_cli.params import Buffers, ParamSet  # noqa: F401 (Buffers: for the tasks too)
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 ACTIVATIONS = {"tanh": cell.TANH, "relu": cell.RELU}
@@ -119,21 +119,6 @@ class EncoderSpec:
                 for layer in range(self.layers) for d in range(self.dirs)]
 
 
-class Buffers:
-    """Flat storages of one dtype that grow to the largest request; `view(key, shape)` returns
-    a contiguous prefix of the storage `key` in that shape (the BLAS kernels need contiguity)."""
-
-    def __init__(self, dtype):
-        self.dtype, self.bufs = dtype, {}
-
-    def view(self, key, shape) -> np.ndarray:
-        n = math.prod(shape)
-        buf = self.bufs.get(key)
-        if buf is None or buf.shape[0] < n:
-            buf = self.bufs[key] = np.zeros(n, self.dtype)
-        return buf[:n].reshape(shape)
-
-
 class Encoder:
     """Forward and backward passes of an EncoderSpec over the blocks of `params`."""
 
@@ -155,6 +140,7 @@ class Encoder:
         self.no_ids = np.zeros((1, 1), np.int32)
         self._T = self._B = 0
         self._x: dict[int, np.ndarray] = {}  # each layer's (dropped) input of the last forward
+        self._fold: list | None = None  # [(table, ids)] per direction: a folded forward
         self.final_h: np.ndarray | None = None  # (L, dirs, B, H) after forward
         self.final_c: np.ndarray | None = None  # (L, dirs, B, H) after forward, LSTM only
 
@@ -215,26 +201,48 @@ class Encoder:
         return masks
 
     # ------------------------------------------------------------------ forward
-    def forward(self, inp: np.ndarray, lengths: np.ndarray, masks: list | None = None
-                ) -> np.ndarray:
+    def fold_tables(self, emb: np.ndarray) -> list[np.ndarray]:
+        """Layer 0's input terms of every token for inference on embeddings `emb` (V, D): per
+        direction a (V+1, G*H) table, rows emb[v] W_ax^T + b_a and a last row b_a (ids < 0),
+        read by `forward(None, lengths, ids=..., tables=...)` instead of multiplying each
+        position's input (the LM's folded table). Stale once the parameters change."""
+        s, p, GH = self.spec, self.params, GATES[self.spec.cell] * self.spec.hidden
+        out = []
+        for d in range(s.dirs):
+            n = s.names(0, d)
+            tab = np.empty((emb.shape[0] + 1, GH), self.dtype)
+            tab[:] = p[n["b_a"]]
+            self._matmul(tab[:-1], np.ascontiguousarray(emb), p[n["W_ax"]], trans_b=True,
+                         beta=1.0)
+            out.append(tab)
+        return out
+
+    def forward(self, inp: np.ndarray | None, lengths: np.ndarray, masks: list | None = None,
+                ids: np.ndarray | None = None, tables: list | None = None) -> np.ndarray:
         """The top layer's states (T, B, dirs*H) for inputs (T, B, D) and lengths (B,); the
         final states are left in `self.final_h` / `self.final_c` (L, dirs, B, H). masks: from
         `draw_masks` (training), None (evaluation). `inp` must stay unchanged until backward.
-        The returned array and the final states are views of buffers the next call reuses."""
+        The returned array and the final states are views of buffers the next call reuses.
+        Inference on folded tables (`fold_tables`): inp None, ids (T, B) int32 the tokens
+        (any value past a lane's end); no masks, no backward after it."""
         s = self.spec
-        T, B, D = inp.shape
-        if D != s.input_size or lengths.shape != (B,) or inp.dtype != self.dtype:
-            raise ValueError(f"inputs {inp.shape} {inp.dtype}, lengths {lengths.shape}: expected "
+        T, B, D = inp.shape if tables is None else (*ids.shape, s.input_size)
+        if D != s.input_size or lengths.shape != (B,) or getattr(inp, "dtype", self.dtype) \
+                != self.dtype:
+            raise ValueError(f"inputs {(T, B, D)}, lengths {lengths.shape}: expected "
                              f"(T, B, {s.input_size}) {self.dtype} and (B,)")
         if B == 0 or lengths.min() < 1 or lengths.max() > T:
             raise ValueError("every lane needs a length in [1, T]")
         v = self._v = self._buffers(T, B)
         self._T, self._B, self._masks = T, B, masks
         lens = self._lens = np.array(lengths, np.int32)  # (B,) a copy: kept for backward
-        x = np.ascontiguousarray(inp)
+        x = np.ascontiguousarray(inp) if tables is None else None
         rows = np.arange(B)
-        if masks is not None and not self.dropout:
-            raise ValueError("dropout masks given to an encoder built without dropout")
+        if masks is not None and (not self.dropout or tables is not None):
+            raise ValueError("dropout masks given to an encoder built without dropout, or "
+                             "with folded tables")
+        self._fold = None if tables is None else [(tables[d], np.ascontiguousarray(
+            ids, np.int32) if d == 0 else _reversed_ids(ids, lens)) for d in range(s.dirs)]
         for layer in range(s.layers):
             if masks is not None:
                 np.multiply(x, masks[layer], out=v[f"in{layer}"])
@@ -243,7 +251,7 @@ class Encoder:
             out = v[f"out{layer}"] if s.bidirectional else None
             for d in range(s.dirs):
                 src = x
-                if d:
+                if d and x is not None:
                     src = v[f"rev{layer}"]
                     ragged.reverse_within(src, x, lens, False)
                 a = self._run(layer, d, src, T, B)
@@ -270,13 +278,20 @@ class Encoder:
         n, GH = s.names(layer, d), GATES[s.cell] * s.hidden
         R, lens = T * B, self._lens
         xa = v["xa"]
-        xa[...] = p[n["b_a"]]
-        self._matmul(xa.reshape(R, GH), src.reshape(R, src.shape[2]), p[n["W_ax"]],
-                     trans_b=True, beta=1.0)
+        gemm = self.recurrence == "gemm"
+        tab, ids = self.no_table, self.no_ids
+        if layer == 0 and self._fold is not None:  # the input terms are table rows
+            tab, ids = self._fold[d]
+            if not gemm:  # the loop kernels read xa
+                embed.table_forward(xa, tab, ids)
+                tab, ids = self.no_table, self.no_ids
+        else:
+            xa[...] = p[n["b_a"]]
+            self._matmul(xa.reshape(R, GH), src.reshape(R, src.shape[2]), p[n["W_ax"]],
+                         trans_b=True, beta=1.0)
         a = v[f"a{layer}{d}"]
         a[0] = 0.0
         W = p[n["W_aa"]]
-        gemm = self.recurrence == "gemm"
         if not gemm:  # the loop kernels run every lane to T: let them read zeros past the ends
             ragged.copy_within(xa, xa, lens)
         chunks = min(self.threads, B)
@@ -286,15 +301,15 @@ class Encoder:
             cell.transpose_into(WT, W)
         if s.cell == "rnn":
             if gemm:
-                getattr(cell, "rnn_forward_gemm" + kind)(a, xa, self.no_table, self.no_ids, WT,
-                                                         self.act, chunks, lens)
+                getattr(cell, "rnn_forward_gemm" + kind)(a, xa, tab, ids, WT, self.act, chunks,
+                                                         lens)
             else:
                 getattr(cell, "rnn_forward" + kind)(a, xa, W, self.act)
         elif s.cell == "gru":
             g = v[f"g{layer}{d}"][:T]
             if gemm:
                 getattr(gated_gemm, "gru_forward_gemm" + kind)(
-                    a, g, xa, self.no_table, self.no_ids, WT, p[n["b_hn"]], chunks, lens)
+                    a, g, xa, tab, ids, WT, p[n["b_hn"]], chunks, lens)
             else:
                 getattr(gru, "gru_forward" + kind)(a, g, xa, W, p[n["b_hn"]])
         else:
@@ -302,7 +317,7 @@ class Encoder:
             c[0] = 0.0
             if gemm:
                 getattr(gated_gemm, "lstm_forward_gemm" + kind)(
-                    a, c, g, xa, self.no_table, self.no_ids, WT, chunks, lens)
+                    a, c, g, xa, tab, ids, WT, chunks, lens)
             else:
                 getattr(lstm, "lstm_forward" + kind)(a, c, g, xa, W)
         if not gemm:  # and zero their states past the ends
@@ -321,6 +336,8 @@ class Encoder:
         and returns d_inp (T, B, D), the gradient at the inputs (exactly zero past each lane's
         end), a view of a buffer the next call reuses."""
         s, v, T, B = self.spec, self._v, self._T, self._B
+        if self._fold is not None:
+            raise ValueError("no backward after a forward on folded tables (inference only)")
         if d_final_c is not None and s.cell != "lstm":
             raise ValueError("d_final_c is the LSTM's cell state; this encoder has none")
         H, lens = s.hidden, self._lens
@@ -409,3 +426,10 @@ class Encoder:
         gl[:, 3 * H:4 * H] = 1.0
         g[lens, rows] = gl
         da[lens, rows] = fc
+
+
+def _reversed_ids(ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """ids (T, B) reversed within each lane's length, -1 past it."""
+    T, B = ids.shape
+    src = lens[None, :] - 1 - np.arange(T)[:, None]
+    return np.where(src >= 0, ids[np.maximum(src, 0), np.arange(B)], -1).astype(np.int32)

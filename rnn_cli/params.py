@@ -163,3 +163,18 @@ class Params(ParamSet):
             else:
                 raise AssertionError(f"no initialisation for {name}")
         return self
+
+
+class Buffers:
+    """Flat storages of one dtype that grow to the largest request; `view(key, shape)` returns
+    a contiguous prefix of the storage `key` in that shape (the BLAS kernels need contiguity)."""
+
+    def __init__(self, dtype):
+        self.dtype, self.bufs = dtype, {}
+
+    def view(self, key, shape) -> np.ndarray:
+        n = math.prod(shape)
+        buf = self.bufs.get(key)
+        if buf is None or buf.shape[0] < n:
+            buf = self.bufs[key] = np.zeros(n, self.dtype)
+        return buf[:n].reshape(shape)
