@@ -188,3 +188,29 @@ def test_model_file_shapes_and_config():
     with pytest.raises(Exception, match="--char-hidden"):
         TagConfig(char_hidden=-1).validate()
     assert FORMAT.check_config({"crf": True, "future_field": 1})["crf"] is True
+
+
+# ------------------------------------------------------------------------------------ inference
+def test_cached_inference_equals_the_plain_forward(rng, monkeypatch):
+    """A loaded tagger's layer-0 input terms come from a per-string cache (infer.py): the same
+    scores as the plain forward, from a cold cache, a warm one and a full one."""
+    from rnn_cli.encoder import GATES
+    from rnn_cli.tasks.tag import infer
+
+    for kw in (dict(cell="lstm", layers=2), dict(cell="gru", char_hidden=0)):
+        net, data, _ = setup(rng, kw, lengths=(6, 1, 3, 6, 2), dtype=np.float32)
+        idx = np.array([0, 3, 2, 4, 1])
+        plain = net.scores(data.batch(idx), None).copy()
+        net.cache = infer.TypeCache(net.spec.dirs, GATES[net.spec.cell] * net.spec.hidden,
+                                    np.float32)
+        for _ in range(2):  # cold, then every string cached
+            assert_allclose(net.scores(data.batch(idx), None), plain,
+                            rtol=FLOAT32_RTOL["network"], atol=1e-5)
+        assert len(net.cache) == len(set(data.type_names))
+        monkeypatch.setattr(infer, "CACHE_BYTES", 1)  # room for one string: the rest computed
+        net.cache = infer.TypeCache(net.spec.dirs, GATES[net.spec.cell] * net.spec.hidden,
+                                    np.float32)
+        assert_allclose(net.scores(data.batch(idx), None), plain,
+                        rtol=FLOAT32_RTOL["network"], atol=1e-5)
+        assert len(net.cache) == 1
+        monkeypatch.undo()

@@ -10,6 +10,7 @@ Tx = Ty; the seed's named-entity example).
     model.py     word embeddings + character encoder -> shared encoder -> softmax or CRF;
                  constrained decoding; the model file format
     evaluate.py  decoding whole data sets, the validation metrics
+    infer.py     a loaded tagger's forward pass with each word's first input product memoized
     run.py       training runs (TagRun: start, resume, run, save) on tasks/fit.py
     task.py      the task of `rnn_cli.train` and `rnn-cli test`
     tagger.py    a loaded model (Tagger: tag a stream, probabilities, spans, test)

@@ -71,6 +71,8 @@ class Batch:
     clens: np.ndarray  # (U,) int32 their lengths (>= 1), longest first
     y: np.ndarray  # (T, B) int32 tag ids, -1 past each length or for an unseen tag
     lens: np.ndarray  # (B,) int32 sentence lengths (>= 1)
+    uw: np.ndarray | None = None  # (U,) int32 the word id of each distinct word
+    names: list[str] | None = None  # (U,) the distinct words themselves
 
 
 @dataclass
@@ -86,6 +88,8 @@ class TagData:
     type_offsets: np.ndarray  # (n_types+1,) int64
     unknown_words: int = 0  # tokens that are <UNK> in the word vocabulary
     unseen_tags: dict | None = None  # {tag: count} of gold tags outside the tag set
+    type_names: list[str] | None = None  # (n_types,) the token string of each type
+    type_words: np.ndarray | None = None  # (n_types,) int32 its word id
 
     @property
     def lengths(self) -> np.ndarray:
@@ -114,7 +118,9 @@ class TagData:
         cvalid = csteps < clens[None, :]
         cpos = np.where(cvalid, self.type_offsets[u][None, :] + csteps, 0)
         cx = np.where(cvalid, self.type_chars[cpos], -1).astype(np.int32)
-        return Batch(x, slot, cx, clens, y, lens)
+        names = [self.type_names[t] for t in u.tolist()] if self.type_names else None
+        uw = self.type_words[u] if self.type_words is not None else None
+        return Batch(x, slot, cx, clens, y, lens, uw, names)
 
 
 def encode(sentences: list[Sentence], words: Vocab, chars: Vocab, tagset: TagSet,
@@ -144,8 +150,9 @@ def encode(sentences: list[Sentence], words: Vocab, chars: Vocab, tagset: TagSet
     type_offsets = np.zeros(len(types) + 1, np.int64)
     type_offsets[1:] = np.cumsum([len(t) for t in types])
     type_chars = chars.encode("".join(types))[0] if types else np.zeros(0, np.int32)
+    type_words = np.array([lookup.get(word_key(t, lower), unk) for t in types], np.int32)
     return TagData(list(sentences), offsets, wids, tids, tags, type_chars, type_offsets,
-                   int(np.count_nonzero(wids == unk)), dict(unseen))
+                   int(np.count_nonzero(wids == unk)), dict(unseen), types, type_words)
 
 
 def loss_tags(sentences: list[Sentence], tagset: TagSet) -> list[list[str]] | None:

@@ -45,6 +45,7 @@ from rnn_cli.params import ParamSet
 from rnn_cli.tasks.tag import options as O
 from rnn_cli.tasks.tag.data import Batch
 from rnn_cli.tasks.tag.evaluate import evaluate, run_all
+from rnn_cli.tasks.tag.infer import cached_scores
 from rnn_cli.tasks.tag.tagset import SCHEMES, TagSet
 
 CHAR_GROUPS = (2, 4, 6, 9, 14)  # the character encoder's runs: words of at most 2, 3-4, ... chars
@@ -171,6 +172,7 @@ class TaggerNet:
         dt = self.params.flat.dtype
         self.mem, self.f64 = Buffers(dt), Buffers(np.float64)
         self.masks = self.tagset.mask()  # (K, K), (K,), (K,) float64: 0 or FORBIDDEN
+        self.cache = None  # infer.TypeCache of a loaded Tagger (fixed parameters) or None
         self._batch = None
 
     def init(self, rng: np.random.Generator) -> "TaggerNet":
@@ -196,34 +198,38 @@ class TaggerNet:
         return data.lengths
 
     # ------------------------------------------------------------------ forward
-    def _char_vectors(self, b: Batch) -> np.ndarray:
-        """(U, 2 Hc): each distinct word's final character states, forward | reverse. The
-        words (longest first) run in groups of similar lengths (CHAR_GROUPS), so that little
-        of the character encoder's work is padding."""
+    def char_vectors(self, chars: np.ndarray, clens: np.ndarray) -> np.ndarray:
+        """(U, 2 Hc): the final character states, forward | reverse, of the words whose
+        character ids are the columns of `chars` (Tc, U), of lengths `clens` (longest first).
+        They run in groups of similar lengths (CHAR_GROUPS), so that little of the character
+        encoder's work is padding."""
         p, m, Hc, Ec = self.params, self.mem, self.cfg.char_hidden, self.cfg.char_embed
-        cv = m.view("cv", (b.cx.shape[1], 2 * Hc))
+        cv = m.view("cv", (chars.shape[1], 2 * Hc))
         self._groups = []
-        for g, (a, z) in enumerate(char_groups(b.clens)):
-            L = int(b.clens[a])
-            cx = np.ascontiguousarray(b.cx[:L, a:z])
+        for g, (a, z) in enumerate(char_groups(clens)):
+            L = int(clens[a])
+            cx = np.ascontiguousarray(chars[:L, a:z])
             ce = m.view(f"ce{g}", (L, z - a, Ec))  # kept unchanged until backward
             embed.embed_forward(ce, p["char_emb"], cx)
             enc = self.cencs[g]
-            enc.forward(ce, b.clens[a:z], None)
+            enc.forward(ce, clens[a:z], None)
             cv[a:z, :Hc], cv[a:z, Hc:] = enc.final_h[0, 0], enc.final_h[0, 1]
             self._groups.append((g, a, z, cx))
         return cv
 
     def scores(self, b: Batch, rng: np.random.Generator | None) -> np.ndarray:
         """The per-token tag scores (T, B, K) float64 of a batch (dropout when `rng` is given);
-        a view the next call reuses. Keeps what backward needs."""
+        a view the next call reuses. Keeps what backward needs. With a `cache` (a loaded
+        Tagger's; no dropout, no backward), layer 0's input terms come from it (`infer.py`)."""
+        if rng is None and self.cache is not None and b.names is not None:
+            return cached_scores(self, b)
         p, m, cfg = self.params, self.mem, self.cfg
         T, B = b.x.shape
-        E, D, F, K = cfg.embed, self.spec.input_size, self.spec.out_size, self.K
+        E, D, F = cfg.embed, self.spec.input_size, self.spec.out_size
         inp = m.view("inp", (T, B, D))
         inp[:, :, :E] = p["emb"][b.x]  # padding reads row -1: never used past a lane's end
         if self.cencs:
-            inp[:, :, E:] = self._char_vectors(b)[b.slot]
+            inp[:, :, E:] = self.char_vectors(b.cx, b.clens)[b.slot]
         train = rng is not None and cfg.dropout > 0
         out = self.enc.forward(inp, b.lens, self.enc.draw_masks(rng, T, B) if train else None)
         hm = None
@@ -233,12 +239,18 @@ class TaggerNet:
             np.greater_equal(hm, cfg.dropout, out=hm, casting="unsafe")
             hm *= 1.0 / (1.0 - cfg.dropout)
             out = np.multiply(out, hm, out=m.view("hd", (T, B, F)))
-        z = m.view("z", (T * B, K))
-        np.matmul(out.reshape(T * B, F), p["out.W"].T, out=z)
+        self._batch = (b, out, hm)
+        return self.output(out)
+
+    def output(self, h: np.ndarray) -> np.ndarray:
+        """(T, B, K) float64 tag scores out.W h + out.b of the top states h (T, B, F)."""
+        T, B, F = h.shape
+        p, K = self.params, self.K
+        z = self.mem.view("z", (T * B, K))
+        np.matmul(h.reshape(T * B, F), p["out.W"].T, out=z)
         z += p["out.b"]
         em = self.f64.view("em", (T, B, K))
         em[...] = z.reshape(T, B, K)
-        self._batch = (b, out, hm)
         return em
 
     def _crf_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

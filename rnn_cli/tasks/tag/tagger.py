@@ -22,10 +22,12 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
+from rnn_cli.encoder import GATES
 from rnn_cli.errors import UsageError
 from rnn_cli.store import resolve_model_path
 from rnn_cli.taskfile import TaskModel, load_task
 from rnn_cli.tasks.tag import data as tagdata
+from rnn_cli.tasks.tag.infer import TypeCache
 from rnn_cli.tasks.tag.metrics import TagScorer
 from rnn_cli.tasks.tag.model import FORMAT, TagConfig, TaggerNet
 from rnn_cli.tasks.tag.reader import (ReadReport, Sentence, parse_conll, parse_conllu,
@@ -64,6 +66,9 @@ class Tagger:
                              model.params, parallel=parallel)
         self.tagset = self.net.tagset
         self.scheme = self.tagset.scheme
+        spec = self.net.spec  # each token string's layer-0 input terms computed once (infer.py)
+        self.net.cache = TypeCache(spec.dirs, GATES[spec.cell] * spec.hidden,
+                                   model.params.flat.dtype)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, threads: int | None = None,
