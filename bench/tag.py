@@ -18,8 +18,8 @@ their minutes, validate at each epoch's end and keep the best parameters by the 
 (accuracy for UPOS, entity F1 for WNUT); the peer's test predictions are scored by our conlleval
 scorer (`rnn_cli.tasks.tag.metrics`), which tests/test_tag_metrics.py checks against seqeval.
 
-    PYTHONPATH=. python bench/tag.py                       # all: ~10 + 20 + 3 x 5 minutes
-    PYTHONPATH=. python bench/tag.py --runs wnut --wnut-minutes 0.5 --out /tmp/t.md   # smoke
+    make bench-tag                                         # all: ~10 + 20 + 3 x 5 minutes
+    python bench/tag.py --peer-python P --runs wnut --wnut-minutes 0.5 --out /tmp/t.md  # smoke
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from rnn_cli.tasks.tag.metrics import TagScorer  # noqa: E402
 from rnn_cli.tasks.tag.tagset import detect_scheme  # noqa: E402
 
 LOCK = "/work/bench.lock"
-PEER_PY = "/work/main/.venv-bench/bin/python"
+PEER_PY = os.path.join(ROOT, ".venv-bench", "bin", "python")  # --peer-python
 GOAL_UD, UDPIPE1 = 0.945, 0.944
 WNUT_WINNER, FLAIR = 0.4186, 0.4959
 
@@ -158,6 +158,7 @@ def pair(label, c, tmp, minutes, ours_opts, peer_args) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    global PEER_PY
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="+", default=["ud", "ud-goal", "wnut"],
                    choices=["ud", "ud-goal", "wnut"])
@@ -167,7 +168,19 @@ def main(argv=None) -> int:
     p.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"))
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "TAG.md"))
     p.add_argument("--results", default=os.path.join(ROOT, "bench", "results", "tag.json"))
+    p.add_argument("--peer-python", default=PEER_PY,
+                   help="the python with torch 2.13 (default: .venv-bench/bin/python, as "
+                        "`make bench-venv` makes it)")
+    p.add_argument("--report-only", action="store_true",
+                   help="write --out again from --results (no runs)")
     a = p.parse_args(argv)
+    if a.report_only:
+        with open(a.results) as f:
+            saved = json.load(f)
+        with open(a.out, "w") as f:
+            f.write(report(saved["rows"], saved["meta"], a))
+        return 0
+    PEER_PY = a.peer_python
     shared = a.shared if os.path.isdir(os.path.join(a.shared, "corpora")) else "/work/shared"
     ud, wnut = corpus(shared, "ud-ewt-pos"), corpus(shared, "ner-wnut17")
     rows = []
@@ -223,8 +236,8 @@ def report(rows: list[dict], meta: dict, a) -> str:
            f"{meta['date']}, git {meta['git']}, {meta['cpu']} ({meta['cores']} cores, shared "
            f"with other work: the load averages at the start and end of each run are in the "
            f"table), Python {meta['python']}, numpy {meta['numpy']}, numba {meta['numba']}, "
-           f"torch {meta['torch']}. Written by `PYTHONPATH=. python bench/tag.py` "
-           f"({meta['wall_minutes']} minutes).", "",
+           f"torch {meta['torch']}. Written by `make bench-tag` (bench/tag.py; "
+           f"{meta['wall_minutes']} minutes).", "",
            "Both arms: the same network, rnn-cli's defaults (word embeddings 100 of the "
            "lower-cased word, <UNK> for words seen once + a character BiLSTM 100 + 100 over "
            "character embeddings 50 -> BiLSTM 128 + 128 -> softmax or CRF), the same data "
