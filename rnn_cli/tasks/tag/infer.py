@@ -21,7 +21,8 @@ class TypeCache:
     def __init__(self, dirs: int, GH: int, dtype):
         self.index: dict[str, int] = {}
         self.cap = max(1, CACHE_BYTES // (dirs * GH * np.dtype(dtype).itemsize))
-        self.rows = np.zeros((0, dirs, GH), dtype)
+        # all of it at once: empty pages cost nothing until written (no copies as it fills)
+        self.rows = np.empty((self.cap, dirs, GH), dtype)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -33,11 +34,6 @@ class TypeCache:
         if n <= 0:
             return
         start = len(self.index)
-        if start + n > self.rows.shape[0]:  # grow by doubling, up to the cap
-            size = min(self.cap, max(start + n, 2 * self.rows.shape[0], 1024))
-            grown = np.empty((size, *self.rows.shape[1:]), self.rows.dtype)
-            grown[:start] = self.rows[:start]
-            self.rows = grown
         self.rows[start:start + n] = rows[:n]
         for i, name in enumerate(names[:n]):
             self.index[name] = start + i
