@@ -173,6 +173,8 @@ def main(argv=None) -> int:
                         "`make bench-venv` makes it)")
     p.add_argument("--report-only", action="store_true",
                    help="write --out again from --results (no runs)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the rows of --results that these --runs do not measure again")
     a = p.parse_args(argv)
     if a.report_only:
         with open(a.results) as f:
@@ -203,6 +205,12 @@ def main(argv=None) -> int:
                 rows += pair(label, wnut, tmp, a.wnut_minutes, ours, peer)
     meta = machine()
     meta["wall_minutes"] = round((time.time() - t_start) / 60, 1)
+    if a.merge and os.path.exists(a.results):
+        with open(a.results) as f:
+            old = json.load(f)
+        again = {r["row"] for r in rows}
+        rows = [r for r in old["rows"] if r["row"] not in again] + rows
+        meta["merged"] = old["meta"]
     os.makedirs(os.path.dirname(a.results), exist_ok=True)
     with open(a.results, "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
@@ -232,12 +240,15 @@ def pct(x) -> str:
 
 
 def report(rows: list[dict], meta: dict, a) -> str:
+    earlier = meta.get("merged")
     out = ["# The tagger beside PyTorch (bench/tag.py)", "",
            f"{meta['date']}, git {meta['git']}, {meta['cpu']} ({meta['cores']} cores, shared "
            f"with other work: the load averages at the start and end of each run are in the "
            f"table), Python {meta['python']}, numpy {meta['numpy']}, numba {meta['numba']}, "
            f"torch {meta['torch']}. Written by `make bench-tag` (bench/tag.py; "
-           f"{meta['wall_minutes']} minutes).", "",
+           f"{meta['wall_minutes']} minutes)"
+           + (f"; the rows it did not run again are from {earlier['date']} (git "
+              f"{earlier['git']})" if earlier else "") + ".", "",
            "Both arms: the same network, rnn-cli's defaults (word embeddings 100 of the "
            "lower-cased word, <UNK> for words seen once + a character BiLSTM 100 + 100 over "
            "character embeddings 50 -> BiLSTM 128 + 128 -> softmax or CRF), the same data "
