@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 RNN     = $(VENV)/bin/rnn-cli
 DEMO_MODEL ?= $(VENV)/demo-shakespeare.npz
 
-.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-classify bench-gpu bench-quality bench-wordlm bench-parity bench-venv bench-bigcorpus clean-cache clean
+.PHONY: venv demo test test-nojit test-cudasim test-gpu test-slow bench bench-classify bench-gpu bench-quality bench-wordlm bench-parity bench-venv bench-bigcorpus bench-tag clean-cache clean
 
 # pip's chatter goes to $(PIPLOG); on a failure its last lines are shown and make stops.
 PIPLOG  = $(VENV)/pip.log
@@ -65,6 +65,12 @@ bench-bigcorpus: venv
 ##               writes bench/PARITY.md
 bench-parity: venv bench-venv
 	$(PY) bench/parity.py --peer-python $(BENCH_VENV)/bin/python $(PARITY_ARGS)
+
+## bench-tag: the tagger beside a PyTorch peer of the same network, the same minutes, 1 thread
+##            each (UD EWT UPOS, WNUT-17 entities; ~50 min); needs ../shared/corpora; writes
+##            bench/TAG.md
+bench-tag: venv bench-venv
+	$(PY) bench/tag.py --peer-python $(BENCH_VENV)/bin/python $(TAG_ARGS)
 
 ## clean-cache: drop numba's compiled-kernel cache (after a numba upgrade or cross-module edits)
 ##              and the token id cache of the model store ($RNN_CLI_HOME/cache)

@@ -19,6 +19,7 @@ from rnn_cli.tasks import KINDS
 from rnn_cli.tasks.classify import options as C
 from rnn_cli.tasks.lm.options import (DEFAULT_CELL, DEFAULT_EPOCHS, LADDER, TOKENS_PER_PARAM,
                                       WORD_LR)
+from rnn_cli.tasks.tag import options as G
 
 # the parser's values that are not training options (how the CLI itself behaves)
 CLI_ONLY = frozenset({"command", "handler", "corpus", "out", "resume", "task", "json", "quiet",
@@ -30,16 +31,19 @@ def add_parser(sub, formatter, common) -> None:
     p = sub.add_parser("train", formatter_class=formatter, help="train a model on a text file",
                        description="Train a character- or word-level RNN on a plain text file "
                                    "and save it (atomically) as one .npz file: a language model "
-                                   "of the running text, or (--task classify) a classifier of "
-                                   "labelled lines. A flag names its task when only one task "
-                                   "reads it; the defaults are the language model's unless a "
-                                   "task's are named.")
+                                   "of the running text, (--task classify) a classifier of "
+                                   "labelled lines, or (--task tag) a tagger of the tokens of "
+                                   "CoNLL column or CoNLL-U files. A flag names its task when "
+                                   "only one task reads it; the defaults are the language "
+                                   "model's unless a task's are named.")
     p.set_defaults(handler=run)
     p.add_argument("corpus", metavar="CORPUS",
                    help="UTF-8 text file, or - for standard input; a language model's of any "
                         "size: it is encoded once into token ids, cached in $RNN_CLI_HOME/cache "
                         "and memory-mapped; a classifier's: one example a line, `__label__X "
-                        "text` (fastText's) or `X<TAB>text`")
+                        "text` (fastText's) or `X<TAB>text`; a tagger's: one token a line with "
+                        "its tag in the last column (CoNLL), a blank line between sentences, or "
+                        "CoNLL-U")
     g = p.add_argument_group("input and output")
     g.add_argument("-o", "--out", metavar="PATH",
                    help="model file to write (default: the model store, $RNN_CLI_HOME/LEVEL.npz "
@@ -70,7 +74,7 @@ def add_parser(sub, formatter, common) -> None:
                         "most texts are single words such as names)")
     g.add_argument("--cell", choices=("rnn", "gru", "lstm"),
                    help=f"recurrent cell: rnn (the seed's), gru (PyTorch's GRU), lstm (PyTorch's "
-                        f"LSTM) (default: {DEFAULT_CELL}; classify: {C.CELL})")
+                        f"LSTM) (default: {DEFAULT_CELL}; classify: {C.CELL}; tag: {G.CELL})")
     g.add_argument("--activation", choices=("tanh", "relu"),
                    help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
                         f"(default: {m.activation})")
@@ -80,20 +84,23 @@ def add_parser(sub, formatter, common) -> None:
                         f"{', '.join(map(str, LADDER))} trained on at least {TOKENS_PER_PARAM:g} "
                         "tokens per network parameter (docs/training.md); at char level by corpus "
                         f"size: 128 below 100k tokens, 256 below 500k, else 512; classify: "
-                        f"{C.HIDDEN})")
+                        f"{C.HIDDEN}; tag: {G.HIDDEN}, the word encoder)")
     g.add_argument("--layers", type=positive_int,
-                   help=f"stacked layers (default: {m.layers}; classify: {C.LAYERS})")
+                   help=f"stacked layers (default: {m.layers}; classify: {C.LAYERS}; tag: "
+                        f"{G.LAYERS})")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
-                   help="classify: read each text in both directions too (the same kernels "
+                   help="classify, tag: read each text in both directions too (the same kernels "
                         "on the text reversed), the two states side by side (default: "
-                        f"{'on' if C.BIDIRECTIONAL else 'off'}; --no-bidirectional: forward "
-                        "only)")
+                        f"{'on' if C.BIDIRECTIONAL and G.BIDIRECTIONAL else 'off'}; "
+                        "--no-bidirectional: forward only)")
     g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
                    help="inverted dropout on the embedding output, between layers and before "
                         "the output layer, during training only (default at word level: by the "
                         "epochs the run will see, 0.1 below 1 up to 0.4 from 6; at char level "
                         f"0.3 from 500k training tokens, else 0; classify: {C.DROPOUT:g}, also "
-                        "on the embeddings)")
+                        f"on the embeddings; tag: {G.DROPOUT:g}, on the word encoder's input (word "
+                        "embedding and character vector), between its layers and before the "
+                        "output layer)")
     g.add_argument("--dropout-mask", choices=DROPOUT_MASKS,
                    help="step: a fresh --dropout mask at every time step; locked: one mask per "
                         "stream and window, the same at each of its steps (variational dropout, "
@@ -107,10 +114,12 @@ def add_parser(sub, formatter, common) -> None:
                         "(AWD-LSTM's WeightDrop; CPU only; default: 0)")
     g.add_argument("--embed", type=nonneg_int, metavar="E",
                    help="learn an E-wide input embedding (default: 0, one-hot input; "
-                        f"classify: {C.EMBED})")
+                        f"classify: {C.EMBED}; tag: {G.EMBED}, the word embedding)")
     g.add_argument("--max-len", type=nonneg_int, metavar="N",
                    help="classify: read at most N tokens of an example (the only cut; how many "
-                        f"examples it cut is reported); 0: no limit (default: {C.MAX_LEN})")
+                        f"examples it cut is reported); 0: no limit (default: {C.MAX_LEN}); "
+                        "tag: cut training sentences to N tokens, reported (default: "
+                        f"{G.MAX_LEN}, never; `rnn-cli tag` never cuts)")
     g.add_argument("--tie-weights", action="store_true", default=None,
                    help="share the embedding with the output layer (needs --embed equal to "
                         "--hidden; implies --embed H when --embed is not given; default: on at "
@@ -127,10 +136,14 @@ def add_parser(sub, formatter, common) -> None:
                    help="keep the m most frequent tokens, the rest become <UNK> "
                         f"(default: {t.vocab_max} at word level, all characters at char level)")
     g.add_argument("--min-count", type=positive_int,
-                   help="drop tokens seen fewer times (default: 1)")
+                   help="drop tokens seen fewer times (default: 1; tag: "
+                        f"{G.MIN_COUNT}, words seen fewer times are <UNK> for the word "
+                        "embedding, their characters still read)")
     g.add_argument("--lower", action=argparse.BooleanOptionalAction,
                    help=f"lower-case the text (default: off; classify: "
-                        f"{'on' if C.LOWER else 'off'}; --no-lower keeps the case)")
+                        f"{'on' if C.LOWER else 'off'}; tag: {'on' if G.LOWER else 'off'}, "
+                        "for the word embedding only: the characters keep their case; "
+                        "--no-lower keeps the case)")
     g.add_argument("--tokenizer", choices=("words", "space"),
                    help="word level: 'words' splits punctuation off words; 'space' splits on "
                         "whitespace only, for pre-tokenized text such as Penn Treebank "
@@ -143,10 +156,25 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--class-weight", choices=("none", "balanced"),
                    help="balanced: weigh each example's loss by N / (K n_label), so rare "
                         "labels count as much as common ones (default: none)")
+    g = p.add_argument_group("tagging")
+    g.add_argument("--column", type=int, metavar="N",
+                   help="tag: the tag column of a CoNLL column file, 1-based (2..), or "
+                        "negative from the end (default: -1, the last; the token is column 1)")
+    g.add_argument("--field", choices=("upos", "xpos"),
+                   help="tag: the tags of a CoNLL-U file (default: upos)")
+    g.add_argument("--crf", action="store_true", default=None,
+                   help="tag: a linear-chain CRF output layer (transition scores learned, "
+                        "Viterbi decoding) instead of each token's softmax (default: off; both "
+                        "decode only sequences the BIO/BIOES scheme allows)")
+    g.add_argument("--char-hidden", type=nonneg_int, metavar="N",
+                   help="tag: units per direction of the character BiRNN that reads each word "
+                        f"(default: {G.CHAR_HIDDEN}; 0: no character encoder, words alone)")
+    g.add_argument("--char-embed", type=positive_int, metavar="N",
+                   help=f"tag: the character embedding's width (default: {G.CHAR_EMBED})")
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=positive_int,
                    help=f"B, parallel streams of a language model; examples per batch of the "
-                        f"other tasks (default: {t.batch_size})")
+                        f"other tasks (default: {t.batch_size}; tag: {G.BATCH_SIZE} sentences)")
     g.add_argument("--seq-len", type=positive_int,
                    help=f"T, steps of backpropagation through time (default: {t.seq_len})")
     g.add_argument("--lr", type=finite_float(0.0, True, 1e3),
@@ -177,32 +205,36 @@ def add_parser(sub, formatter, common) -> None:
                    "in total (with --resume: counting the earlier ones)")
     g.add_argument("--epochs", type=finite_float(0.0, True),
                    help=f"stop after this many passes over the text (default: {DEFAULT_EPOCHS}; "
-                        f"classify: {C.EPOCHS:g} over the examples; when neither --steps nor "
+                        f"classify: {C.EPOCHS:g} over the examples; tag: {G.EPOCHS:g} over the "
+                        "sentences; when neither --steps nor "
                         "--max-seconds is given)")
     g.add_argument("--max-seconds", type=finite_float(0.0, True),
                    help="stop after this many seconds of this run")
     g.add_argument("--val-frac", type=finite_float(0.0, False, 0.5),
-                   help=f"fraction held out for validation: the end of the text; classify: a "
-                        f"seeded random choice of the examples (default: {t.val_frac:g})")
+                   help=f"fraction held out for validation: the end of the text; classify, tag: "
+                        f"a seeded random choice of the examples (default: {t.val_frac:g})")
     g.add_argument("--valid", metavar="FILE",
                    help="validate on this file instead of a part of CORPUS (--val-frac ignored)")
     g.add_argument("--test", metavar="FILE",
                    help="at the end, report the loss and perplexity of the best model on FILE "
                         "(test_loss, test_ppl in --json); classify: its accuracy and macro-F1 "
-                        "(test_accuracy, test_macro_f1, test_metrics)")
+                        "(test_accuracy, test_macro_f1, test_metrics); tag: its token accuracy "
+                        "and, for entity tags, entity precision / recall / F1 (test_f1, ...)")
     g.add_argument("--metric", metavar="NAME",
                    help="the validation metric that picks the model kept: classify "
-                        f"{', '.join(C.METRICS)} (default: {C.METRICS[0]}); higher is better, "
+                        f"{', '.join(C.METRICS)} (default: {C.METRICS[0]}); tag "
+                        f"{', '.join(G.METRICS)} (default: f1 for BIO/IOB1/BIOES tags, else "
+                        "accuracy); higher is better, "
                         "but for loss. A language model keeps its lowest validation loss")
     g.add_argument("--patience", type=nonneg_int, metavar="N",
-                   help="classify: stop after N validations in a row without a better --metric "
-                        "(default: 0, never)")
+                   help="classify, tag: stop after N validations in a row without a better "
+                        f"--metric (default: 0, never; tag: {G.PATIENCE})")
     g.add_argument("--eval-every", type=positive_int,
                    help=f"validate (and save) every N steps; without this flag every "
                         f"{t.eval_every} steps, skipping a validation while validating would take "
                         f"over 10%% of the run's time (the last one always runs); classify: at "
                         f"the end of every epoch, or every {C.EVAL_STEPS} steps when an epoch "
-                        f"is longer")
+                        f"is longer; tag: at the end of every epoch")
     g.add_argument("--sample-every", type=nonneg_int,
                    help="show a short sample on stderr every N steps (default: off)")
     common(p)

@@ -97,3 +97,28 @@ def ref_token_xent(logits, lengths, tags):
             if tags[t, b] >= 0:
                 nll[t, b] = lse - z[t, b, tags[t, b]]
     return nll, probs
+
+
+def ref_tagger_scores(p, cfg, sentences):
+    """Per-token tag scores [(L, K)] of the tagger (rnn_cli/tasks/tag/model.py), one sentence and
+    one word at a time: sentences [(word ids (L,), [character ids of each token])]; p {name:
+    array}, cfg a TagConfig. Each word's character vector is its own run of the character
+    encoder twin (no sharing between tokens, no batch)."""
+    from reference_tasks import ref_encoder
+
+    out = []
+    for words, chars in sentences:
+        parts = [np.asarray(p["emb"], np.float64)[np.asarray(words)]]
+        if cfg.char_hidden:
+            vecs = []
+            for c in chars:
+                e = np.asarray(p["char_emb"], np.float64)[np.asarray(c)][:, None, :]
+                _, fh, _ = ref_encoder(p, cfg.cell, cfg.char_hidden, 1, True, e, [len(c)],
+                                       act=cfg.activation, prefix="char.")
+                vecs.append(np.concatenate([fh[0, 0, 0], fh[0, 1, 0]]))
+            parts.append(np.array(vecs))
+        x = np.concatenate(parts, axis=1)[:, None, :]
+        h, _, _ = ref_encoder(p, cfg.cell, cfg.hidden, cfg.layers, cfg.bidirectional, x,
+                              [len(words)], act=cfg.activation)
+        out.append(h[:, 0] @ np.asarray(p["out.W"], np.float64).T + p["out.b"])
+    return out

@@ -8,7 +8,7 @@ import pytest
 
 from clihelp import NAMES, rnn, run_cli
 from rnn_cli import checkpoint
-from rnn_cli.errors import UsageError
+from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.tasks import _MODULES, KINDS, get
 from rnn_cli.tasks.guess import SAMPLE_BYTES, guess_kind, sample_lines
 from rnn_cli.training import train
@@ -112,8 +112,8 @@ def test_should_stop_saves_and_resume_continues(tmp_path, one_thread):
 def test_options_a_task_does_not_read_are_refused(tmp_path):
     with pytest.raises(UsageError, match="--labels, --pool do not apply to --task lm"):
         train(str(NAMES), out=str(tmp_path / "m.npz"), pool="max", labels=3, hidden=None)
-    with pytest.raises(UsageError, match="--task tag: training a tagger is not implemented"):
-        train(str(NAMES), task="tag", out=str(tmp_path / "m.npz"))
+    with pytest.raises(CorpusError, match="is neither a CoNLL column file nor CoNLL-U"):
+        train(str(NAMES), task="tag", out=str(tmp_path / "m.npz"))  # a list of names
     assert not (tmp_path / "m.npz").exists()
 
 

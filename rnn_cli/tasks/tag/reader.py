@@ -78,6 +78,7 @@ class ReadReport:
     longest: tuple[int, int] = (0, 0)  # (tokens, line)
     skipped: dict[str, int] = dc_field(default_factory=dict)
     warnings: dict[str, list] = dc_field(default_factory=dict)
+    info: dict = dc_field(default_factory=dict)  # read_tagged: {"name", "bytes", "sha256"}
 
     def skip(self, kind: str) -> None:
         self.skipped[kind] = self.skipped.get(kind, 0) + 1
@@ -105,6 +106,10 @@ class ReadReport:
             elif kind == "empty":
                 out.append(f"{self.name}: {n:,} empty sentence{'s' * (n > 1)} skipped (the "
                            f"first at line {line})")
+        n = self.skipped.get("empty node", 0)
+        if n:
+            out.append(f"{self.name}: {n:,} empty node{'s' * (n > 1)} (CoNLL-U IDs like 8.1) "
+                       "skipped: they are not words of the sentence")
         return out
 
 
@@ -129,7 +134,7 @@ def _tag_problem(tag: str) -> str | None:
     if not tag:
         return "an empty tag"
     if any(c.isspace() for c in tag):
-        return f"the tag {tag!r} contains a space (tags are single words)"
+        return f"a tag that contains a space, {tag!r} (tags are single words)"
     return None
 
 
@@ -280,24 +285,27 @@ def parse_raw(lines: Iterable[str], *, tokenizer: str = "space",
 
 # -------------------------------------------------------------------------- files
 def read_tagged(path: str, *, fmt: str | None = None, column: int | None = None,
-                field: str | None = None, encoding: str = "utf-8", stdin=None
-                ) -> tuple[list[Sentence], ReadReport]:
+                field: str | None = None, encoding: str = "utf-8", errors: str = "strict",
+                stdin=None, strict: bool = True) -> tuple[list[Sentence], ReadReport]:
     """Every tagged sentence of `path` ('-': standard input) and the report. fmt "conll" or
     "conllu", or None: sniffed (`looks_like`). `column` applies to column files only, `field` to
-    CoNLL-U only (UsageError otherwise). CorpusError when there is no tagged sentence."""
-    text, info = read_text(path, encoding, stdin=stdin)
+    CoNLL-U only (UsageError otherwise; with strict=False the one that does not apply is
+    ignored: a model's own training settings). CorpusError when there is no tagged sentence."""
+    text, info = read_text(path, encoding, errors, stdin=stdin)
     name = info["name"]
-    fmt = fmt or looks_like(text[:SNIFF_CHARS])
+    fmt = fmt or looks_like(text[:SNIFF_CHARS]) or _tabbed(text[:SNIFF_CHARS])
     if fmt is None:
         raise CorpusError(f"{name} is neither a CoNLL column file nor CoNLL-U",
                           hint=_HINTS["conll"] + "; or CoNLL-U")
+    if not strict:
+        column, field = (None, field) if fmt == "conllu" else (column, None)
     if fmt == "conllu" and column is not None:
         raise UsageError(f"--column applies to CoNLL column files; {name} is CoNLL-U",
                          hint="pick its tags with --field upos|xpos")
     if fmt == "conll" and field is not None:
         raise UsageError(f"--field applies to CoNLL-U files; {name} is a CoNLL column file",
                          hint="pick its tag column with --column N")
-    report = ReadReport(name, fmt)
+    report = ReadReport(name, fmt, info=dict(info))
     lines = text.split("\n")
     if lines[-1] == "":  # the end of the last line, not a blank line
         lines.pop()
@@ -341,6 +349,13 @@ def looks_like(head: str) -> str | None:
     if _blank_inside(lines) or len(set(last)) * 2 <= len(rows):
         return "conll"
     return None
+
+
+def _tabbed(head: str) -> str | None:
+    """"conll" when the first line with text holds a TAB: a column file too short or too
+    broken for `looks_like`, read as one so that the parser names the bad line."""
+    first = next((ln for ln in head.lstrip("\ufeff").split("\n") if not _blank(ln)), "")
+    return "conll" if "\t" in first and not first.startswith("#") else None
 
 
 def _blank_inside(lines: list[str]) -> bool:
