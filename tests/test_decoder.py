@@ -23,10 +23,10 @@ IDS = [f"{c}-{k}" for c, k in VARIANTS]
 FD_STEP = 10 * FD_EPS
 
 
-def make(cell, kind, seed=0, dtype=np.float64):
+def make(cell, kind, seed=0, dtype=np.float64, **out):
     rng = np.random.default_rng(seed)
     D = H if kind == "dot" else 4
-    dec = Decoder(cell, kind, H, E, D, A, V, DF, dtype=dtype)
+    dec = Decoder(cell, kind, H, E, D, A, V, DF, dtype=dtype, **out)
     params = {k: rng.normal(0, 0.5, shape).astype(dtype) for k, shape in dec.shapes().items()}
     enc = rng.normal(0, 1, (S, B, D))
     for b, n in enumerate(SRC_LEN):
@@ -137,6 +137,50 @@ def test_float32_follows_float64():
     assert l32 == pytest.approx(l64, rel=1e-5)
     for k in g64:
         assert_allclose(g32[k], g64[k], rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+# the output layer's variants: a projection of 3 units, one tied to the target embedding (P = E),
+# with label smoothing and dropout on the projection
+OUTPUTS = [dict(proj=3), dict(proj=E, tie=True, label_smoothing=0.1), dict(label_smoothing=0.2)]
+OUT_IDS = ["proj", "tied-smoothed", "smoothed"]
+
+
+@pytest.mark.parametrize("out", OUTPUTS, ids=OUT_IDS)
+def test_output_variants_match_reference_and_finite_differences(out):
+    dec, params, enc, fin, y_in, y_out = make("gru", "additive", **out)
+    rng = np.random.default_rng(2)
+    assert ("W_ya" in dec.shapes()) == (not out.get("tie"))
+    om = rng.choice([0.0, 2.0], (T, B, dec.P)) if dec.P else None
+    loss = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out, None, om)
+    want, logits, _ = ref.ref_decoder_loss("gru", "additive", enc, SRC_LEN, fin, y_in, y_out,
+                                           params, eps=dec.eps, out_mask=om)
+    assert loss == pytest.approx(want, rel=tol(np.float64)["rtol"])
+    real = y_out >= 0
+    got = dec.buf.get("logits", (T * B, V)).reshape(T, B, V)
+    assert_allclose(got[real], logits[real], **tol(np.float64))
+    nll, _, _ = ref.ref_decoder_loss("gru", "additive", enc, SRC_LEN, fin, y_in, y_out, params,
+                                     out_mask=om)
+    assert dec.nll / dec.n_tokens == pytest.approx(nll, rel=1e-10)  # plain NLL kept
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    denc, dfin = dec.backward(params, grads)
+    grads |= {"enc": denc.copy(), "fin": dfin.copy()}
+    for name, x in (params | {"enc": enc, "fin": fin}).items():
+        for i in _fd_coords(x, rng):
+            if name == "enc" and i[0] >= SRC_LEN[i[1]]:
+                continue
+            keep = x[i]
+            x[i] = keep + FD_STEP
+            up = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out, None, om)
+            x[i] = keep - FD_STEP
+            down = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out, None, om)
+            x[i] = keep
+            numeric = (up - down) / (2 * FD_STEP)
+            assert grads[name][i] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (name, i)
+
+
+def test_tied_output_needs_matching_sizes():
+    with pytest.raises(ValueError, match="tied"):
+        Decoder("gru", "additive", 3, 2, 4, 3, 5, 4, proj=3, tie=True)
 
 
 def test_dot_attention_needs_equal_widths():

@@ -95,7 +95,8 @@ class Stepper:
                         self.W["W_aa"], self.W["W_cx"], self.W["W_q"], self.b_hn, self.v,
                         dec.cell, dec.kind, nch)
         logits = np.zeros((L, dec.V), dt)
-        cell.pgemm(logits, feat[1], self.p("W_ya"), False, True, 1.0, 0.0, nch)
+        top = dec._project(self.params, feat[1], None, nch)
+        cell.pgemm(logits, top, dec._out_matrix(self.params), False, True, 1.0, 0.0, nch)
         logits += self.p("b_y")
         logp = np.zeros((L, dec.V))
         dk.log_softmax_rows(logp, logits)

@@ -160,9 +160,9 @@ def _nonempty(pairs: Pairs) -> Pairs:
 
 # -------------------------------------------------------------------------------- vocabularies
 def build_vocab(lines: Iterable[str], level: str, vocab_size: int | None = None,
-                min_count: int = 1, lower: bool = False) -> Vocab:
+                min_count: int = 1, lower: bool = False, tokenizer: str = "words") -> Vocab:
     """One side's vocabulary; at char level "\\n" is in it (it ends every sequence)."""
-    counts = Counts(level, vocab_size, min_count, lower)
+    counts = Counts(level, vocab_size, min_count, lower, tokenizer)
     for line in lines:
         counts.add(line + "\n")
     return counts.vocab()
