@@ -29,18 +29,19 @@ def test_pairs_are_read_and_stripped(tmp_path):
                                        ("\ttarget", "empty source"), ("source\t  ", "empty target")])
 def test_a_bad_line_is_counted_or_an_error(tmp_path, line, what):
     path = write(tmp_path, "p.tsv", f"eins\tone\n{line}\nzwei\ttwo\n{line}\n")
-    pairs = rd.read_pairs(path)
+    pairs = rd.read_pairs(path, bad_lines="skip")
     assert pairs.src == ["eins", "zwei"]
     assert pairs.report.messages() == [f"{path}: 2 lines skipped: {what} (first: line 2)"]
-    with pytest.raises(CorpusError, match=f"line 2: {what}") as e:
-        rd.read_pairs(path, bad_lines="error")
+    with pytest.raises(CorpusError, match=f"2 lines are not a usable sentence pair: 2 with "
+                                          f"{what} \\(lines 2, 4\\)") as e:
+        rd.read_pairs(path)  # the default: fail, naming the lines
     assert "--bad-lines skip" in e.value.hint
 
 
 def test_nothing_but_bad_lines_is_an_error(tmp_path):
     path = write(tmp_path, "p.tsv", "one\ntwo\n")
     with pytest.raises(CorpusError, match="no sentence pairs.*2 lines skipped: no TAB"):
-        rd.read_pairs(path)
+        rd.read_pairs(path, bad_lines="skip")
 
 
 def test_unknown_bad_lines_mode():
@@ -71,7 +72,7 @@ def test_parallel_files_of_different_lengths(tmp_path):
 def test_parallel_empty_side_and_tabs(tmp_path):
     src = write(tmp_path, "s.txt", "eins\n\nzwei\tmit tab\n\n")
     tgt = write(tmp_path, "t.txt", "one\ntwo\n\t\n\n")
-    par = rd.read_parallel(src, tgt)
+    par = rd.read_parallel(src, tgt, bad_lines="skip")
     assert (par.src, par.tgt) == (["eins"], ["one"])  # line 4: blank on both sides, no notice
     assert [m.split(": ", 1)[1] for m in par.report.messages()] == [
         "1 line skipped: empty source (first: line 2)", "1 line skipped: empty target (first: line 3)"]

@@ -46,7 +46,7 @@ KINDS = ("lm", "classify", "tag", "translate")
 WHAT = {"lm": "language model", "classify": "classifier", "tag": "tagger",
         "translate": "translation model"}
 # kind -> the module whose TASK attribute is the kind's task object (imported on first use)
-_MODULES = {"lm": "rnn_cli.tasks.lm.task"}
+_MODULES = {"lm": "rnn_cli.tasks.lm.task", "translate": "rnn_cli.tasks.translate.task"}
 
 Emit = Callable[[str, dict], None]  # emit(kind, info): an event of the run (rnn_cli.training)
 

@@ -173,21 +173,27 @@ class Decoder:
         v = p("v") if self.A else self._empty
         dk.decoder_forward(feat, gates, cs, alpha, q, xi, xc, enc, keys, src_len, steps, W_aaT,
                            W_cxT, W_qT, b_hn, v, self.cell, self.kind, nch)
-        logits = get("logits", (T * B, self.V))
-        top = self._project(params, rows(feat[1:]), out_mask, nch)
+        # the output layer over the real target positions only (their rows of feat, gathered)
+        y_all = y_out.reshape(-1)
+        sel = np.flatnonzero(y_all >= 0)
+        R = self.n_tokens = int(sel.shape[0])
+        X = rows(feat[1:])
+        if R < T * B:
+            X = np.take(X, sel, axis=0, out=get("X", (R, F)))
+        om = None if out_mask is None else out_mask.reshape(T * B, -1)[sel]
+        top = self._project(params, X, om, nch)
+        logits = get("logits", (R, self.V))
         cell.pgemm(logits, top, self._out_matrix(params), False, True, 1.0, 0.0, nch)
         logits += p("b_y")
-        y = np.ascontiguousarray(y_out.reshape(-1), dtype=np.int32)
-        nll, lse = self.buf64.get("nll", (T * B,)), self.buf64.get("lse", (T * B,))
+        y = np.ascontiguousarray(y_all[sel], dtype=np.int32)
+        nll, lse = self.buf64.get("nll", (R,)), self.buf64.get("lse", (R,))
         total = output.softmax_xent_forward(nll, lse, logits, y)
-        real = y >= 0
-        self.n_tokens = int(np.count_nonzero(real))
         self.nll = total
-        if self.eps:  # eps * (mean_v -log p[v]) = eps * (lse - mean_v logits) per real row
-            uniform = float((lse[real] - logits[real].mean(axis=1, dtype=np.float64)).sum())
+        if self.eps:  # eps * (mean_v -log p[v]) = eps * (lse - mean_v logits) per row
+            uniform = float((lse - logits.mean(axis=1, dtype=np.float64)).sum())
             total = (1.0 - self.eps) * total + self.eps * uniform
-        self.saved = dict(enc=enc, src_len=src_len, fin=fin, y_in=y_in, y=y, steps=steps,
-                          keys=keys, emb_mask=emb_mask, out_mask=out_mask, top=top, real=real,
+        self.saved = dict(enc=enc, src_len=src_len, fin=fin, y_in=y_in, y=y, sel=sel, X=X,
+                          steps=steps, keys=keys, emb_mask=emb_mask, out_mask=om, top=top,
                           lse=lse, nch=nch, T=T, B=B, S=S,
                           gates=gates, cs=cs, alpha=alpha, q=q, W_q=p("W_q") if self.A else
                           np.zeros((0, H), self.dtype), v=v)
@@ -230,31 +236,31 @@ class Decoder:
         H, D, E, F, GH, A = self.H, self.D, self.E, self.F, self.G * self.H, self.A
         T, B, S, nch = sv["T"], sv["B"], sv["S"], sv["nch"]
         feat = get("feat", (T + 1, B, F))
-        logits = get("logits", (T * B, self.V))
-        scale = 1.0 / max(self.n_tokens, 1)
+        R, sel, X, top = self.n_tokens, sv["sel"], sv["X"], sv["top"]
+        logits = get("logits", (R, self.V))
+        scale = 1.0 / max(R, 1)
         output.softmax_xent_backward(logits, logits, sv["lse"], sv["y"], scale)
         if self.eps:  # (1-eps)(p - onehot) + eps(p - 1/V) = (p - onehot) + eps(onehot - 1/V)
-            real = sv["real"]
-            logits[real] -= scale * self.eps / self.V
-            r = np.flatnonzero(real)
-            logits[r, sv["y"][r]] += scale * self.eps
+            logits -= scale * self.eps / self.V
+            logits[np.arange(R), sv["y"]] += scale * self.eps
         W_out = self._out_matrix(params)
-        top = sv["top"]
         cell.pgemm(g("W_emb" if self.tie else "W_ya"), logits, top, True, False, 1.0, 1.0, nch)
         g("b_y")[...] += logits.sum(axis=0)
-        dfeat = get("dfeat", (T + 1, B, F), zero=True)
+        dX = get("dX", (R, F))
         if self.P:
             dpre = get("dpre", top.shape)
             cell.pgemm(dpre, logits, W_out, False, False, 1.0, 0.0, nch)
             if sv["out_mask"] is not None:
-                dpre *= sv["out_mask"].reshape(dpre.shape)
+                dpre *= sv["out_mask"]
             o = get("o", top.shape)
             dpre *= 1.0 - o * o
-            cell.pgemm(g("W_o"), dpre, rows(feat[1:]), True, False, 1.0, 1.0, nch)
+            cell.pgemm(g("W_o"), dpre, X, True, False, 1.0, 1.0, nch)
             g("b_o")[...] += dpre.sum(axis=0)
-            cell.pgemm(rows(dfeat[1:]), dpre, p("W_o"), False, False, 1.0, 0.0, nch)
+            cell.pgemm(dX, dpre, p("W_o"), False, False, 1.0, 0.0, nch)
         else:
-            cell.pgemm(rows(dfeat[1:]), logits, W_out, False, False, 1.0, 0.0, nch)
+            cell.pgemm(dX, logits, W_out, False, False, 1.0, 0.0, nch)
+        dfeat = get("dfeat", (T + 1, B, F), zero=True)
+        rows(dfeat[1:])[sel] = dX
         dxi, dhh = get("dxi", (T, B, GH)), get("dhh", (T, B, GH) if self.G == 3 else (0, 0, 0))
         dq = get("dq", (T, B, A))
         dnext, dcnext = get("dnext", (B, H)), get("dcnext", (B, H))

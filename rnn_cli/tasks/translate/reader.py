@@ -5,8 +5,9 @@ Training data (`read_pairs`, `read_parallel`) goes through `corpus.Source`, so a
 as every corpus is (missing, empty, NUL bytes = binary, undecodable bytes with their offset and
 line; "\\r\\n" and "\\r" read as "\\n", a leading byte-order mark dropped); a byte-order mark at the
 start of a later line (files joined with `cat`) is dropped too and counted. Lines are numbered from
-1 in the file. A line that cannot be a pair is, with `bad_lines="skip"` (the default), skipped and
-counted (the notice names the first such line); with "error", a one-line error:
+1 in the file. Lines that cannot be a pair are, with `bad_lines="fail"` (the default), one error
+that counts them and names their first line numbers; with "skip", skipped and counted (the notice
+names the first such line):
 
     no TAB / more than one TAB (TSV)   the pair cannot be cut unambiguously
     empty source / empty target        a side that is blank after stripping spaces
@@ -35,7 +36,7 @@ from rnn_cli.corpus import Source
 from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.vocab import Counts, Vocab
 
-BAD_LINES = ("skip", "error")
+BAD_LINES = ("fail", "skip")
 DEFAULT_MAX_LEN = 400  # tokens per side (with <EOS>) of a training pair
 
 
@@ -47,13 +48,25 @@ class Report:
     counts: dict[str, list] = field(default_factory=dict)
 
     def add(self, what: str, lineno: int, skipped: bool = True) -> None:
-        entry = self.counts.setdefault(what, [0, lineno, skipped])
+        entry = self.counts.setdefault(what, [0, lineno, skipped, []])
         entry[0] += 1
+        if len(entry[3]) < 5:
+            entry[3].append(lineno)
+
+    def bad(self) -> list[str]:
+        """One phrase per kind of skipped line, e.g. "2 with no TAB (lines 2, 4)"."""
+        out = []
+        for what, (n, _, skipped, where) in self.counts.items():
+            if skipped:
+                more = ", …" if n > len(where) else ""
+                out.append(f"{n:,} with {what} (line{'s' if n > 1 else ''} "
+                           f"{', '.join(map(str, where))}{more})")
+        return out
 
     def messages(self) -> list[str]:
         """One line per kind, e.g. "train.tsv: 2 lines skipped: no TAB (first: line 7)"."""
         out = []
-        for what, (n, first, skipped) in self.counts.items():
+        for what, (n, first, skipped, _) in self.counts.items():
             lines = f"{n:,} line{'s' if n != 1 else ''}"
             out.append(f"{self.name}: {lines} skipped: {what} (first: line {first})" if skipped
                        else f"{self.name}: {what} on {lines} (first: line {first})")
@@ -84,19 +97,21 @@ def _lines(path: str, encoding: str, errors: str, stdin=None) -> Iterator[str]:
 
 
 def _bad(report: Report, bad_lines: str, what: str, lineno: int, line: str) -> None:
-    if bad_lines == "error":
-        raise CorpusError(f"{report.name} line {lineno}: {what}: {_clip(line)!r}",
-                          hint="fix the line, or pass --bad-lines skip to skip such lines")
     report.add(what, lineno)
-
-
-def _clip(text: str, n: int = 60) -> str:
-    return text if len(text) <= n else text[:n] + "…"
 
 
 def _check_mode(bad_lines: str) -> None:
     if bad_lines not in BAD_LINES:
-        raise UsageError(f"unknown --bad-lines {bad_lines!r}", hint="use skip or error")
+        raise UsageError(f"unknown --bad-lines {bad_lines!r}", hint="use fail or skip")
+
+
+def _fail_on_bad(pairs: "Pairs", bad_lines: str) -> None:
+    bad = pairs.report.bad()
+    if bad and bad_lines == "fail":
+        n = sum(c[0] for c in pairs.report.counts.values() if c[2])
+        raise CorpusError(f"{pairs.report.name}: {n:,} line{'s are' if n > 1 else ' is'} not "
+                          f"a usable sentence pair: {'; '.join(bad)}",
+                          hint="fix them, or pass --bad-lines skip to skip such lines (counted)")
 
 
 def _pair(report, bad_lines, lineno, line, src, tgt, out: Pairs) -> None:
@@ -115,7 +130,7 @@ def _pair(report, bad_lines, lineno, line, src, tgt, out: Pairs) -> None:
 
 
 def read_pairs(path: str, encoding: str = "utf-8", errors: str = "strict", stdin=None,
-               bad_lines: str = "skip") -> Pairs:
+               bad_lines: str = "fail") -> Pairs:
     """`source<TAB>target` lines of `path` ('-': standard input)."""
     _check_mode(bad_lines)
     name = "<stdin>" if path == "-" else path
@@ -129,11 +144,11 @@ def read_pairs(path: str, encoding: str = "utf-8", errors: str = "strict", stdin
                  line)
             continue
         _pair(out.report, bad_lines, lineno, line, *line.split("\t"), out)
-    return _nonempty(out)
+    return _nonempty(out, bad_lines)
 
 
 def read_parallel(src_path: str, tgt_path: str, encoding: str = "utf-8", errors: str = "strict",
-                  bad_lines: str = "skip") -> Pairs:
+                  bad_lines: str = "fail") -> Pairs:
     """Line i of `src_path` with line i of `tgt_path` (`--src FILE --tgt FILE`)."""
     _check_mode(bad_lines)
     src = list(_lines(src_path, encoding, errors))
@@ -146,10 +161,11 @@ def read_parallel(src_path: str, tgt_path: str, encoding: str = "utf-8", errors:
     out = Pairs([], [], [], Report(f"{src_path} + {tgt_path}"))
     for lineno, (s, t) in enumerate(zip(src, tgt), 1):
         _pair(out.report, bad_lines, lineno, s, s, t.lstrip("\ufeff"), out)
-    return _nonempty(out)
+    return _nonempty(out, bad_lines)
 
 
-def _nonempty(pairs: Pairs) -> Pairs:
+def _nonempty(pairs: Pairs, bad_lines: str) -> Pairs:
+    _fail_on_bad(pairs, bad_lines)
     if not pairs.src:
         why = "; ".join(pairs.report.messages()) or "no line holds a pair"
         raise CorpusError(f"{pairs.report.name}: no sentence pairs to train on ({why})",
