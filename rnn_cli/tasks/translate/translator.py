@@ -7,7 +7,8 @@ translate` and `rnn-cli test` are thin layers over it (the same numbers). Never 
     tr = Translator.load("dates.npz")
     tr.translate_one("3rd of March 1999").text             # '1999-03-03'
     for answers in tr.translate(open("dates.txt"), beam=5, n_best=2):
-        print(answers[0].text, answers[0].score)           # one list per input line, in order
+        best = answers[0]                                  # one list per input line, in order
+        best.text, best.score, best.attention
     tr.test("corpora/dates/test.tsv")["exact"]             # BLEU, chrF (sacrebleu), exact, ppl
 
 A blank input line is answered by an empty translation (score 0, no model call), so outputs stay
