@@ -140,3 +140,21 @@ def test_pairs_over_max_len_are_left_out_and_counted(tmp_path):
     assert any("1 train pair(s) with a longer side left out (the longest: 10,001 tokens)" in n
                for n in run.notices)
     assert run_mod.VAL_MAX >= 1000
+
+
+def test_attention_heatmap_svg_and_tsv(trained, tmp_path):
+    from rnn_cli.tasks.translate import heatmap
+
+    _, _, _, path, _ = trained
+    t = Translator.load(path).translate_one("one two")
+    svg, tsv = tmp_path / "a.svg", tmp_path / "a.tsv"
+    heatmap.write(str(svg), t.source_tokens, t.tokens, t.attention, "one two")
+    heatmap.write(str(tsv), t.source_tokens, t.tokens, t.attention)
+    text = svg.read_text()
+    assert text.startswith("<svg") and text.count("<rect") == 1 + t.attention.size
+    rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+    assert rows[0] == ["output\\source", "one", "two", "<EOS>"]
+    assert [r[0] for r in rows[1:]] == ["1", "2", "<EOS>"]
+    assert np.allclose([[float(x) for x in r[1:]] for r in rows[1:]], t.attention, atol=1e-4)
+    with pytest.raises(ValueError, match="does not fit"):
+        heatmap.to_tsv(["a"], ["b"], np.ones((3, 3)))
