@@ -198,3 +198,33 @@ def test_pgemm_rows_reads_and_writes_column_blocks(rng):
     dW = np.ones((4, 3))
     dk.pgemm_rows(dW, out[:, 2:6], big[:, 5:8], True, False, 1.0, 1.0, 2)
     assert_allclose(dW, 1.0 + out[:, 2:6].T @ big[:, 5:8], rtol=1e-12)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_smooth_xent_kernels_match_numpy(rng, dtype, eps):
+    """The output loss kernels (kernels/smooth_xent.py) against numpy in float64: the biased
+    logits, lse, nll, row means, and dLoss/dz with its column sums per chunk of rows."""
+    from rnn_cli.kernels import smooth_xent as sx
+
+    R, Vv, chunks = 7, 11, 3
+    z0 = rng.normal(0, 3, (R, Vv))
+    b = rng.normal(0, 1, Vv)
+    y = rng.integers(0, Vv, R).astype(np.int32)
+    z = (z0 + b).astype(dtype).astype(np.float64)
+    logits = z0.astype(dtype)
+    nll, lse, mean = np.zeros(R), np.zeros(R), np.zeros(R)
+    total = sx.smooth_xent_forward(nll, lse, mean, logits, b.astype(dtype), y)
+    want_lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    assert_allclose(logits, z, **tol(dtype))
+    assert_allclose(lse, want_lse, **tol(dtype))
+    assert_allclose(nll, want_lse - z[np.arange(R), y], **tol(dtype))
+    assert_allclose(mean, z.mean(1), **tol(dtype))
+    assert total == pytest.approx(nll.sum(), rel=1e-12)
+    scale = 1.0 / R
+    p = np.exp(z - want_lse[:, None])
+    onehot = np.eye(Vv)[y]
+    want = scale * (p - (1 - eps) * onehot - eps / Vv)
+    db = np.zeros((chunks, Vv), dtype)
+    sx.smooth_xent_backward(logits, db, logits, lse, y, scale, eps, chunks)
+    assert_allclose(logits, want, **tol(dtype))
+    assert_allclose(db.sum(0), want.sum(0), **tol(dtype))

@@ -38,8 +38,9 @@ from __future__ import annotations
 import numpy as np
 
 from rnn_cli.kernels import attention as att
-from rnn_cli.kernels import cell, embed, output
+from rnn_cli.kernels import cell, embed
 from rnn_cli.kernels import decoder as dk
+from rnn_cli.kernels import smooth_xent as sx
 from rnn_cli.kernels._jit import get_threads
 
 CELLS = {"gru": dk.GRU, "lstm": dk.LSTM}
@@ -184,14 +185,13 @@ class Decoder:
         top = self._project(params, X, om, nch)
         logits = get("logits", (R, self.V))
         cell.pgemm(logits, top, self._out_matrix(params), False, True, 1.0, 0.0, nch)
-        logits += p("b_y")
         y = np.ascontiguousarray(y_all[sel], dtype=np.int32)
         nll, lse = self.buf64.get("nll", (R,)), self.buf64.get("lse", (R,))
-        total = output.softmax_xent_forward(nll, lse, logits, y)
+        mean = self.buf64.get("mean", (R,))
+        total = sx.smooth_xent_forward(nll, lse, mean, logits, p("b_y"), y)  # (+ b_y in place)
         self.nll = total
         if self.eps:  # eps * (mean_v -log p[v]) = eps * (lse - mean_v logits) per row
-            uniform = float((lse - logits.mean(axis=1, dtype=np.float64)).sum())
-            total = (1.0 - self.eps) * total + self.eps * uniform
+            total = (1.0 - self.eps) * total + self.eps * float((lse - mean).sum())
         self.saved = dict(enc=enc, src_len=src_len, fin=fin, y_in=y_in, y=y, sel=sel, X=X,
                           steps=steps, keys=keys, emb_mask=emb_mask, out_mask=om, top=top,
                           lse=lse, nch=nch, T=T, B=B, S=S,
@@ -238,14 +238,12 @@ class Decoder:
         feat = get("feat", (T + 1, B, F))
         R, sel, X, top = self.n_tokens, sv["sel"], sv["X"], sv["top"]
         logits = get("logits", (R, self.V))
-        scale = 1.0 / max(R, 1)
-        output.softmax_xent_backward(logits, logits, sv["lse"], sv["y"], scale)
-        if self.eps:  # (1-eps)(p - onehot) + eps(p - 1/V) = (p - onehot) + eps(onehot - 1/V)
-            logits -= scale * self.eps / self.V
-            logits[np.arange(R), sv["y"]] += scale * self.eps
+        db = get("db", (nch, self.V))
+        sx.smooth_xent_backward(logits, db, logits, sv["lse"], sv["y"], 1.0 / max(R, 1),
+                                self.eps, nch)
+        g("b_y")[...] += db.sum(axis=0)
         W_out = self._out_matrix(params)
         cell.pgemm(g("W_emb" if self.tie else "W_ya"), logits, top, True, False, 1.0, 1.0, nch)
-        g("b_y")[...] += logits.sum(axis=0)
         dX = get("dX", (R, F))
         if self.P:
             dpre = get("dpre", top.shape)
