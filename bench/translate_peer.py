@@ -49,6 +49,7 @@ def parse_args(argv=None):
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--length-penalty", type=float, default=1.0)
     p.add_argument("--decode-limit", type=int, default=0, help="decode this many test sources")
+    p.add_argument("--decode-batch", type=int, default=128, help="sources a greedy batch")
     return p.parse_args(argv)
 
 
@@ -198,7 +199,7 @@ def main(argv=None):
               "train_loss_last": float(np.mean(losses[-50:])) if losses else None}
     with torch.no_grad():
         t0 = time.perf_counter()
-        result["greedy"] = greedy(net, test_src, eos, pad, torch, np)
+        result["greedy"] = greedy(net, test_src, eos, pad, torch, np, a.decode_batch)
         result["greedy_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         result["beam"] = [beam(net, s, eos, a.beam, a.length_penalty, torch) for s in test_src]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnn_cli.kernels import cell, output
+from rnn_cli.kernels import cell, output, topk
 from rnn_cli.kernels import decoder as dk
 from rnn_cli.kernels._jit import get_threads
 from rnn_cli.tasks.translate.decoder import Buffers
@@ -170,36 +170,44 @@ def beam_search(stepper: Stepper, eos_id: int, max_len: int, K: int, n_best: int
     finished: list[list[tuple[float, float, int, int, bool]]] = [[] for _ in range(B)]
     lp_max = float(length_penalty(max_len, alpha))
     for t in range(max_len):
-        logp, s, c, alpha_t = stepper.step(s, c, y, lane_src)
+        logits, s, c, alpha_t = stepper.advance(s, c, y, lane_src)
         alpha_t = alpha_t.copy()  # (the stepper reuses its buffer)
-        cand = score[:, None] + logp  # (L, V)
-        V = cand.shape[1]
-        parents, tokens, scores, srcs, new_greedy = [], [], [], [], []
-        for b in np.unique(lane_src).tolist():
-            mine = np.flatnonzero(lane_src == b)
-            flat = cand[mine].ravel()
-            k = min(K, flat.size)
-            top = np.argpartition(-flat, k - 1)[:k]
-            top = top[np.lexsort((top, -flat[top]))]  # best first, ties by index
+        L, V = logits.shape
+        k = min(K, V)
+        # each lane's k best continuations (the source's K best are among them), then the K
+        # best of each source's lanes: by score, ties by (lane rank in the source, token)
+        top_tok, top_lp = np.empty((L, k), np.int32), np.empty((L, k))
+        topk.topk_rows(top_tok, top_lp, np.empty(L), logits)
+        cand = (score[:, None] + top_lp).ravel()
+        rank = np.arange(L) - np.searchsorted(lane_src, lane_src, "left")
+        flat = (rank[:, None] * V + top_tok).ravel()
+        src_c = np.repeat(lane_src, k)
+        order = np.lexsort((flat, -cand, src_c))
+        pos = np.arange(order.size) - np.searchsorted(src_c[order], src_c[order], "left")
+        chosen = order[pos < K]
+        parents, tokens, scores, srcs = [], [], [], []
+        bounds = np.flatnonzero(np.diff(src_c[chosen])) + 1
+        for group in np.split(chosen, bounds):
+            b = int(src_c[group[0]])
+            top = group.tolist()
             g = greedy_lane[b]
-            if g >= 0:
-                gi = int(np.flatnonzero(mine == g)[0]) * V + int(np.argmax(logp[g]))
-                if gi not in top:
-                    top[-1] = gi
+            gi = int(g) * k if g >= 0 else -1  # the greedy lane's best continuation
+            if g >= 0 and gi not in top:
+                top[-1] = gi
             new_g = -1
-            for idx in top.tolist():
-                lane, tok = int(mine[idx // V]), idx % V
-                if tok == eos_id or t == max_len - 1:
-                    n = t + 1
-                    fin = tok == eos_id
-                    finished[b].append((flat[idx] / float(length_penalty(n, alpha)),
-                                        float(flat[idx]), t, lane, fin, tok))
+            for i in top:
+                lane, tok = i // k, int(top_tok[i // k, i % k])
+                if tok < 0:
                     continue
-                if g >= 0 and idx == gi:
+                if tok == eos_id or t == max_len - 1:
+                    finished[b].append((cand[i] / float(length_penalty(t + 1, alpha)),
+                                        float(cand[i]), t, lane, tok == eos_id, tok))
+                    continue
+                if i == gi:
                     new_g = len(parents)
                 parents.append(lane)
                 tokens.append(tok)
-                scores.append(flat[idx])
+                scores.append(cand[i])
                 srcs.append(b)
             greedy_lane[b] = new_g
         hist.append((np.array(parents, np.int64), np.array(tokens, np.int32), alpha_t))

@@ -16,8 +16,8 @@ from rnn_cli.batching import eval_batches
 from rnn_cli.tasks.translate.decode import Hypothesis, Stepper, beam_search, greedy
 from rnn_cli.vocab import Vocab
 
-DECODE_BATCH = 64  # sources decoded together (one lane each, K lanes each with a beam)
-DECODE_TOKENS = 4096  # source positions of a batch, at most
+DECODE_BATCH = 128  # sources decoded together (one lane each, K lanes each with a beam)
+DECODE_TOKENS = 8192  # source positions of a batch, at most
 
 
 def out_limit(S: int, src_level: str, tgt_level: str) -> int:

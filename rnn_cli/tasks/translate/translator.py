@@ -32,7 +32,7 @@ from rnn_cli.tasks.translate.model import FORMAT, TranslateConfig, TranslatorNet
 from rnn_cli.tasks.translate.run import encode
 from rnn_cli.tasks.translate.search import decode_all, to_text
 
-READ_AHEAD = 64  # lines translated together when the input is not interactive
+READ_AHEAD = 128  # lines translated together when the input is not interactive
 
 
 @dataclass
