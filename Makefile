@@ -95,14 +95,17 @@ $(VENV)/.installed-cuda: $(VENV)/.installed
 test-cudasim: $(VENV)/.installed-cuda
 	$(PY) tests/passes.py cuda-sim
 
-## bench-gpu: on a GPU machine, under 5 minutes: installs the cuda extra, runs test-gpu, trains
-##            rnn/gru/lstm at H 512 and 1024 (B 64) for 30 s each on the GPU and the CPU side by
-##            side, writes bench/GPU.md. BENCH_GPU_ARGS=--dry-run: every step on the simulator,
-##            no timings (the report goes to a temporary file)
+## bench-gpu: on a GPU machine, under 5 minutes: rnn-cli's GPU path beside PyTorch's cuDNN cells
+##            (torch must be importable: it is never a dependency), rnn/gru/lstm at H 512 and
+##            1024, B 64, T 64, 5 s a run, the CUDA tests, the losses at equal steps; writes
+##            bench/GPU.md (bench/gpu.py says what is measured). PY=python3: a Python that
+##            already has numba-cuda and torch (no venv is made). BENCH_GPU_ARGS=--dry-run:
+##            every step on the simulator, no timings (the report goes to a temporary file)
 BENCH_GPU_ARGS ?=
-bench-gpu: venv
+bench-gpu: $(if $(filter command line,$(origin PY)),,venv)
 	$(PY) bench/gpu.py $(BENCH_GPU_ARGS)
 
-## test-gpu: the same tests on a real GPU (skipped cleanly without one: pytest's 5 = none collected)
-test-gpu: $(VENV)/.installed-cuda
+## test-gpu: the CUDA tests on a real GPU (skipped cleanly without one: pytest's 5 = none
+##           collected); PY=python3 runs them with that Python, no venv made
+test-gpu: $(if $(filter command line,$(origin PY)),,$(VENV)/.installed-cuda)
 	$(PY) -m pytest -q -m cuda tests/test_cuda.py || test $$? -eq 5

@@ -40,6 +40,7 @@ from rnn_cli.errors import ModelFileError, UsageError
 from rnn_cli.kinds import meta_kind, wrong_kind
 from rnn_cli.params import Params, param_shapes
 from rnn_cli.safe_npz import read_npz
+from rnn_cli.store import resolve_model_path, store_dir, store_path  # noqa: F401 (re-exported)
 from rnn_cli.vocab import ARRAY_NAMES as VOCAB_ARRAYS, Vocab
 
 MAGIC = "rnn-cli-model"
@@ -416,30 +417,3 @@ def _checked(arrays, name, shape, path) -> np.ndarray:
         raise ModelFileError(f"{path}: array '{name}' holds NaN or infinite values",
                              hint="the model diverged or the file is damaged; retrain it")
     return a
-
-
-def store_dir() -> str:
-    """The model store: $RNN_CLI_HOME, else the user data dir (XDG: ~/.local/share/rnn-cli)."""
-    home = os.environ.get("RNN_CLI_HOME")
-    if home:
-        return home
-    import platformdirs
-
-    return platformdirs.user_data_dir("rnn-cli", appauthor=False)
-
-
-def store_path(level: str) -> str:
-    return os.path.join(store_dir(), f"{level}.npz")
-
-
-def resolve_model_path(model: str | None, level: str | None) -> str:
-    """-m PATH when given, else the stored model of `level` (char by default), which must exist."""
-    if model:
-        return model
-    lvl = level or "char"
-    path = store_path(lvl)
-    if not os.path.exists(path):
-        raise ModelFileError(
-            f"no stored {lvl} model yet ({path})",
-            hint=f"train one with `rnn-cli train --level {lvl} CORPUS`, or pass -m PATH")
-    return path

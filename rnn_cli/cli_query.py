@@ -1,13 +1,14 @@
-"""`rnn-cli score`, `predict` and `info`: ask a model questions. Results are data, on stdout.
+"""`rnn-cli score` and `info`: ask a model questions. Results are data, on stdout.
 
 score   one row per input line: ln P(line + <EOS>), tokens, perplexity, line (tab-separated);
         or one summary for the whole input with the state carried (`--total`, = validation loss)
-predict the k most probable next tokens after a context, with their probabilities
-info    what a model file is, with its train/validation loss curve (text, JSON or SVG)
+info    what a model file of any kind is, with its train/validation loss curve (text, JSON or
+        SVG)
 
-The computing goes through the Python API (`api.Model`: score.py's sentence scores, predictions),
-`dask_score.py` (`score --dask`) and `model_info.py` (the description); this module parses flags
-and writes rows. Notes and warnings go to stderr through `ui`.
+The computing goes through the Python API (`api.Model`: score.py's sentence scores),
+`dask_score.py` (`score --dask`), `model_info.py` (a language model's description) and
+`task_info.py` (any other kind's); this module parses flags and writes rows. Notes and warnings
+go to stderr through `ui`. (`predict` is cli_predict.py's, `test` cli_test.py's.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 
 from rnn_cli.errors import RnnCliError, UsageError
 from rnn_cli.flags import positive_int
+from rnn_cli.tasks import KINDS
 
 LN10 = math.log(10.0)
 BATCH_LINES = 256  # = score.BATCH_LINES (not imported here: --help stays free of numpy)
@@ -63,33 +65,16 @@ def add_score_parser(sub, formatter, common, model_choice) -> None:
     common(p)
 
 
-def add_predict_parser(sub, formatter, common, model_choice) -> None:
-    p = sub.add_parser("predict", formatter_class=formatter,
-                       help="the most probable next tokens after a text",
-                       description="Feed TEXT from a<0> = 0 and print the k most probable next "
-                                   "tokens with their probabilities, most probable first "
-                                   "(token, probability; tab-separated). Spaces show as ␣, "
-                                   "newlines as \\n.")
-    p.set_defaults(handler=run_predict)
-    p.add_argument("text", metavar="TEXT", nargs="?",
-                   help="the context; - reads stdin (one trailing newline is dropped)")
-    model_choice(p)
-    g = p.add_argument_group("output")
-    g.add_argument("-k", "--top-k", dest="k", type=positive_int, default=5,
-                   help="how many tokens (default: %(default)s)")
-    g.add_argument("--json", action="store_true", help="one JSON object")
-    common(p)
-
-
 def add_info_parser(sub, formatter, common, model_choice) -> None:
     p = sub.add_parser("info", formatter_class=formatter,
                        help="what a model is, with its loss curve",
-                       description="Describe a model file: format, architecture, parameters, "
-                                   "vocabulary, the corpus it was trained on, steps, tokens, "
-                                   "best validation loss, training time, and the train/val loss "
-                                   "curve recorded during training.")
+                       description="Describe a model file of any kind: format, architecture, "
+                                   "parameters, vocabulary, label set (a classifier), the "
+                                   "corpus it was trained on, steps, tokens or examples, the "
+                                   "best validation loss or metric, training time, and the "
+                                   "train/val loss curve recorded during training.")
     p.set_defaults(handler=run_info)
-    model_choice(p)
+    model_choice(p, kinds=KINDS)
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="everything as one JSON object")
     g.add_argument("--plot", metavar="FILE.svg", help="also write the loss curve as an SVG image")
@@ -169,12 +154,12 @@ def run_score(args, ui) -> int:
 def _input_lines(paths: list[str], encoding: str, errors: str):
     """The raw lines of every FILE in turn, as `cat FILE...` would give them (each file opened
     when its turn comes; '-' is standard input)."""
-    from rnn_cli.tasks.lm import score
+    from rnn_cli import streams
 
     for path in paths:
-        name, stream = score.open_input(path, encoding, errors)
+        name, stream = streams.open_input(path, encoding, errors)
         with stream:
-            for _, raw in score.read_lines(name, stream):
+            for _, raw in streams.read_lines(name, stream):
                 yield raw
 
 
@@ -247,37 +232,6 @@ def _score_total(args, lm, lines, out) -> int:
     return 0
 
 
-# -------------------------------------------------------------------- predict
-def run_predict(args, ui) -> int:
-    from rnn_cli.errors import CorpusError
-    from rnn_cli.tasks.lm.model_info import show_symbol
-
-    text = args.text
-    if text is None or text == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            error = CorpusError if text == "-" else UsageError
-            raise error("'-' expects piped input, but standard input is a terminal"
-                        if text == "-" else "no context: give TEXT, or pipe it in",
-                        hint='e.g. rnn-cli predict --level word "the cat sat on the"')
-        text = sys.stdin.read().removeprefix("\ufeff")
-        text = text[:-1] if text.endswith("\n") else text
-    lm = _load(args, ui)
-    p = lm.predict(text, k=args.k)
-    if p.oov:
-        ui.warn(f"{p.oov} token(s) of the context are not in the vocabulary and were read as "
-                "<UNK>")
-    out = sys.stdout
-    if args.json:
-        nxt = [{"token": c.token, "prob": c.prob, "logprob": c.logprob if c.prob > 0 else None}
-               for c in p.candidates]
-        out.write(_dump({"context": text, "context_tokens": p.context_tokens, "oov": p.oov,
-                         "next": nxt}) + "\n")
-    else:
-        out.write("".join(f"{show_symbol(c.token)}\t{c.prob:.6f}\n" for c in p.candidates))
-    out.flush()
-    return 0
-
-
 # -------------------------------------------------------------------- info
 def run_info(args, ui) -> int:
     import numpy as np
@@ -289,18 +243,25 @@ def run_info(args, ui) -> int:
         raise UsageError(f"--plot writes SVG images only, got {args.plot!r}",
                          hint="name the file .svg (convert it with e.g. `rsvg-convert -o "
                               "curve.png curve.svg` if you need a PNG)")
-    path = checkpoint.resolve_model_path(args.model, args.level)
-    model = checkpoint.load(path, args.level)
-    d = describe(model, path)
-    history = np.asarray(model.history, np.float64).reshape(-1, 4)
+    from rnn_cli.taskfile import resolve_model
+
+    path, kind = resolve_model(args.model, args.level, args.task)
+    if kind == "lm":
+        model = checkpoint.load(path, args.level)
+        d = describe(model, path)
+        history = np.asarray(model.history, np.float64).reshape(-1, 4)
+        rows, unit = summary_rows(d), "nats/token"
+        title = f"{d['level']} model, H = {d['hidden']}: {(d['corpus'] or {}).get('name', '')}"
+    else:
+        d, rows, history, unit = _task_info(path, kind)
+        title = f"{d['what']}: {(d['corpus'] or {}).get('name', '')}"
     if args.plot:
         if history.shape[0] == 0:
             raise RnnCliError(f"{path} has no recorded loss curve to plot",
                               hint="models trained by `rnn-cli train` record one")
-        title = f"{d['level']} model, H = {d['hidden']}: {(d['corpus'] or {}).get('name', '')}"
         try:
             with open(args.plot, "w", encoding="utf-8") as f:
-                f.write(plot.svg_plot(history, title))
+                f.write(plot.svg_plot(history, title, unit=unit))
         except OSError as e:
             raise RnnCliError(f"cannot write {args.plot}: {e.strerror or e}",
                               hint="check the folder exists and is writable") from None
@@ -315,15 +276,28 @@ def run_info(args, ui) -> int:
 
     con = Console(file=sys.stdout, highlight=False, soft_wrap=True,
                   no_color=args.no_color or None)
-    for key, value in summary_rows(d):
-        con.print(f"[bold]{key:<11}[/] {escape(value)}")
+    for key, value in rows:
+        con.print(f"[bold]{escape(key):<11}[/] {escape(value)}")
     if history.shape[0] == 0:
         con.print(f"[bold]{'loss curve':<11}[/] - (none recorded)")
         return 0
     con.print(f"[bold]loss curve[/]  {history.shape[0]} evaluations")
-    for row in plot.text_plot(history):
+    for row in plot.text_plot(history, unit=unit):
         t = Text()
         for piece, style in row:
             t.append(piece, style=style or None)
         con.print(t)
     return 0
+
+
+def _task_info(path: str, kind: str):
+    """(description, its human rows, the loss history as plot.py draws it, the loss's unit) of
+    a task model."""
+    from rnn_cli import task_info, tasks
+    from rnn_cli.taskfile import load_task, peek_meta
+
+    task = tasks.get(kind)
+    model = load_task(path, task.format)
+    d = task_info.describe(model, path, peek_meta(path).get("rnn_cli_version"))
+    return (d, task_info.summary_rows(d), task_info.plot_history(d),
+            getattr(task, "loss_unit", "nats/example"))

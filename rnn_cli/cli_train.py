@@ -7,6 +7,7 @@ events into lines and a progress bar on stderr and its summary into --json on st
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import signal
@@ -15,6 +16,7 @@ import sys
 from rnn_cli.config import LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
 from rnn_cli.tasks import KINDS
+from rnn_cli.tasks.classify import options as C
 from rnn_cli.tasks.lm.options import DEFAULT_CELL, DEFAULT_EPOCHS
 
 # the parser's values that are not training options (how the CLI itself behaves)
@@ -25,20 +27,33 @@ CLI_ONLY = frozenset({"command", "handler", "corpus", "out", "resume", "task", "
 def add_parser(sub, formatter, common) -> None:
     m, t = ModelConfig(), TrainConfig()
     p = sub.add_parser("train", formatter_class=formatter, help="train a model on a text file",
-                       description="Train a character- or word-level RNN language model on a "
-                                   "plain text file and save it (atomically) as one .npz file.")
+                       description="Train a character- or word-level RNN on a plain text file "
+                                   "and save it (atomically) as one .npz file: a language model "
+                                   "of the running text, or (--task classify) a classifier of "
+                                   "labelled lines. A flag names its task when only one task "
+                                   "reads it; the defaults are the language model's unless a "
+                                   "task's are named.")
     p.set_defaults(handler=run)
     p.add_argument("corpus", metavar="CORPUS",
-                   help="UTF-8 text file, or - for standard input; of any size: it is encoded "
-                        "once into token ids, cached in $RNN_CLI_HOME/cache and memory-mapped")
+                   help="UTF-8 text file, or - for standard input; a language model's of any "
+                        "size: it is encoded once into token ids, cached in $RNN_CLI_HOME/cache "
+                        "and memory-mapped; a classifier's: one example a line, `__label__X "
+                        "text` (fastText's) or `X<TAB>text`")
     g = p.add_argument_group("input and output")
     g.add_argument("-o", "--out", metavar="PATH",
-                   help="model file to write (default: the model store, $RNN_CLI_HOME/LEVEL.npz)")
+                   help="model file to write (default: the model store, $RNN_CLI_HOME/LEVEL.npz "
+                        "for a language model, $RNN_CLI_HOME/TASK.npz for the other tasks, "
+                        "e.g. classify.npz)")
     g.add_argument("--resume", action="store_true",
-                   help="continue training the model at --out (steps, optimizer, data position)")
-    g.add_argument("--encoding", default="utf-8", help="text encoding of CORPUS (default: utf-8)")
-    g.add_argument("--errors", choices=("strict", "replace", "ignore"), default="strict",
+                   help="continue training the model at --out (steps, optimizer, data position; "
+                        "its task is the file's)")
+    g.add_argument("--encoding", help="text encoding of CORPUS (default: utf-8)")
+    g.add_argument("--errors", choices=("strict", "replace", "ignore"),
                    help="what to do with undecodable bytes (default: strict)")
+    g.add_argument("--bad-lines", choices=("fail", "skip"),
+                   help="classify: a line without a label or without text: fail names the "
+                        "lines (one error), skip leaves them out with a warning that counts "
+                        "them (default: fail)")
     g.add_argument("--json", action="store_true",
                    help="print a JSON summary line on stdout at the end")
     g = p.add_argument_group("model")
@@ -48,23 +63,38 @@ def add_parser(sub, formatter, common) -> None:
                         "source text (default: the model's kind with --resume, else guessed from "
                         "CORPUS's format: __label__ lines classify, CoNLL columns tag, "
                         "source<TAB>target lines translate, else lm)")
-    g.add_argument("--level", choices=("char", "word"), help=f"tokens (default: {m.level})")
+    g.add_argument("--level", choices=("char", "word"),
+                   help=f"tokens (default: {m.level}; classify: {C.LEVEL}, which reads a "
+                        "sentence in ~5x fewer steps and learns from whole words, or char when "
+                        "most texts are single words such as names)")
     g.add_argument("--cell", choices=("rnn", "gru", "lstm"),
                    help=f"recurrent cell: rnn (the seed's), gru (PyTorch's GRU), lstm (PyTorch's "
-                        f"LSTM) (default: {DEFAULT_CELL})")
+                        f"LSTM) (default: {DEFAULT_CELL}; classify: {C.CELL})")
     g.add_argument("--activation", choices=("tanh", "relu"),
                    help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
                         f"(default: {m.activation})")
     g.add_argument("--hidden", type=positive_int,
-                   help="H, hidden units (default: by corpus size: 128 below 100k tokens, 256 "
-                        "below 3M (512 from 500k at char level), else 512)")
-    g.add_argument("--layers", type=positive_int, help=f"stacked layers (default: {m.layers})")
+                   help="H, hidden units (per direction with --bidirectional) (default: by "
+                        "corpus size: 128 below 100k tokens, 256 below 3M (512 from 500k at "
+                        f"char level), else 512; classify: {C.HIDDEN})")
+    g.add_argument("--layers", type=positive_int,
+                   help=f"stacked layers (default: {m.layers}; classify: {C.LAYERS})")
+    g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
+                   help="classify: read each text in both directions too (the same kernels "
+                        "on the text reversed), the two states side by side (default: "
+                        f"{'on' if C.BIDIRECTIONAL else 'off'}; --no-bidirectional: forward "
+                        "only)")
     g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
                    help="inverted dropout between layers and before the output layer, during "
                         "training only (default from 500k training tokens: 0.3 at char level, 0.1 "
-                        "at word level; else 0)")
+                        f"at word level; else 0; classify: {C.DROPOUT:g}, also on the "
+                        "embeddings)")
     g.add_argument("--embed", type=nonneg_int, metavar="E",
-                   help="learn an E-wide input embedding (default: 0, one-hot input)")
+                   help="learn an E-wide input embedding (default: 0, one-hot input; "
+                        f"classify: {C.EMBED})")
+    g.add_argument("--max-len", type=nonneg_int, metavar="N",
+                   help="classify: read at most N tokens of an example (the only cut; how many "
+                        f"examples it cut is reported); 0: no limit (default: {C.MAX_LEN})")
     g.add_argument("--tie-weights", action="store_true", default=None,
                    help="share the embedding with the output layer (needs --embed equal to "
                         "--hidden; implies --embed H when --embed is not given; default: on at "
@@ -87,9 +117,18 @@ def add_parser(sub, formatter, common) -> None:
                    help="word level: 'words' splits punctuation off words; 'space' splits on "
                         "whitespace only, for pre-tokenized text such as Penn Treebank "
                         "(default: words)")
+    g = p.add_argument_group("classification")
+    g.add_argument("--pool", choices=("last", "mean", "max"),
+                   help="the text's vector from the encoder's states: last, each direction's "
+                        "final state; mean or max, over every position (default: "
+                        f"{C.POOL})")
+    g.add_argument("--class-weight", choices=("none", "balanced"),
+                   help="balanced: weigh each example's loss by N / (K n_label), so rare "
+                        "labels count as much as common ones (default: none)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=positive_int,
-                   help=f"B, parallel streams (default: {t.batch_size})")
+                   help=f"B, parallel streams of a language model; examples per batch of the "
+                        f"other tasks (default: {t.batch_size})")
     g.add_argument("--seq-len", type=positive_int,
                    help=f"T, steps of backpropagation through time (default: {t.seq_len})")
     g.add_argument("--lr", type=finite_float(0.0, True, 1e3),
@@ -118,22 +157,32 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--steps", type=positive_int, help="stop after this many optimizer steps "
                    "in total (with --resume: counting the earlier ones)")
     g.add_argument("--epochs", type=finite_float(0.0, True),
-                   help=f"stop after this many passes over the text (default: {DEFAULT_EPOCHS} "
-                        "when neither --steps nor --max-seconds is given)")
+                   help=f"stop after this many passes over the text (default: {DEFAULT_EPOCHS}; "
+                        f"classify: {C.EPOCHS:g} over the examples; when neither --steps nor "
+                        "--max-seconds is given)")
     g.add_argument("--max-seconds", type=finite_float(0.0, True),
                    help="stop after this many seconds of this run")
     g.add_argument("--val-frac", type=finite_float(0.0, False, 0.5),
-                   help=f"fraction at the end of the text held out for validation "
-                        f"(default: {t.val_frac:g})")
+                   help=f"fraction held out for validation: the end of the text; classify: a "
+                        f"seeded random choice of the examples (default: {t.val_frac:g})")
     g.add_argument("--valid", metavar="FILE",
-                   help="validate on this file instead of the tail of CORPUS (--val-frac ignored)")
+                   help="validate on this file instead of a part of CORPUS (--val-frac ignored)")
     g.add_argument("--test", metavar="FILE",
                    help="at the end, report the loss and perplexity of the best model on FILE "
-                        "(test_loss, test_ppl in --json)")
+                        "(test_loss, test_ppl in --json); classify: its accuracy and macro-F1 "
+                        "(test_accuracy, test_macro_f1, test_metrics)")
+    g.add_argument("--metric", metavar="NAME",
+                   help="the validation metric that picks the model kept: classify "
+                        f"{', '.join(C.METRICS)} (default: {C.METRICS[0]}); higher is better, "
+                        "but for loss. A language model keeps its lowest validation loss")
+    g.add_argument("--patience", type=nonneg_int, metavar="N",
+                   help="classify: stop after N validations in a row without a better --metric "
+                        "(default: 0, never)")
     g.add_argument("--eval-every", type=positive_int,
                    help=f"validate (and save) every N steps; without this flag every "
                         f"{t.eval_every} steps, skipping a validation while validating would take "
-                        f"over 10%% of the run's time (the last one always runs)")
+                        f"over 10%% of the run's time (the last one always runs); classify: at "
+                        f"the end of every epoch")
     g.add_argument("--sample-every", type=nonneg_int,
                    help="show a short sample on stderr every N steps (default: off)")
     common(p)
@@ -159,16 +208,49 @@ def run(args, ui) -> int:
         ui.error(f"interrupted at step {step}; the model is saved in {out}",
                  hint=f"continue with `rnn-cli train {args.corpus} --resume -o {out}`")
         return int(ExitStatus.INTERRUPTED)
-    ui.info(f"saved {summary['model']}: {summary['steps']} steps, "
-            f"{summary['tokens_per_sec']:,.0f} tok/s, train {_fmt(summary['train_loss'])}, val "
-            f"{_fmt(summary['val_loss'])} nats/token (best {_fmt(summary['best_val_loss'])})"
-            + (f"; test {_fmt(summary['test_loss'])} nats/token, perplexity "
-               f"{summary['test_ppl']:.2f}" if "test_loss" in summary else ""))
+    ui.info(_done_line(summary))
     if args.json:
-        sys.stdout.write(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
-                                     for k, v in summary.items()}) + "\n")
+        sys.stdout.write(json.dumps(_jsonable(summary), ensure_ascii=False) + "\n")
         sys.stdout.flush()
     return 0
+
+
+def _done_line(summary: dict) -> str:
+    """The last line of a run: where the model went, how fast, how good."""
+    if summary.get("task", "lm") == "lm":
+        return (f"saved {summary['model']}: {summary['steps']} steps, "
+                f"{summary['tokens_per_sec']:,.0f} tok/s, train {_fmt(summary['train_loss'])}, "
+                f"val {_fmt(summary['val_loss'])} nats/token (best "
+                f"{_fmt(summary['best_val_loss'])})"
+                + (f"; test {_fmt(summary['test_loss'])} nats/token, perplexity "
+                   f"{summary['test_ppl']:.2f}" if "test_loss" in summary else ""))
+    # the tasks of the example trainer (tasks/fit.py): val_<metric> and test_<metric> scalars
+    val = _metrics(summary, "val_")
+    test = _metrics(summary, "test_")
+    best = summary.get("best")
+    return (f"saved {summary['model']}: {summary['steps']} steps ({summary['epochs']:.2f} "
+            f"epochs), {summary['examples_per_sec']:,.0f} examples/s, "
+            f"{summary['tokens_per_sec']:,.0f} tok/s"
+            + (f"; val {val}" if val else "")
+            + (f"; kept the best {summary['metric']} {_fmt(best)} (step {summary['best_step']})"
+               if best is not None and val else "")
+            + (f"; test {test}" if test else ""))
+
+
+def _metrics(summary: dict, prefix: str) -> str:
+    return ", ".join(f"{k[len(prefix):]} {_fmt(v)}" for k, v in summary.items()
+                     if k.startswith(prefix) and isinstance(v, float) and k != prefix + "n")
+
+
+def _jsonable(x):
+    """NaN and infinities as null, at any depth (JSON has no NaN)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
 
 
 class _StopFlag:
@@ -226,13 +308,23 @@ class _View:
         ui = self.ui
         if kind == "step":
             if self.progress is not None and (info["step"] % 5 == 0 or info["step"] == 1):
+                rate = f"{info['tok_s'] / 1000:.0f}k tok/s" if "examples_per_sec" not in info \
+                    else f"{info['examples_per_sec']:,.0f} ex/s"
                 self.progress.update(self.task, completed=info["progress"] * 1000,
                                      step=info["step"], loss=_fmt(info["loss"]), val=self.val,
-                                     rate=f"{info['tok_s'] / 1000:.0f}k tok/s")
+                                     rate=rate)
         elif kind == "eval":
             self.val = _fmt(info["val_loss"])
+            extra = ""
+            if "metrics" in info:  # the example trainer's: the task's scalar metrics too
+                shown = {k: v for k, v in info["metrics"].items()
+                         if k != "loss" and isinstance(v, float)}
+                extra = "".join(f"  {k.replace('_', '-')} {_fmt(v)}" for k, v in shown.items())
+                if info.get("metric") in shown:
+                    self.val = f"{info['metric'].replace('_', '-')} {_fmt(info['value'])}"
             line = (f"step {info['step']:>7}  epoch {info['epoch']:.2f}  train "
-                    f"{_fmt(info['train_loss'])}  val {self.val}{'  *' if info['best'] else ''}")
+                    f"{_fmt(info['train_loss'])}  val {_fmt(info['val_loss'])}{extra}"
+                    f"{'  *' if info['best'] else ''}")
             if self.progress is None:
                 ui.info(line)
             else:

@@ -64,10 +64,25 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="random seed; the same seed gives the same result (train default 1234)")
 
 
-def add_model_choice(p: argparse.ArgumentParser) -> None:
-    """-m/--model and --level: which model a reading command (sample, score, ...) uses."""
+def add_model_choice(p: argparse.ArgumentParser, kinds: tuple[str, ...] = ()) -> None:
+    """-m/--model and --level: which model a reading command (sample, score, ...) uses; with
+    `kinds` (a command that reads models of several kinds), --task picks the stored model of a
+    kind when no -m is given; with one kind (`tag`, `translate`), -m alone (args.task is that
+    kind, args.level None), so `taskfile.resolve_model(args.model, args.level, args.task)`
+    serves every command."""
     g = p.add_argument_group("model")
+    if len(kinds) == 1:  # a command of one task (tag, translate): -m, else the stored model
+        g.add_argument("-m", "--model", metavar="PATH",
+                       help=f"model file (default: the stored one, $RNN_CLI_HOME/{kinds[0]}.npz)")
+        p.set_defaults(level=None, task=kinds[0])
+        return
     g.add_argument("-m", "--model", metavar="PATH",
-                   help="model file (default: the stored model of --level)")
+                   help="model file (default: the stored model of "
+                        + ("--task, of --level for a language model)" if kinds else "--level)"))
     g.add_argument("--level", choices=("char", "word"), default=None,
-                   help="pick the stored model of this level (default: char)")
+                   help="pick the stored language model of this level (default: char)")
+    if kinds:
+        g.add_argument("--task", choices=kinds, default=None,
+                       help="pick the stored model of this task ($RNN_CLI_HOME/TASK.npz; "
+                            "default: lm, the language model of --level); with -m, the file "
+                            "must be of this task")

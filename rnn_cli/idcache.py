@@ -58,7 +58,7 @@ class CorpusIds:
 
 def cache_dir() -> str:
     """Where id files live: the `cache` folder of the model store ($RNN_CLI_HOME/cache)."""
-    from rnn_cli.checkpoint import store_dir
+    from rnn_cli.store import store_dir
 
     return os.path.join(store_dir(), "cache")
 

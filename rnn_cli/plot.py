@@ -25,8 +25,8 @@ def _finite_range(values: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
-def text_plot(history: np.ndarray, width: int = 60,
-              height: int = 10) -> list[list[tuple[str, str]]]:
+def text_plot(history: np.ndarray, width: int = 60, height: int = 10,
+              unit: str = "nats/token") -> list[list[tuple[str, str]]]:
     """A character plot (N >= 1 rows of history): a list of rows, each a list of (text, style)
     pieces (style "" for none), so a caller may colour the marks; the plain row is the joined text.
     """
@@ -62,11 +62,12 @@ def text_plot(history: np.ndarray, width: int = 60,
     axis = " " * 10 + left + "step".center(width - len(left) - len(right)) + right
     rows.append([(axis, "dim")])
     rows.append([(" " * 10, ""), (TRAIN_MARK, "cyan"), (" train loss   ", ""),
-                 (VAL_MARK, "magenta"), (" validation loss   (nats/token)", "")])
+                 (VAL_MARK, "magenta"), (f" validation loss   ({unit})", "")])
     return rows
 
 
-def svg_plot(history: np.ndarray, title: str, width: int = 640, height: int = 400) -> str:
+def svg_plot(history: np.ndarray, title: str, width: int = 640, height: int = 400,
+             unit: str = "nats/token") -> str:
     """A standalone SVG: axes with ticks and labels, one polyline per series, a legend."""
     ml, mr, mt, mb = 70, 20, 40, 50  # margins: left, right, top, bottom
     pw, ph = width - ml - mr, height - mt - mb
@@ -99,7 +100,7 @@ def svg_plot(history: np.ndarray, title: str, width: int = 640, height: int = 40
                    f'text-anchor="middle">{s:.0f}</text>')
     out.append(f'<text x="{ml + pw / 2}" y="{height - 10}" text-anchor="middle">step</text>')
     out.append(f'<text transform="translate(16,{mt + ph / 2}) rotate(-90)" '
-               f'text-anchor="middle">loss (nats/token)</text>')
+               f'text-anchor="middle">loss ({unit})</text>')
     for k, (name, col, colour) in enumerate(SERIES):
         pts = [(sx(s), sy(v)) for s, v in zip(steps, history[:, col]) if math.isfinite(v)]
         if pts:

@@ -41,6 +41,7 @@ from rnn_cli.errors import ModelFileError, UsageError
 from rnn_cli.kinds import meta_kind, wrong_kind
 from rnn_cli.params import ParamSet
 from rnn_cli.safe_npz import read_npz
+from rnn_cli.store import resolve_model_path
 from rnn_cli.vocab import ARRAY_NAMES as VOCAB_ARRAYS, Vocab
 
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -134,11 +135,28 @@ def save_task(model: TaskModel, path: str) -> None:
     write_arrays(path, arrays)
 
 
+def peek_meta(path: str) -> dict:
+    """The meta record of the model file at `path` (any kind), reading only its header."""
+    check_path(path)
+    return header(read_npz(path, HEADER.__contains__, _HINT), path)
+
+
 def peek_kind(path: str) -> str:
     """The kind of the model file at `path` ("lm" when it records none), reading only its
     header; ModelFileError for a file that is not a model of a kind this version knows."""
-    check_path(path)
-    return meta_kind(header(read_npz(path, HEADER.__contains__, _HINT), path), path)
+    return meta_kind(peek_meta(path), path)
+
+
+def resolve_model(model: str | None, level: str | None, kind: str | None = None
+                  ) -> tuple[str, str]:
+    """(path, kind) of the model a command reads: -m PATH, else the stored model of `kind`
+    (`store.resolve_model_path`), its kind read from the file's header. With both -m and
+    `kind`, a file of another kind is the one-line wrong-kind error."""
+    path = resolve_model_path(model, level, kind)
+    found = peek_kind(path)
+    if kind is not None and found != kind:
+        raise wrong_kind(path, found)
+    return path, found
 
 
 def _wanted(name: str) -> bool:

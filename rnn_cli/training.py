@@ -16,12 +16,13 @@
 
     corpus       path of the training file, or "-" for standard input.
     task         "lm", "classify", "tag" or "translate" (`rnn_cli.tasks.KINDS`); None: the kind
-                 of the model file when resuming, else guessed from the file's format
+                 of the model file `out` when resuming (given with it: it must match), else
+                 guessed from the file's format
                  (`rnn_cli.tasks.guess`), with a "notice" event saying what and why (a
                  "detail" event when the guess is lm). A kind not implemented yet is a
                  UsageError naming it.
     out          the model file to write; None: the task's place in the model store
-                 (lm: $RNN_CLI_HOME/<level>.npz).
+                 (lm: $RNN_CLI_HOME/<level>.npz; other tasks: $RNN_CLI_HOME/<task>.npz).
     resume       continue training the model at `out` (steps, optimizer, data position).
     on_event     on_event(kind, info) for each event below (default: none are reported).
     should_stop  polled between steps; True stops the run cleanly: the model is saved and the
@@ -32,7 +33,14 @@
                  process-wide). A value None counts as not given. A name the task does not read
                  is a UsageError. Defaults are those of `rnn-cli train`.
 
-Returns the summary that `rnn-cli train --json` prints (NaN where that prints null). For lm:
+Returns the summary that `rnn-cli train --json` prints (NaN where that prints null). For
+classify (and the other tasks of the example trainer, `tasks/fit.py`): task, reason ("steps",
+"epochs", "max-seconds", "patience", "interrupted"), steps, epochs, examples, seconds,
+eval_seconds, evaluations, examples_per_sec, tokens_per_sec, metric, best (its best value),
+best_step, threads, val_<metric> for every scalar metric of the last validation (classify:
+val_n, val_accuracy, val_macro_f1, val_loss), with --test test_n, test_accuracy,
+test_macro_f1, test_loss and test_metrics (per_label, confusion, unseen, ...), and labels, V,
+train_examples, valid_examples. For lm:
 reason ("steps", "epochs", "max-seconds" or "interrupted"), steps, tokens, seconds (of this run's
 training loop), eval_seconds, evaluations, tokens_per_sec, train_loss (mean of the last 50
 steps), val_loss, best_val_loss, V, H, L, B, T, threads, sparse_updates, with --test test_loss,
@@ -59,14 +67,21 @@ Events, in order: `on_event(kind, info)`, `info` a dict:
                "step" (steps done before), "defaults" (the flags set for this corpus: {name:
                value}), "model" (the architecture: ModelConfig's fields), "train" (TrainConfig's
                fields), "sizes" {"train_tokens", "val_tokens", "test_tokens" (None without
-               --test), "V", "B", "T", "parameters"}, "sparse_updates"}
+               --test), "V", "B", "T", "parameters"}, "sparse_updates"}; for classify:
+               {"task", "out", "device", "resumed", "step", "defaults" ({"level"} when chosen
+               by the data), "model" (ClassifyConfig's fields), "train" (FitConfig's),
+               "sizes" {"train_examples", "val_examples", "test_examples", "train_tokens",
+               "V", "K", "B", "parameters"}, "labels"}
     step       after every optimizer step: {"step", "loss" (nats/token of the window), "tok_s"
                (training tokens per second so far), "elapsed" (seconds), "epoch" (fractional),
-               "progress" (0..1 towards the first stopping rule)}
+               "progress" (0..1 towards the first stopping rule)}; the example trainer's also
+               "lr" and "examples_per_sec", its loss the batch's mean per example
     sample     every --sample-every steps: {"step", "text"} (a short sample from the model now)
     eval       after each validation, the model file already saved: {"step", "train_loss" (mean
                since the last one; NaN if none), "val_loss" (NaN without validation text),
-               "best" (improved: these parameters are kept), "epoch", "lr"}
+               "best" (improved: these parameters are kept), "epoch", "lr"}; the example
+               trainer's also "metrics" (the task's: classify accuracy, macro_f1, per_label,
+               confusion, ...), "metric" (--metric), "value", "best_value", "bad_evals"
     saved      {"path", "step", "reason"}: the model file was written; reason "eval", "end",
                "interrupted" or "diverged"
 
@@ -101,7 +116,7 @@ def train(corpus: str, *, task: str | None = None, out: str | None = None, resum
                      lambda msg: emit("warning", {"message": msg}))
     if given.get("threads"):
         _set_threads(int(given["threads"]), emit)
-    kind = _kind(corpus, task, resume, given, emit)
+    kind = _kind(corpus, task, out if resume else None, given, emit)
     impl = tasks.get(kind)
     unknown = sorted(set(given) - impl.options - COMMON)
     if unknown:
@@ -147,16 +162,23 @@ def _drive(run, emit, stop) -> dict:
     return summary
 
 
-def _kind(corpus: str, task: str | None, resume: bool, given: dict, emit) -> str:
-    """--task, else lm when resuming (every model file is a language model until model files
-    record their kind), else the guess from the corpus's format."""
+def _kind(corpus: str, task: str | None, resumed: str | None, given: dict, emit) -> str:
+    """--task; else, resuming the file `resumed`, its kind; else the guess from the corpus's
+    format (also when resuming from the model store: the guess names the stored model)."""
+    if resumed is not None and os.path.isfile(resumed):
+        from rnn_cli.taskfile import peek_kind
+
+        kind = peek_kind(resumed)
+        if task is not None and task != kind:
+            what = tasks.WHAT[kind]
+            raise UsageError(f"--resume: {resumed} is a {what}, not a {tasks.WHAT[task]}",
+                             hint=f"drop --task (or pass --task {kind}) to continue it")
+        return kind
     if task is not None:
         return task
-    if resume:
-        return "lm"
     from rnn_cli.tasks.guess import guess_kind, sample_lines
 
-    lines = sample_lines(corpus, given.get("encoding", "utf-8"))
+    lines = sample_lines(corpus, given.get("encoding") or "utf-8")
     if lines is None:
         emit("detail", {"message": "--task lm: the corpus is a stream that cannot be looked at "
                                    "before it is read (pass --task to choose)"})

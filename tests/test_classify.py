@@ -11,7 +11,8 @@ from numpy.testing import assert_allclose
 from conftest import FD_EPS, FD_MAX_REL_ERR, FLOAT32_RTOL
 from rnn_cli import checkpoint
 from rnn_cli.errors import ModelFileError, UsageError
-from rnn_cli.tasks.classify import Classifier, ClassifyRun
+from rnn_cli.tasks.classify.predict import Classifier
+from rnn_cli.tasks.classify.run import ClassifyRun
 from rnn_cli.tasks.classify.model import ClassifierNet, ClassifyConfig, Encoded
 from rnn_cli.tasks.classify.run import balanced_weights
 

@@ -95,6 +95,11 @@ def test_total_on_the_validation_text_equals_the_validation_loss(char_model, tmp
     summary = dict(rows(rnn("score", "-m", char_model, "--total", tmp_path / "val.txt")))
     assert float(summary["nats_per_token"]) == pytest.approx(st["best_val"], abs=1e-6)
     assert summary["tokens"] == str(n_val) and summary["oov"] == "0"
+    # `rnn-cli test` of a language model is the same stream's perplexity
+    t = json.loads(rnn("test", "-m", char_model, tmp_path / "val.txt", "--json").stdout)
+    assert t["kind"] == "lm" and {k: t[k] for k in s} == s
+    plain = dict(rows(rnn("test", "-m", char_model, tmp_path / "val.txt")))
+    assert float(plain["perplexity"]) == pytest.approx(s["perplexity"], abs=1e-4)
 
 
 def test_score_rows_chain_rule_and_formats(char_model):

@@ -24,11 +24,11 @@ _OK, _WHY = backend.probe()
 if not _OK:
     pytest.skip(f"CUDA target not usable: {_WHY}", allow_module_level=True)
 
-from numba import cuda  # noqa: E402
+cuda = backend.numba_cuda()
 
 from rnn_cli import checkpoint  # noqa: E402
 from rnn_cli.config import ModelConfig, TrainConfig  # noqa: E402
-from rnn_cli.cuda import cells  # noqa: E402
+from rnn_cli.cuda import blas, cells  # noqa: E402
 from rnn_cli.cuda import kernels as ck  # noqa: E402
 from rnn_cli.cuda import optim as co  # noqa: E402
 from rnn_cli.cuda import sampling as cs  # noqa: E402
@@ -52,12 +52,19 @@ ACTS = (cell.TANH, cell.RELU)
 TEXT = "tea at ten.\neat a tea.\nten at a tent.\n" * 6  # V = 8: 7 characters + <UNK>
 
 
+SIM = backend.simulator_enabled()
+
+
 @pytest.fixture(autouse=True)
 def tiny_launches(monkeypatch):
     monkeypatch.setattr(ck, "THREADS", 16)
-    monkeypatch.setattr(ck, "TILE", 4)
-    monkeypatch.setattr(ck, "REG", 2)
+    monkeypatch.setattr(blas, "TILE", 4)
+    monkeypatch.setattr(blas, "REG", 2)
     monkeypatch.setattr(ck, "PARTIALS", 2)
+    monkeypatch.setattr(ck, "COLS", 4)  # column sums: 4 x 2 threads a block, chunks of 4 rows,
+    monkeypatch.setattr(ck, "LANES", 2)  # at most 3 chunks (so longer chunks past 12 rows)
+    monkeypatch.setattr(ck, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(ck, "MAX_CHUNKS", 3)
     monkeypatch.setattr(cs, "THREADS", 4)
 
 
@@ -99,12 +106,21 @@ def test_gather_input_forward_and_backward():
     assert_array_equal(d_xa.copy_to_host(), xa)  # a copy and one add: exact
 
     dz = f32(rng, T, B, H)
-    dW, db = f32(rng, H, V), f32(rng, H)  # accumulates into what is there
-    d_dW, d_db = dev(dW), dev(db)
-    cell.gather_input_backward(dW, db, dz, x)
-    ck.gather_input_backward(d_dW, d_db, dev(dz), dev(x))
+    dW, db = np.zeros((H, V), np.float32), np.zeros(H, np.float32)
+    d_dW, d_db = dev(np.full((H, V), np.nan, np.float32)), dev(np.full(H, np.nan, np.float32))
+    cell.gather_input_backward(dW, db, dz, x)  # the CPU's accumulates; the device's overwrites
+    ck.gather_input_backward(d_dW, d_db, dev(dz), dev(ck.token_order(x, V)))
     assert_allclose(d_dW.copy_to_host(), dW, **KERNEL)
     assert_allclose(d_db.copy_to_host(), db, **KERNEL)
+
+
+def test_token_order_sorts_positions_stably_with_bounds():
+    x = np.array([[3, -1, 0], [3, 2, 0]], np.int32)  # V = 5: token 1 and 4 absent
+    got = ck.token_order(x, 5)
+    R = x.size
+    assert got[:R].tolist() == [1, 2, 5, 4, 0, 3]  # -1 first; each token's positions in order
+    assert got[R:].tolist() == [1, 3, 3, 4, 6, 6]
+    assert got.dtype == np.int32
 
 
 @pytest.mark.parametrize("name,act", [("rnn", cell.TANH), ("rnn", cell.RELU), ("gru", 0),
@@ -126,8 +142,9 @@ def test_cell_forward_and_backward_match_cpu(name, act):
         gru.gru_forward_serial(a, gates, xa, W, b_hn)
     else:
         lstm.lstm_forward_serial(a, c, gates, xa, W)
+    gemm = blas.make_gemm()  # cuBLAS on a GPU, the tiled kernel on the simulator
     cells.forward(name, d_a, d_c, d_g, d_xa, d_W, dev(b_hn), act,
-                  cuda.device_array((B, G * H), np.float32))
+                  cuda.device_array((B, G * H), np.float32), gemm)
     assert_allclose(d_a.copy_to_host(), a, **KERNEL)
     if G2:
         assert_allclose(d_g.copy_to_host(), gates, **KERNEL)
@@ -145,7 +162,7 @@ def test_cell_forward_and_backward_match_cpu(name, act):
         lstm.lstm_backward_serial(dz, dnext, dcnext, da, c, gates, W)
     d_dz, d_dhh = cuda.device_array(dz.shape, np.float32), cuda.device_array(dz.shape, np.float32)
     cells.backward(name, d_dz, d_dhh, cuda.device_array((T, B, H), np.float32), dev(da), d_a, d_c,
-                   d_g, d_W, act, cuda.device_array((B, H), np.float32))
+                   d_g, d_W, act, cuda.device_array((B, H), np.float32), gemm)
     assert_allclose(d_dz.copy_to_host(), dz, **KERNEL)
     if name == "gru":
         assert_allclose(d_dhh.copy_to_host(), dhh, **KERNEL)
@@ -163,7 +180,7 @@ def test_embedding_dropout_product_and_offset_column_sum():
     de, dW = f32(rng, T, B, E), f32(rng, V, E)  # accumulates into what is there
     d_dW = dev(dW)
     embed.embed_backward(dW, de, x)
-    ck.embed_backward(d_dW, dev(de), dev(x))
+    ck.embed_backward(d_dW, dev(de), dev(ck.token_order(x, V)))
     assert_allclose(d_dW.copy_to_host(), dW, **KERNEL)
     m = (rng.random((T, B, E)) > 0.5).astype(np.float32) * 2.0
     ck.mul(d_e, d_e, dev(m))  # in place, as the dropout of the embedding output
@@ -175,15 +192,26 @@ def test_embedding_dropout_product_and_offset_column_sum():
 
 @pytest.mark.parametrize("trans_a", (False, True))
 @pytest.mark.parametrize("trans_b", (False, True))
-def test_tiled_matmul_all_transposes_ragged_tiles(trans_a, trans_b):
+@pytest.mark.parametrize("kind", ("numba", "cublas"))
+def test_matmul_all_transposes_ragged_tiles(trans_a, trans_b, kind, monkeypatch):
+    """The tiled kernel (2 x 2 blocks of 8 x 8, all ragged) and cuBLAS (on a GPU), on views into
+    larger buffers as the network passes them (a time step's rows, an offset block)."""
+    if kind == "cublas" and SIM:
+        pytest.skip("cuBLAS needs a GPU")
+    monkeypatch.setenv("RNN_CLI_CUDA_GEMM", kind)
+    gemm = blas.make_gemm()
+    assert gemm.kind == kind
     rng = np.random.default_rng(2)
-    M, K, N = 9, 6, 11  # 2 x 2 blocks of 8 x 8 (4 x 4 threads, 2 x 2 each), all ragged
+    M, K, N = 9, 6, 11
     A = f32(rng, K, M) if trans_a else f32(rng, M, K)
     Bm = f32(rng, N, K) if trans_b else f32(rng, K, N)
     expect = (A.T if trans_a else A) @ (Bm.T if trans_b else Bm)
-    C = dev(np.full((M, N), np.nan, np.float32))  # every element must be written
-    ck.matmul(C, dev(A), dev(Bm), trans_a, trans_b)
-    assert_allclose(C.copy_to_host(), expect, **KERNEL)
+    big_a = dev(np.concatenate([f32(rng, 2, *A.shape), A[None]]))
+    C = dev(np.full((3, M, N), np.nan, np.float32))  # every element must be written
+    gemm.gemm(C[1], big_a[2], dev(Bm), trans_a, trans_b)
+    got = C.copy_to_host()
+    assert_allclose(got[1], expect, **KERNEL)
+    assert np.isnan(got[0]).all() and np.isnan(got[2]).all()  # nothing outside C[1]
 
 
 def test_bias_and_column_sum():
@@ -195,6 +223,9 @@ def test_bias_and_column_sum():
     out = cuda.device_array(V, np.float32)
     ck.col_sum(out, dev(C))
     assert_allclose(out.copy_to_host(), C.sum(axis=0), **KERNEL)
+    tall = f32(rng, 15, V)  # 3 chunks of 5 rows (the cap of 3 chunks: longer than 4 rows each)
+    ck.col_sum(out, dev(tall), 0, ck.col_sum_scratch(V))
+    assert_allclose(out.copy_to_host(), tall.sum(axis=0), **KERNEL)
 
 
 def test_softmax_xent_forward_and_backward():
@@ -258,8 +289,9 @@ def test_optimizer_updates_match_cpu(rule):
     assert gpu_host.t == cpu.t == 3
     for k in cpu.state:
         assert_allclose(gpu_host.state[k], cpu.state[k], **KERNEL)
-    # the kernel twins directly
-    assert callable(getattr(optim, f"{rule}_update")) and callable(getattr(co, f"{rule}_update"))
+    # the device rules answer every call apply_update makes (the CPU kernels' names)
+    assert callable(getattr(optim, f"{rule}_update"))
+    assert callable(getattr(co.HyperRules, f"{rule}_update"))
 
 
 # ------------------------------------------------------------------------------------ sampling
@@ -492,3 +524,87 @@ def test_score_and_predict_on_the_device_equal_cpu(tmp_path):
             for key, value in a.items():
                 if isinstance(value, float):
                     assert b[key] == pytest.approx(value, rel=1e-5), (cmd, key)
+
+
+# ------------------------------------------------ the fast path: equal losses, graph = eager
+
+GPU_ONLY = pytest.mark.skipif(SIM, reason="CUDA graphs and cuBLAS need a real GPU")
+
+
+def _corpus_model(H_, B_, T_, tcfg_kw=None, **cfg_kw):
+    """A model on the first 60k characters of the bundled Shakespeare (a real char vocabulary;
+    on the simulator TEXT, whose 8 symbols keep the simulated launches small)."""
+    from pathlib import Path
+
+    text = TEXT if SIM else (Path(__file__).resolve().parents[1] / "corpora" /
+                             "shakespeare.txt").read_text()[:60_000]
+    vocab = build_vocab(text, "char")
+    ids, _ = vocab.encode(text)
+    cfg = ModelConfig(hidden=H_, vocab_size=len(vocab), **cfg_kw).validate()
+    tcfg = TrainConfig(batch_size=B_, seq_len=T_, **(tcfg_kw or {}))
+    return checkpoint.Model(cfg, vocab, Params(cfg).init(np.random.default_rng(11)), tcfg), ids
+
+
+@pytest.mark.parametrize("cell", ("lstm",) if SIM else ("rnn", "gru", "lstm"))
+def test_losses_at_equal_steps_equal_the_cpu_paths(cell, monkeypatch):
+    """Issue 31's check: the device trainer as it runs by default (on a GPU: cuBLAS products in
+    float32, every step after the first one CUDA graph) and the CPU trainer, from the same
+    parameters on the same windows, give the same loss at every step to float32 rounding. On the
+    simulator: the LSTM (test_training_steps_match_cpu has the others) at H 8, B 2, T 4, 2 steps;
+    on a GPU: each cell at H 256, B 32, T 32, 12 steps."""
+    monkeypatch.delenv("RNN_CLI_CUDA_TF32", raising=False)
+    monkeypatch.delenv("RNN_CLI_CUDA_GRAPH", raising=False)
+    H_, B_, T_, n = (8, 2, 4, 2) if SIM else (256, 32, 32, 12)
+    runs = []
+    for cls in (Trainer, CudaTrainer):
+        model, ids = _corpus_model(H_, B_, T_, cell=cell, embed=0, dropout=0.0)
+        tr = cls(model, model.train_cfg, ids, ids[:0], np.random.default_rng(0))
+        runs.append((tr, [tr.train_step() for _ in range(n)]))
+    (cpu, l_cpu), (gpu, l_gpu) = runs
+    assert_allclose(l_gpu, l_cpu, rtol=1e-4)
+    # parameters: Adam moves each by up to lr (2e-3) a step whatever the gradient's size, so a
+    # weight whose gradient is ~0 can take float32 rounding to a step of either sign (seen on an
+    # H200: 2 of 345,152 weights 6e-5 apart after 12 steps); a tenth of a step is the bound
+    assert_allclose(gpu.params.flat, cpu.params.flat, rtol=1e-3, atol=2e-4)
+    if not SIM:  # what ran: cuBLAS (float32) and the graph
+        assert gpu.path() == {"gemm": "cublas", "tf32": False, "graph": True,
+                              "graph_nodes": gpu.path()["graph_nodes"]}, gpu.path()
+
+
+@GPU_ONLY
+@pytest.mark.parametrize("cfg_kw", [dict(cell="gru", layers=2, embed=16, dropout=0.2),
+                                    dict(cell="lstm", embed=64, tie_weights=True, dropout=0.1)])
+def test_graph_replays_equal_launching_step_by_step(cfg_kw, monkeypatch):
+    """The captured step against the same step launched kernel by kernel: every input that
+    changes per step (ids, token order, dropout masks, the optimizer's scalars, the state reset
+    at an epoch start: 8 windows an epoch here) reaches the graph. Both run cuBLAS."""
+    results = []
+    for graph in ("1", "0"):
+        monkeypatch.setenv("RNN_CLI_CUDA_GRAPH", graph)
+        model, ids = _corpus_model(64, 8, 16, {"lr_schedule": "cosine", "steps": 20}, **cfg_kw)
+        tr = CudaTrainer(model, model.train_cfg, ids[:8 * 16 * 8 + 1], ids[:0],
+                         np.random.default_rng(0))
+        losses = []
+        for i in range(20):
+            tr.set_rate(float(i))  # a learning rate that changes every step
+            losses.append(tr.train_step())
+        results.append((tr.path(), losses, tr.params.flat.copy()))
+    (p_graph, l_graph, w_graph), (p_eager, l_eager, w_eager) = results
+    assert p_graph["graph"] and not p_eager["graph"], (p_graph, p_eager)
+    assert_allclose(l_graph, l_eager, rtol=1e-6)
+    assert_allclose(w_graph, w_eager, rtol=1e-5, atol=1e-7)
+
+
+@GPU_ONLY
+def test_tf32_products_stay_close_to_float32(monkeypatch):
+    """RNN_CLI_CUDA_TF32=1: the products on TF32 tensor cores; the loss of the same steps moves
+    by far less than the 1% that would show in a training curve."""
+    out = []
+    for tf32 in ("0", "1"):
+        monkeypatch.setenv("RNN_CLI_CUDA_TF32", tf32)
+        model, ids = _corpus_model(256, 32, 32, cell="lstm", embed=0, dropout=0.0)
+        tr = CudaTrainer(model, model.train_cfg, ids, ids[:0], np.random.default_rng(0))
+        out.append(([tr.train_step() for _ in range(12)], tr.path()))
+    (l32, p32), (ltf, ptf) = out
+    assert not p32["tf32"] and ptf["tf32"]
+    assert_allclose(ltf, l32, rtol=1e-2)

@@ -109,10 +109,13 @@ def test_imports_run_one_way():
 SHARED_TO_TASK = {
     "rnn_cli.checkpoint": {"rnn_cli.tasks.lm.classes"},  # the LM's word classes, checked on load
     "rnn_cli.optimizer": {"rnn_cli.tasks.lm.sparse"},  # typing only: the LM's sparse row updates
-    "rnn_cli.cli_train": {"rnn_cli.tasks.lm.options"},  # --help shows the LM's defaults
-    "rnn_cli.cli_sample": {"rnn_cli.tasks.lm.api"},  # the LM's verbs (sample, score, predict,
-    "rnn_cli.cli_query": {"rnn_cli.tasks.lm.api", "rnn_cli.tasks.lm.score",  # info)
-                          "rnn_cli.tasks.lm.dask_score", "rnn_cli.tasks.lm.model_info"},
+    "rnn_cli.cli_train": {"rnn_cli.tasks.lm.options",  # --help shows the tasks' defaults
+                          "rnn_cli.tasks.classify.options"},
+    "rnn_cli.cli_sample": {"rnn_cli.tasks.lm.api"},  # the LM's verbs (sample, score, info)
+    "rnn_cli.cli_query": {"rnn_cli.tasks.lm.api", "rnn_cli.tasks.lm.dask_score",
+                          "rnn_cli.tasks.lm.model_info"},
+    "rnn_cli.cli_predict": {"rnn_cli.tasks.lm.api", "rnn_cli.tasks.lm.model_info",  # predict:
+                            "rnn_cli.tasks.classify.predict"},  # next tokens, or labels
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from clihelp import NAMES, rnn, run_cli
 from rnn_cli import checkpoint
 from rnn_cli.errors import UsageError
-from rnn_cli.tasks import KINDS, get
+from rnn_cli.tasks import _MODULES, KINDS, get
 from rnn_cli.tasks.guess import SAMPLE_BYTES, guess_kind, sample_lines
 from rnn_cli.training import train
 
@@ -59,8 +59,10 @@ def test_registry_refuses_unknown_and_unimplemented_kinds():
 
     assert rnn_cli.train is train  # the package's name for the one way in
     assert get("lm").kind == "lm" and set(KINDS) == {"lm", "classify", "tag", "translate"}
-    with pytest.raises(UsageError, match="--task classify: training a classifier is not"):
-        get("classify")
+    assert get("classify").kind == "classify"
+    for kind in set(KINDS) - set(_MODULES):  # the tasks still to come
+        with pytest.raises(UsageError, match=f"--task {kind}: training a .* is not implemented"):
+            get(kind)
     with pytest.raises(UsageError, match="--task must be one of"):
         get("poetry")
 
@@ -118,11 +120,11 @@ def test_options_a_task_does_not_read_are_refused(tmp_path):
 def test_cli_says_what_it_guessed(tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("__label__pos a fine film\n__label__neg dull\n")
-    r = run_cli("train", labels, "-o", tmp_path / "m.npz", home=tmp_path)
+    r = run_cli("train", labels, "-o", tmp_path / "m.npz", "--steps", 1, "--hidden", 8,
+                "--embed", 8, "--threads", 1, home=tmp_path)
     err = r.stderr.decode()
-    assert r.returncode == 2 and r.stdout == b"", err
+    assert r.returncode == 0 and r.stdout == b"", err
     assert "--task classify (guessed:" in err and "all start with __label__" in err
-    assert "training a classifier is not implemented yet" in err
     # standard input is peeked at, not consumed: the guess sees it
     r = rnn("train", "-", "-o", tmp_path / "m.npz", input=b"the cat\tle chat\nhi\tsalut\n",
             home=tmp_path)

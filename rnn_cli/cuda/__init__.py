@@ -3,11 +3,14 @@
 Nothing here is imported unless `--device cuda|auto` asks for it, and importing this package does
 not import `numba.cuda`: `backend.is_available()` does, when called. Layout:
 
-    backend.py   is_available(), the "no usable GPU" error with a hint, --device resolution
-    kernels.py   @cuda.jit kernels for training (gather, embedding, dropout product, matmul,
+    backend.py   the one import of numba-cuda (with NumPy compatibility aliases), is_available(),
+                 the "no usable GPU" error with a hint, --device resolution, guard(), tuning
+    kernels.py   @cuda.jit kernels for training (gather, embedding, dropout product, column sums,
                  softmax-xent, sums) and host wrappers with the CPU kernels' names
-    cells.py     the rnn / gru / lstm time steps, forward and backward (matmul + gate kernel)
+    blas.py      the matrix products: cuBLAS through ctypes, or numba's tiled kernel
+    cells.py     the rnn / gru / lstm time steps, forward and backward (product + fused gates)
     optim.py     gradient clipping and the sgd / adagrad / rmsprop / adam updates
+    graph.py     CUDA graphs: a training step captured once, replayed with one launch
     sampling.py  the sampling kernel for every cell (one block per chunk of tokens), CudaSampler
     network.py   DeviceParams (flat device buffer + named views) and CudaNetwork (one window)
     train.py     CudaTrainer: the Trainer with parameters, gradients, optimizer state on the device

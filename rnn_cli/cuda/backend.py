@@ -1,26 +1,70 @@
-"""Is there a usable CUDA device, and what `--device cpu|cuda|auto` resolves to.
+"""Is there a usable CUDA device, what `--device cpu|cuda|auto` resolves to, and the one import of
+numba-cuda.
 
-`numba.cuda` is imported only inside these functions, never at module import, so the CPU path
-pays nothing for the optional GPU support. Under `NUMBA_ENABLE_CUDASIM=1` (set before Python
-starts) numba's CUDA simulator counts as a device: that is how CI tests the kernels without a GPU.
-The CUDA target must come from NVIDIA's `numba-cuda` package (the `cuda` extra); numba's built-in
-`numba.cuda` is deprecated and is not used.
+`numba.cuda` is imported only through `numba_cuda()`, never at module import, so the CPU path
+pays nothing for the optional GPU support; every module of this package takes `cuda` from there,
+after `numpy_compat()`. Under `NUMBA_ENABLE_CUDASIM=1` (set before Python starts) numba's CUDA
+simulator counts as a device: that is how CI tests the kernels without a GPU. The CUDA target must
+come from NVIDIA's `numba-cuda` package (the `cuda` extra); numba's built-in `numba.cuda` is
+deprecated and is not used.
+
+`probe()` on a real GPU also compiles and launches one tiny kernel (once per process), so that a
+toolkit or driver that cannot build or run kernels reads as "no usable GPU" with its reason (one
+line, `resolve`), never as a traceback from the first training step. `guard()` does the same for
+any later failure of the device path (compiling, allocating, the first launch).
+
+Tuning (environment variables, read when a device network is built; docs/gpu.md):
+    RNN_CLI_CUDA_GEMM=auto|cublas|numba   the matrix products: cuBLAS when its library loads
+                                          (auto), or numba's tiled kernel (the simulator's)
+    RNN_CLI_CUDA_TF32=1                   cuBLAS on TF32 tensor cores (faster; ~1e-3 relative
+                                          error per product instead of float32's ~1e-6)
+    RNN_CLI_CUDA_GRAPH=0                  launch the training step kernel by kernel (no CUDA graph)
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import os
+import sys
 
 from rnn_cli.errors import RnnCliError
 
-INSTALL_HINT = ("install the GPU extra (`pip install 'rnn-cli[cuda]'`, or 'rnn-cli[cuda12]' to "
-                "also get the CUDA 12 toolkit from PyPI), check the NVIDIA driver with "
-                "`nvidia-smi`, or use --device cpu")
+INSTALL_HINT = ("install the GPU extra (`pip install 'rnn-cli[cuda]'`, or 'rnn-cli[cuda12]' / "
+                "'rnn-cli[cuda13]' to also get the CUDA toolkit from PyPI), check the NVIDIA "
+                "driver with `nvidia-smi`, or use --device cpu")
+GUARD_HINT = ("rerun with --traceback for the details, check the GPU set-up (`nvidia-smi`, the "
+              "cuda extra), or use --device cpu")
+
+
+def numpy_compat() -> None:
+    """Aliases numba-cuda needs that the installed NumPy removed, set only where missing.
+
+    numba-cuda 0.30.x registers an overload of `np.row_stack` when its CUDA target is first set up
+    (the first compile); NumPy 2.5 removed `row_stack` (an alias of `vstack` since 2.0). Without
+    it the first kernel launch fails with AttributeError on NumPy >= 2.5.
+    """
+    import numpy as np
+
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+
+
+def numba_cuda():
+    """numba-cuda's `numba.cuda` module, imported after `numpy_compat()` (the one import of it)."""
+    numpy_compat()
+    from numba import cuda
+
+    return cuda
 
 
 def simulator_enabled() -> bool:
-    """True when numba's CUDA simulator is switched on (it must be, before numba is imported)."""
+    """True when numba's CUDA simulator is switched on (it must be, before numba is imported):
+    numba-cuda's own reading once it is imported, else the environment variable."""
+    config = sys.modules.get("numba.cuda.core.config")
+    if config is not None and hasattr(config, "ENABLE_CUDASIM"):
+        return bool(config.ENABLE_CUDASIM)
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
@@ -29,18 +73,72 @@ def probe() -> tuple[bool, str]:
     if importlib.util.find_spec("numba_cuda") is None:
         return False, "the numba-cuda package is not installed"
     try:
-        from numba import cuda
+        cuda = numba_cuda()
     except Exception as e:  # a broken CUDA install should read as "not available", not crash
-        return False, f"numba.cuda failed to import ({type(e).__name__}: {e})"
+        return False, f"numba.cuda failed to import ({_one_line(e)})"
     if getattr(cuda, "implementation", "NVIDIA") != "NVIDIA":
         return False, "numba.cuda is numba's deprecated built-in target, not numba-cuda"
     try:
         ok = bool(cuda.is_available())
     except Exception as e:  # pragma: no cover - driver errors vary
-        return False, f"the CUDA driver could not be queried ({type(e).__name__}: {e})"
+        return False, f"the CUDA driver could not be queried ({_one_line(e)})"
     if not ok:
         return False, "no CUDA driver or GPU was found"
-    return True, "CUDA simulator" if simulator_enabled() else _device_name(cuda)
+    if simulator_enabled():
+        return True, "CUDA simulator"
+    failed = _smoke_test()
+    if failed:
+        return False, f"numba-cuda could not compile and run a kernel ({failed})"
+    return True, _device_name(cuda)
+
+
+@functools.lru_cache(maxsize=1)
+def _smoke_test() -> str:
+    """'' when a tiny kernel compiles, launches and gives the right answer; else why not."""
+    try:
+        import numpy as np
+
+        cuda = numba_cuda()
+        _quiet_occupancy_warnings()  # its grid of one block is no news to the user
+
+        @cuda.jit
+        def add_one(x):
+            i = cuda.grid(1)
+            if i < x.shape[0]:
+                x[i] += 1.0
+
+        d = cuda.to_device(np.arange(4, dtype=np.float32))
+        add_one[1, 32](d)
+        if not np.array_equal(d.copy_to_host(), np.arange(1, 5, dtype=np.float32)):
+            return "a test kernel gave a wrong result"
+        return ""
+    except Exception as e:  # NVRTC or libdevice missing, driver too old, NumPy too new, ...
+        return _one_line(e)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+@contextlib.contextmanager
+def guard(what: str):
+    """Turn any failure of the device path inside the block into one RnnCliError line (with the
+    install hint): `what` names the step, e.g. "compiling the kernels"."""
+    try:
+        yield
+    except RnnCliError:
+        raise
+    except Exception as e:
+        raise RnnCliError(f"--device cuda: {what} failed ({_one_line(e)})",
+                          hint=GUARD_HINT) from e
+
+
+def setting(name: str, default: str) -> str:
+    """RNN_CLI_CUDA_<name> from the environment (the tuning switches of the module docstring)."""
+    return os.environ.get(f"RNN_CLI_CUDA_{name}", default).strip().lower()
 
 
 def is_available() -> bool:

@@ -1,9 +1,10 @@
 """The recurrent cells on the device (rnn, gru, lstm): twins of kernels/cell.py, gru.py, lstm.py.
 
-A time step is two launches: the recurrent product of the whole batch as one matrix product on
-the tiled shared-memory matmul (`kernels.matmul`), then one elementwise kernel over B*H threads
-that adds the input terms and applies the gates. The step is the sequential dependency, so the
-loop over t stays on the host (one pair of launches per step, queued without synchronising).
+A time step is two launches: the recurrent product of the whole batch as one matrix product
+(`blas.py`: cuBLAS, or numba's tiled kernel), then one fused elementwise kernel over B*H threads
+that adds the input terms (the whole window's, computed before the loop) and applies every gate.
+The step is the sequential dependency, so the loop over t stays on the host (one pair of launches
+per step, queued without synchronising; the trainer replays them as one CUDA graph, step.py).
 
     forward, step t:   hh = a<t> W_aa^T  (B, G*H)      then the cell's gate kernel writes a<t+1>
                        (and c<t+1>, gates<t> for backward)
@@ -22,10 +23,11 @@ from __future__ import annotations
 
 import math
 
-from numba import cuda
-
 from rnn_cli.cuda import kernels as ck
+from rnn_cli.cuda.backend import numba_cuda
 from rnn_cli.kernels.cell import TANH
+
+cuda = numba_cuda()
 
 
 @cuda.jit(device=True)
@@ -94,21 +96,22 @@ def lstm_step_kernel(a, c, gates, xa, hh, t):
         gates[t, b, 4 * H + i] = tc
 
 
-def forward(cell: str, a, c, gates, xa, W_aa, b_hn, act, hh) -> None:
+def forward(cell: str, a, c, gates, xa, W_aa, b_hn, act, hh, gemm, stream=0) -> None:
     """Run one layer over a window: a (T+1,B,H) in/out (a[0] given), c (T+1,B,H) in/out (lstm;
     c[0] given), gates (T,B,4H gru | 5H lstm) out, xa (T,B,G*H) input terms, W_aa (G*H,H),
-    b_hn (H,) (gru), act (rnn), hh (B,G*H) scratch. Unused arguments may be None."""
+    b_hn (H,) (gru), act (rnn), hh (B,G*H) scratch; gemm: a `blas` product on `stream`. Unused
+    arguments may be None."""
     T = xa.shape[0]
     n = a.shape[1] * a.shape[2]
-    blocks, threads = ck._blocks(n), ck.THREADS
+    launch = (ck._blocks(n), ck.THREADS, stream)
     for t in range(T):
-        ck.matmul(hh, a[t], W_aa, trans_b=True)
+        gemm.gemm(hh, a[t], W_aa, trans_b=True)
         if cell == "gru":
-            gru_step_kernel[blocks, threads](a, gates, xa, hh, b_hn, t)
+            gru_step_kernel[launch](a, gates, xa, hh, b_hn, t)
         elif cell == "lstm":
-            lstm_step_kernel[blocks, threads](a, c, gates, xa, hh, t)
+            lstm_step_kernel[launch](a, c, gates, xa, hh, t)
         else:
-            rnn_step_kernel[blocks, threads](a, xa, hh, t, act)
+            rnn_step_kernel[launch](a, xa, hh, t, act)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,21 +190,22 @@ def lstm_back_kernel(dz, dcarry, da, dn, c, gates, t):
         dz[t, b, 3 * H + i] = dh * tc * og * (1.0 - og)
 
 
-def backward(cell: str, dz, dhh, dcarry, da, a, c, gates, W_aa, act, dn) -> None:
+def backward(cell: str, dz, dhh, dcarry, da, a, c, gates, W_aa, act, dn, gemm, stream=0) -> None:
     """Backpropagate one layer through the window (truncated at its start): dz (T,B,G*H) out,
     dhh (T,B,3H) out (gru: the gradient of the recurrent products), dcarry (T,B,H) scratch
-    (gru, lstm), da (T,B,H) in, a / c / gates from forward, W_aa (G*H,H), dn (B,H) scratch.
-    dLoss/dW_aa is then dhh^T a[:T] (gru) or dz^T a[:T], one product by the caller."""
+    (gru, lstm), da (T,B,H) in, a / c / gates from forward, W_aa (G*H,H), dn (B,H) scratch;
+    gemm: a `blas` product on `stream`. dLoss/dW_aa is then dhh^T a[:T] (gru) or dz^T a[:T], one
+    product by the caller."""
     T = da.shape[0]
     n = da.shape[1] * da.shape[2]
-    blocks, threads = ck._blocks(n), ck.THREADS
+    launch = (ck._blocks(n), ck.THREADS, stream)
     rec = dhh if cell == "gru" else dz
     for t in range(T - 1, -1, -1):
         if t + 1 < T:
-            ck.matmul(dn, rec[t + 1], W_aa)
+            gemm.gemm(dn, rec[t + 1], W_aa)
         if cell == "gru":
-            gru_back_kernel[blocks, threads](dz, dhh, dcarry, da, dn, a, gates, t)
+            gru_back_kernel[launch](dz, dhh, dcarry, da, dn, a, gates, t)
         elif cell == "lstm":
-            lstm_back_kernel[blocks, threads](dz, dcarry, da, dn, c, gates, t)
+            lstm_back_kernel[launch](dz, dcarry, da, dn, c, gates, t)
         else:
-            rnn_back_kernel[blocks, threads](dz, da, dn, a, t, act)
+            rnn_back_kernel[launch](dz, da, dn, a, t, act)

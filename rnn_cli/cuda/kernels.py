@@ -1,18 +1,23 @@
 """@cuda.jit twins of the CPU training kernels, and host wrappers that keep the CPU names.
 
-What lives here: the column-gather input and its scatter-add gradient, the embedding gather and
-its scatter-add, the dropout product, a tiled shared-memory matmul for the products the CPU path
-hands to BLAS (and, per time step, the recurrent products: `cells.py`), softmax + cross-entropy
-forward and backward, and deterministic sum reductions. What does not: clipping and the optimizer
-updates (`optim.py`), the cells' time steps (`cells.py`), sampling (`sampling.py`), buffer
-management (`network.py`), the loop (`train.py`).
+What lives here: the column-gather input and its gradient, the embedding gather and its gradient,
+the dropout product, column sums, softmax + cross-entropy forward and backward, and deterministic
+sum reductions. What does not: the matrix products (`blas.py`), clipping and the optimizer updates
+(`optim.py`), the cells' time steps (`cells.py`), sampling (`sampling.py`), buffer management
+(`network.py`), the loop (`train.py`, `step.py`).
 
-Every wrapper takes device arrays (or, under the simulator, anything numba.cuda accepts), launches
-and returns without synchronising; shapes and equations are those of the CPU twin named in each
-docstring (kernels/cell.py, kernels/embed.py, kernels/output.py). Randomness never enters here.
+Every wrapper takes device arrays (or, under the simulator, anything numba.cuda accepts) and a
+`stream` (0: the default stream), launches and returns without synchronising; shapes and equations
+are those of the CPU twin named in each docstring (kernels/cell.py, kernels/embed.py,
+kernels/output.py). Randomness never enters here.
 
-Launch sizes are read from `THREADS` and `TILE` at call time (tests set them small for the
-simulator, stumpy's `config.STUMPY_THREADS_PER_BLOCK` habit); kernels whose shared-memory size
+The gradients of the one-hot input and of the embedding (a scatter-add on the CPU) read the
+window's positions sorted by token (`token_order`, done on the host where x already is): one
+thread per (token, unit) sums its token's positions in (t, b) order, so nothing races, nothing
+needs atomics, and each sum is the CPU's, in the CPU's order.
+
+Launch sizes are read from `THREADS`, `COLS` and `LANES` at call time (tests set them small for
+the simulator, stumpy's `config.STUMPY_THREADS_PER_BLOCK` habit); kernels whose shared-memory size
 depends on them are built per size by a cached factory. No CUDA `fastmath`: NaN/inf must survive
 so the trainer can stop a diverging run. Reductions run in a fixed order (no atomics), so a
 result is the same from run to run.
@@ -23,13 +28,18 @@ from __future__ import annotations
 import functools
 import math
 
-from numba import cuda, float32, float64
+import numpy as np
+from numba import float32, float64
 
+from rnn_cli.cuda.backend import numba_cuda
+
+cuda = numba_cuda()
 
 THREADS = 256  # threads per block of the 1-D launches
-TILE = 16  # matmul: TILE x TILE threads per block ...
-REG = 4  # ... each computing REG x REG outputs (a block: a 64 x 64 tile of the product)
 PARTIALS = 64  # blocks of the first pass of a sum reduction
+COLS, LANES = 32, 8  # column sums: a block sums COLS columns with LANES threads per column ...
+CHUNK_ROWS = 256  # ... over a chunk of this many rows (the chunks' partial sums: a second pass)
+MAX_CHUNKS = 16  # at most this many chunks (longer ones beyond MAX_CHUNKS * CHUNK_ROWS rows)
 
 
 def _blocks(n: int) -> int:
@@ -48,11 +58,11 @@ def fill_kernel(x, value):
         x[i] = value
 
 
-def fill(x, value) -> None:
+def fill(x, value, stream=0) -> None:
     """Set every element of a contiguous device array (any shape) to `value`."""
     flat = x.reshape(x.size)
     if flat.shape[0]:
-        fill_kernel[_blocks(flat.shape[0]), THREADS](flat, value)
+        fill_kernel[_blocks(flat.shape[0]), THREADS, stream](flat, value)
 
 
 @cuda.jit
@@ -64,26 +74,68 @@ def add_bias_kernel(C, bias):
         C[idx // N, idx % N] += bias[idx % N]
 
 
-def add_bias(C, bias) -> None:
-    add_bias_kernel[_blocks(C.shape[0] * C.shape[1]), THREADS](C, bias)
+def add_bias(C, bias, stream=0) -> None:
+    add_bias_kernel[_blocks(C.shape[0] * C.shape[1]), THREADS, stream](C, bias)
+
+
+@functools.lru_cache(maxsize=None)
+def _col_partial_kernel(cols: int, lanes: int):
+    @cuda.jit
+    def col_partial_kernel(partial, A, offset, rows):
+        """partial[chunk, n] = sum of A[m, offset + n] over the chunk's `rows` rows: a block of
+        (cols x lanes) threads; lane l sums rows l, l + lanes, ... (coalesced across the columns),
+        then lane 0 adds the lanes' sums in lane order."""
+        buf = cuda.shared.array((lanes, cols), float32)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        n = cuda.blockIdx.x * cols + tx
+        r0 = cuda.blockIdx.y * rows
+        r1 = min(A.shape[0], r0 + rows)
+        s = float32(0.0)
+        if n < partial.shape[1]:
+            for m in range(r0 + ty, r1, lanes):
+                s += A[m, offset + n]
+        buf[ty, tx] = s
+        cuda.syncthreads()
+        if ty == 0 and n < partial.shape[1]:
+            t = float32(0.0)
+            for lane in range(lanes):
+                t += buf[lane, tx]
+            partial[cuda.blockIdx.y, n] = t
+
+    return col_partial_kernel
 
 
 @cuda.jit
-def col_sum_kernel(out, A, offset):
-    """out[n] = sum_m A[m, offset + n] (in row order, like numpy's pairwise sum only up to
-    rounding)."""
+def col_finish_kernel(out, partial, chunks):
+    """out[n] = sum over the first `chunks` rows of partial[:, n], in order."""
     n = cuda.grid(1)
     if n < out.shape[0]:
         s = float32(0.0)
-        for m in range(A.shape[0]):
-            s += A[m, offset + n]
+        for c in range(chunks):
+            s += partial[c, n]
         out[n] = s
 
 
-def col_sum(out, A, offset: int = 0) -> None:
+def col_sum_scratch(n: int):
+    """The scratch `col_sum` needs for sums of up to n columns (MAX_CHUNKS, n) float32."""
+    return cuda.device_array((MAX_CHUNKS, max(n, 1)), np.float32)
+
+
+def col_sum(out, A, offset: int = 0, scratch=None, stream=0) -> None:
     """out (N,) = A[:, offset:offset+N] (M, >= offset+N) summed over rows
-    (np.sum(A[:, offset:offset+N], axis=0, out=out))."""
-    col_sum_kernel[_blocks(out.shape[0]), THREADS](out, A, offset)
+    (np.sum(A[:, offset:offset+N], axis=0, out=out)), in two passes: partial sums over chunks
+    of rows (many blocks at once), then the chunks' sums in order. scratch: `col_sum_scratch(N)`
+    (allocated here when None: not while a graph is captured)."""
+    M, N = A.shape[0], out.shape[0]
+    chunks = min(MAX_CHUNKS, max(1, -(-M // CHUNK_ROWS)))
+    rows = -(-M // chunks)
+    if scratch is None:
+        scratch = col_sum_scratch(N)
+    partial = scratch[:chunks, :N]
+    grid = (-(-N // COLS), chunks)
+    _col_partial_kernel(COLS, LANES)[grid, (COLS, LANES), stream](partial, A, offset, rows)
+    col_finish_kernel[_blocks(N), THREADS, stream](out, partial, chunks)
 
 
 @cuda.jit
@@ -94,12 +146,25 @@ def mul_kernel(out, a, m):
         out[i] = a[i] * m[i]
 
 
-def mul(out, a, m) -> None:
+def mul(out, a, m, stream=0) -> None:
     """out = a * m elementwise (contiguous device arrays of one shape; out may be a): the
     inverted-dropout masks, forward and backward."""
     n = out.size
     if n:
-        mul_kernel[_blocks(n), THREADS](out.reshape(n), a.reshape(n), m.reshape(n))
+        mul_kernel[_blocks(n), THREADS, stream](out.reshape(n), a.reshape(n), m.reshape(n))
+
+
+def token_order(x: np.ndarray, vocab_size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The positions of x (T, B) sorted by token, then the bounds of each token's run:
+    out[:R] = positions (flat, (t, b) order within a token; tokens < 0 first),
+    out[R + k] = start of token k's run (k = 0..V; out[R + V] = R). int32, (R + V + 1,)."""
+    flat = x.reshape(-1)
+    R = flat.shape[0]
+    out = np.empty(R + vocab_size + 1, np.int32) if out is None else out
+    key = flat.astype(np.int16) if vocab_size < 32767 else flat  # int16: numpy's radix sort
+    out[:R] = np.argsort(key, kind="stable")
+    out[R:] = np.searchsorted(flat[out[:R]], np.arange(vocab_size + 1), "left")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,31 +188,36 @@ def gather_input_forward_kernel(xa, W_ax, b_a, x):
             xa[t, b, i] = W_ax[i, k] + b_a[i]
 
 
-def gather_input_forward(xa, W_ax, b_a, x) -> None:
+def gather_input_forward(xa, W_ax, b_a, x, stream=0) -> None:
     """Twin of cell.gather_input_forward: xa (T,B,GH) out, W_ax (GH,V), b_a (GH,), x (T,B) int32."""
     n = xa.shape[0] * xa.shape[1] * xa.shape[2]
-    gather_input_forward_kernel[_blocks(n), THREADS](xa, W_ax, b_a, x)
+    gather_input_forward_kernel[_blocks(n), THREADS, stream](xa, W_ax, b_a, x)
 
 
 @cuda.jit
-def gather_input_backward_kernel(dW_ax, db_a, dz, x):
-    """dW_ax[i, x<t>] += dz<t>[i]; db_a[i] += dz<t>[i]. One thread per row i walks every position
-    in (t, b) order: two positions may hold the same token, so threads must not share a column
-    entry, and the fixed order makes the sum the CPU's, bit for bit, up to fused multiply-adds."""
-    i = cuda.grid(1)
-    if i < db_a.shape[0]:
-        for t in range(x.shape[0]):
-            for b in range(x.shape[1]):
-                d = dz[t, b, i]
-                db_a[i] += d
-                k = x[t, b]
-                if k >= 0:
-                    dW_ax[i, k] += d
+def onehot_grad_kernel(dW_ax, dz, order, R):
+    """dW_ax[i, k] = sum of dz[p, i] over the positions p of token k (order[order[R + k]:
+    order[R + k + 1]], in (t, b) order): one thread per (k, i), i fastest (coalesced reads of
+    dz's rows)."""
+    idx = cuda.grid(1)
+    GH = dW_ax.shape[0]
+    if idx < GH * dW_ax.shape[1]:
+        k = idx // GH
+        i = idx % GH
+        s = float32(0.0)
+        for j in range(order[R + k], order[R + k + 1]):
+            s += dz[order[j], i]
+        dW_ax[i, k] = s
 
 
-def gather_input_backward(dW_ax, db_a, dz, x) -> None:
-    """Twin of cell.gather_input_backward (accumulates): dW_ax (GH,V), db_a (GH,), dz (T,B,GH)."""
-    gather_input_backward_kernel[_blocks(db_a.shape[0]), THREADS](dW_ax, db_a, dz, x)
+def gather_input_backward(dW_ax, db_a, dz, order, scratch=None, stream=0) -> None:
+    """Twin of cell.gather_input_backward, overwriting (not accumulating): dW_ax (GH,V) and
+    db_a (GH,) from dz (T,B,GH) and `token_order(x)` on the device; scratch: col_sum's."""
+    T, B, GH = dz.shape
+    dz2 = dz.reshape(T * B, GH)
+    n = dW_ax.shape[0] * dW_ax.shape[1]
+    onehot_grad_kernel[_blocks(n), THREADS, stream](dW_ax, dz2, order, T * B)
+    col_sum(db_a, dz2, 0, scratch, stream)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,105 +238,33 @@ def embed_forward_kernel(e, W_emb, x):
         e[t, b, i] = W_emb[k, i] if k >= 0 else 0.0
 
 
-def embed_forward(e, W_emb, x) -> None:
+def embed_forward(e, W_emb, x, stream=0) -> None:
     """Twin of embed.embed_forward: e (T,B,E) out, W_emb (V,E), x (T,B) int32."""
     n = e.shape[0] * e.shape[1] * e.shape[2]
-    embed_forward_kernel[_blocks(n), THREADS](e, W_emb, x)
+    embed_forward_kernel[_blocks(n), THREADS, stream](e, W_emb, x)
 
 
 @cuda.jit
-def embed_backward_kernel(dW_emb, de, x):
-    """dW_emb[x<t>, i] += de<t>[i]: one thread per column i walks the positions in (t, b) order
-    (two positions may hold one token; the fixed order keeps the sum the CPU's)."""
-    i = cuda.grid(1)
-    if i < dW_emb.shape[1]:
-        for t in range(x.shape[0]):
-            for b in range(x.shape[1]):
-                k = x[t, b]
-                if k >= 0:
-                    dW_emb[k, i] += de[t, b, i]
+def embed_backward_kernel(dW_emb, de, order, R):
+    """dW_emb[k, i] += the sum of de[p, i] over the positions p of token k, in (t, b) order
+    (`token_order`): one thread per (k, i), i fastest."""
+    idx = cuda.grid(1)
+    E = dW_emb.shape[1]
+    if idx < dW_emb.shape[0] * E:
+        k = idx // E
+        i = idx % E
+        s = dW_emb[k, i]
+        for j in range(order[R + k], order[R + k + 1]):
+            s += de[order[j], i]
+        dW_emb[k, i] = s
 
 
-def embed_backward(dW_emb, de, x) -> None:
-    """Twin of embed.embed_backward (accumulates): dW_emb (V,E), de (T,B,E), x (T,B) int32."""
-    embed_backward_kernel[_blocks(dW_emb.shape[1]), THREADS](dW_emb, de, x)
-
-
-# ---------------------------------------------------------------------------------------------
-# matmul (what the CPU path gives to BLAS); numba-cuda ships no GEMM without cuBLAS bindings
-
-
-@functools.lru_cache(maxsize=None)
-def _matmul_kernel(tile: int, reg: int):
-    block = tile * reg  # a block computes a (block x block) tile of C
-
-    @cuda.jit
-    def matmul_kernel(C, A, B, trans_a, trans_b):
-        """C (M,N) = op(A) (M,K) @ op(B) (K,N); op = transpose when trans_*. Tiled through shared
-        memory and registers: (tile x tile) threads per block, each computing reg x reg outputs
-        (rows ty + tile*r, columns tx + tile*s: neighbouring threads touch neighbouring columns);
-        per K-step of `tile` the block loads a (block x tile) slab of op(A) and a (tile x block)
-        slab of op(B), and every value loaded from shared memory feeds `reg` multiply-adds."""
-        sA = cuda.shared.array((block, tile), float32)
-        sB = cuda.shared.array((tile, block), float32)
-        acc = cuda.local.array((reg, reg), float32)
-        a_r = cuda.local.array(reg, float32)
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        row0 = cuda.blockIdx.y * block
-        col0 = cuda.blockIdx.x * block
-        M = C.shape[0]
-        N = C.shape[1]
-        K = A.shape[0] if trans_a else A.shape[1]
-        for r in range(reg):
-            for c in range(reg):
-                acc[r, c] = 0.0
-        for k0 in range(0, K, tile):
-            # loads: threads next to each other in x read neighbouring addresses of A and B
-            # (coalesced) whether or not the operand is transposed
-            for r in range(reg):
-                if trans_a:  # A (K, M): sA[m, k] = A[k, m]
-                    m = row0 + tx + tile * r
-                    k = k0 + ty
-                    sA[tx + tile * r, ty] = A[k, m] if m < M and k < K else 0.0
-                else:
-                    m = row0 + ty + tile * r
-                    k = k0 + tx
-                    sA[ty + tile * r, tx] = A[m, k] if m < M and k < K else 0.0
-                if trans_b:  # B (N, K): sB[k, n] = B[n, k]
-                    n = col0 + ty + tile * r
-                    k = k0 + tx
-                    sB[tx, ty + tile * r] = B[n, k] if n < N and k < K else 0.0
-                else:
-                    n = col0 + tx + tile * r
-                    k = k0 + ty
-                    sB[ty, tx + tile * r] = B[k, n] if n < N and k < K else 0.0
-            cuda.syncthreads()
-            for kk in range(tile):
-                for r in range(reg):
-                    a_r[r] = sA[ty + tile * r, kk]
-                for c in range(reg):
-                    b = sB[kk, tx + tile * c]
-                    for r in range(reg):
-                        acc[r, c] += a_r[r] * b
-            cuda.syncthreads()
-        for r in range(reg):
-            row = row0 + ty + tile * r
-            if row < M:
-                for c in range(reg):
-                    col = col0 + tx + tile * c
-                    if col < N:
-                        C[row, col] = acc[r, c]
-
-    return matmul_kernel
-
-
-def matmul(C, A, B, trans_a: bool = False, trans_b: bool = False) -> None:
-    """C = op(A) @ op(B) (overwrites C), float32 2-D device arrays."""
-    M, N = C.shape
-    block = TILE * REG
-    grid = ((N + block - 1) // block, (M + block - 1) // block)
-    _matmul_kernel(TILE, REG)[grid, (TILE, TILE)](C, A, B, trans_a, trans_b)
+def embed_backward(dW_emb, de, order, stream=0) -> None:
+    """Twin of embed.embed_backward (accumulates): dW_emb (V,E), de (T,B,E), order: token_order(x)
+    on the device."""
+    T, B, E = de.shape
+    n = dW_emb.shape[0] * E
+    embed_backward_kernel[_blocks(n), THREADS, stream](dW_emb, de.reshape(T * B, E), order, T * B)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,19 +306,19 @@ def softmax_xent_backward_kernel(dlogits, logits, lse, y, scale):
             dlogits[r, k] = d
 
 
-def softmax_xent_forward(nll, lse, logits, y, total, partials) -> None:
+def softmax_xent_forward(nll, lse, logits, y, total, partials, stream=0) -> None:
     """Twin of output.softmax_xent_forward; the summed nll goes to total (1,) float64 on the device
     (no host round trip): nll (R,) f64 out, lse (R,) f64 out, logits (R,V), y (R,) int32,
     partials (PARTIALS,) float64 scratch."""
-    softmax_xent_forward_kernel[_blocks(logits.shape[0]), THREADS](nll, lse, logits, y)
-    sum_into(total, nll, partials)
+    softmax_xent_forward_kernel[_blocks(logits.shape[0]), THREADS, stream](nll, lse, logits, y)
+    sum_into(total, nll, partials, stream)
 
 
-def softmax_xent_backward(dlogits, logits, lse, y, scale) -> None:
+def softmax_xent_backward(dlogits, logits, lse, y, scale, stream=0) -> None:
     """Twin of output.softmax_xent_backward (dlogits may alias logits: each thread reads then
     writes only its own element)."""
     n = logits.shape[0] * logits.shape[1]
-    softmax_xent_backward_kernel[_blocks(n), THREADS](dlogits, logits, lse, y, scale)
+    softmax_xent_backward_kernel[_blocks(n), THREADS, stream](dlogits, logits, lse, y, scale)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,19 +353,19 @@ def _partial_sum_kernel(nthreads: int):
     return partial_sum_kernel
 
 
-def _reduce(out, x, square: bool, partials) -> None:
+def _reduce(out, x, square: bool, partials, stream) -> None:
     n_threads = 1 << max(0, THREADS.bit_length() - 1)  # a power of two for the tree
     kern = _partial_sum_kernel(n_threads)
     blocks = min(partials.shape[0], max(1, (x.shape[0] + n_threads - 1) // n_threads))
-    kern[blocks, n_threads](partials, x, square)
-    kern[1, n_threads](out, partials[:blocks], False)
+    kern[blocks, n_threads, stream](partials, x, square)
+    kern[1, n_threads, stream](out, partials[:blocks], False)
 
 
-def sum_into(out, x, partials) -> None:
+def sum_into(out, x, partials, stream=0) -> None:
     """out[0] = sum(x) in float64: out (1,) float64, partials (PARTIALS,) float64 scratch."""
-    _reduce(out, x, False, partials)
+    _reduce(out, x, False, partials, stream)
 
 
-def sum_squares(out, g, partials) -> None:
+def sum_squares(out, g, partials, stream=0) -> None:
     """Twin of output.sum_squares: out[0] = sum g^2 in float64; partials (PARTIALS,) float64."""
-    _reduce(out, g, True, partials)
+    _reduce(out, g, True, partials, stream)

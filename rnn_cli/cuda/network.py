@@ -2,9 +2,15 @@
 
 Parameters live in one flat device buffer with named views (`DeviceParams`, the same layout as
 `params.Params`, so a host copy is one memcpy and model files do not depend on the device). Every
-activation buffer is allocated once; per window only x and y (T*B int32 each) go to the device
-(with dropout also the window's masks, drawn on the host from the run's Generator exactly as the
-CPU path draws them) and, when asked, the loss (one float64) comes back.
+activation buffer is allocated once; per window only x, y and x's positions sorted by token (for
+the input gradients; int32, one copy) go to the device (with dropout also the window's masks,
+drawn on the host from the run's Generator exactly as the CPU path draws them) and, when asked,
+the loss (one float64) comes back.
+
+Everything runs on the network's `stream`, the products through `gemm` (blas.py). The passes are
+split into what the host does (`forward`/`backward`: copy the window in, then launch) and what
+only launches (`run_forward`/`run_backward`, after `stage` + `copy_staged`): the trainer captures
+the latter, with the copy from pinned memory, into one CUDA graph (step.py).
 
     forward:  xa = W_ax x + b_a (gather; with --embed: W_ax W_emb[x] + b_a) -> the cell through
               time (cells.py) -> upper layers: xa = W_ax_up a_below + b_a -> logits = a W_ya^T + b_y
@@ -24,12 +30,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda
-
 from rnn_cli.cuda import cells
 from rnn_cli.cuda import kernels as ck
+from rnn_cli.cuda.backend import numba_cuda
+from rnn_cli.cuda.blas import make_gemm
 from rnn_cli.params import Params, param_shapes
 from rnn_cli.tasks.lm.network import ACTIVATIONS
+
+cuda = numba_cuda()
 
 
 class DeviceParams:
@@ -82,11 +90,13 @@ class DeviceParams:
 class CudaNetwork:
     """Device buffers and passes for windows of up to `steps` x `batch` tokens."""
 
-    def __init__(self, params: DeviceParams, batch: int, steps: int):
+    def __init__(self, params: DeviceParams, batch: int, steps: int, stream=0, gemm=None):
         cfg = params.cfg
         if getattr(cfg, "softmax", "full") != "full":
             raise ValueError("the CUDA network has the full softmax only")
         self.params, self.cfg, self.B, self.T = params, cfg, batch, steps
+        self.stream = stream
+        self.gemm = gemm if gemm is not None else make_gemm(stream)
         L, H, V, GH, E = cfg.layers, cfg.hidden, cfg.vocab_size, cfg.gates * cfg.hidden, cfg.embed
         R = steps * batch
         self.act = ACTIVATIONS[cfg.activation]
@@ -117,11 +127,15 @@ class CudaNetwork:
         self.total = dev(1, dtype=np.float64)  # summed nll of the last forward
         self.sumsq = dev(1, dtype=np.float64)  # squared gradient norm (clipping)
         self.partials = dev(ck.PARTIALS, dtype=np.float64)
-        self.x_dev = dev(steps, batch, dtype=np.int32)
-        self.y_dev = dev(steps, batch, dtype=np.int32)
+        # the window's int32 inputs, one buffer: x (T, B) | y (T, B) | token_order(x) (R + V + 1)
+        self.ints = dev(3 * R + V + 1, dtype=np.int32)
+        self.x_dev = self.ints[:R].reshape(steps, batch)
+        self.y_dev = self.ints[R:2 * R].reshape(steps, batch)
+        self._ints_host = None  # pinned staging of `stage` (the trainer's), made on first use
         self.x_buf = np.zeros((steps, batch), np.int32)  # host staging, as Network's
         self.y_buf = np.zeros((steps, batch), np.int32)
-        ck.fill(self.state, 0.0)  # a[l][0] is copied from it by forward, a[l][1:] written there
+        self.colsum = ck.col_sum_scratch(max(GH, V, E))
+        ck.fill(self.state, 0.0, stream)  # a[l][0] is copied from it by forward
         self._T = 0
         self._dropping = False
 
@@ -136,25 +150,52 @@ class CudaNetwork:
         self.demb = dev(T, B, E) if E else None  # (T, B, E)
 
     def reset_state(self) -> None:
-        ck.fill(self.state, 0.0)
+        ck.fill(self.state, 0.0, self.stream)
+
+    def synchronize(self) -> None:
+        (self.stream if self.stream else cuda).synchronize()
 
     @property
     def nll(self) -> np.ndarray:
         """Per-position nll of the last forward window (R,), copied to the host."""
+        self.synchronize()
         return self._nll.copy_to_host()
 
     def loss(self) -> float:
         """The summed nll of the last forward window (waits for the device)."""
+        self.synchronize()
         return float(self.total.copy_to_host()[0])
 
-    def _drop(self, site: int, a, T: int):
-        """a (T, B, W) times this window's mask at `site` (a itself without dropout; site 0, the
-        embedding output, in place)."""
-        if not self._dropping:
-            return a
-        out = self.drop[site][:T] if site else a
-        ck.mul(out, a, self.masks[site][:T])
-        return out
+    def _order_view(self, T: int):
+        R = T * self.B
+        return self.ints[2 * self.T * self.B:][:R + self.cfg.vocab_size + 1]
+
+    # ----------------------------------------------------------------- host side of a window
+
+    def upload_masks(self, masks: list | None, T: int) -> None:
+        """The dropout masks of `Network.draw_masks` (or None: no dropout this window)."""
+        self._dropping = masks is not None and self.masks is not None
+        if self._dropping:
+            for dst, m in zip(self.masks, masks):
+                if dst is not None:
+                    dst[:T].copy_to_device(np.ascontiguousarray(m[:T], np.float32),
+                                           stream=self.stream)
+
+    def stage(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Write x, y (T, B) and x's token order into pinned host memory, for `copy_staged` (the
+        caller makes sure the previous copy has run: the trainer waits for every step)."""
+        if self._ints_host is None:
+            self._ints_host = cuda.pinned_array(self.ints.shape[0], np.int32)
+            self._ints_host[:] = 0
+        T, R, SB = x.shape[0], x.size, self.T * self.B
+        h = self._ints_host
+        h[:R] = x.reshape(-1)
+        h[SB:SB + R] = y.reshape(-1)
+        ck.token_order(x, self.cfg.vocab_size, h[2 * SB:2 * SB + R + self.cfg.vocab_size + 1])
+
+    def copy_staged(self) -> None:
+        """Queue the copy of the staged inputs to the device (capturable into a graph)."""
+        self.ints.copy_to_device(self._ints_host, stream=self.stream)
 
     def forward(self, x: np.ndarray, y: np.ndarray | None = None, sync: bool = True,
                 masks: list | None = None) -> float:
@@ -164,80 +205,103 @@ class CudaNetwork:
         Returns the summed nll (0 without y); with sync=False returns nan at once and leaves the
         sum on the device for `loss()` (so the backward pass is queued without waiting).
         """
-        p, cfg, T = self.params, self.cfg, x.shape[0]
-        L, H, GH, E = cfg.layers, cfg.hidden, cfg.gates * cfg.hidden, cfg.embed
-        R = T * self.B
-        self._T = T
-        self._dropping = masks is not None and self.masks is not None
-        if self._dropping:
-            for dst, m in zip(self.masks, masks):
-                if dst is not None:
-                    dst[:T].copy_to_device(np.ascontiguousarray(m[:T], np.float32))
-        x_dev = self.x_dev[:T]
-        x_dev.copy_to_device(np.ascontiguousarray(x, np.int32))
-        xa = self.xa[:T]
-        xa2 = xa.reshape(R, GH)
-        below = None
-        for layer in range(L):
-            a = self.a[layer][:T + 1]
-            a[0].copy_to_device(self.state[layer])
-            if layer == 0 and E:
-                e = self.emb[:T]
-                ck.embed_forward(e, p.W_emb, x_dev)
-                e = self._drop(0, e, T)
-                ck.matmul(xa2, e.reshape(R, E), p.W_ax, trans_b=True)
-                ck.add_bias(xa2, p.b_a[0])
-            elif layer == 0:
-                ck.gather_input_forward(xa, p.W_ax, p.b_a[0], x_dev)
-            else:
-                inp = self._drop(layer, below[1:], T)
-                ck.matmul(xa2, inp.reshape(R, H), p.W_ax_up[layer - 1], trans_b=True)
-                ck.add_bias(xa2, p.b_a[layer])
-            c = None
-            if self.c is not None:
-                c = self.c[layer][:T + 1]
-                c[0].copy_to_device(self.state[L + layer])
-            gates = self.gates[layer][:T] if self.gates is not None else None
-            cells.forward(self.cell, a, c, gates, xa, p.W_aa[layer],
-                          p.b_hn[layer] if self.cell == "gru" else None, self.act, self.hh)
-            self.state[layer].copy_to_device(a[T])
-            if c is not None:
-                self.state[L + layer].copy_to_device(c[T])
-            below = a
-        top = self._drop(L, below[1:], T)
-        logits = self.logits[:R]
-        ck.matmul(logits, top.reshape(R, H), p.W_ya, trans_b=True)
-        ck.add_bias(logits, p.b_y)
+        T = x.shape[0]
+        self.upload_masks(masks, T)
+        self.x_dev[:T].copy_to_device(np.ascontiguousarray(x, np.int32), stream=self.stream)
+        if y is not None:
+            self.y_dev[:T].copy_to_device(np.ascontiguousarray(y, np.int32), stream=self.stream)
+        self.run_forward(T, y is not None)
         if y is None:
             return 0.0
-        self.y_dev[:T].copy_to_device(np.ascontiguousarray(y, np.int32))
-        ck.softmax_xent_forward(self._nll[:R], self.lse[:R], logits, self.y_dev[:T].reshape(R),
-                                self.total, self.partials)
         return self.loss() if sync else math.nan
 
     def backward(self, grads: DeviceParams, x=None, y=None, scale: float = 1.0) -> None:
         """Gradients of `scale * sum(nll)` of the last forward window, written into `grads`.
 
-        x and y are those of the forward call (already on the device); they are accepted for the
-        signature of Network.backward and not copied again.
+        x: that window's input (T, B), for its token order (the inputs' gradients; None: read back
+        from the device); y is accepted for the signature of Network.backward (already there).
         """
-        p, cfg, T = self.params, self.cfg, self._T
+        T = self._T
+        x = self.x_dev[:T].copy_to_host() if x is None else np.asarray(x, np.int32)[:T]
+        order = ck.token_order(x, self.cfg.vocab_size)
+        self._order_view(T).copy_to_device(order, stream=self.stream)
+        self.run_backward(grads, scale)
+
+    # ----------------------------------------------------------------- launches only
+
+    def _drop(self, site: int, a, T: int):
+        """a (T, B, W) times this window's mask at `site` (a itself without dropout; site 0, the
+        embedding output, in place)."""
+        if not self._dropping:
+            return a
+        out = self.drop[site][:T] if site else a
+        ck.mul(out, a, self.masks[site][:T], self.stream)
+        return out
+
+    def run_forward(self, T: int, with_loss: bool = True) -> None:
+        """The forward pass of a window already on the device (x_dev[:T], y_dev[:T] with_loss)."""
+        p, cfg, s, gemm = self.params, self.cfg, self.stream, self.gemm
+        L, H, GH, E = cfg.layers, cfg.hidden, cfg.gates * cfg.hidden, cfg.embed
+        R = T * self.B
+        self._T = T
+        x_dev = self.x_dev[:T]
+        xa = self.xa[:T]
+        xa2 = xa.reshape(R, GH)
+        below = None
+        for layer in range(L):
+            a = self.a[layer][:T + 1]
+            a[0].copy_to_device(self.state[layer], stream=s)
+            if layer == 0 and E:
+                e = self.emb[:T]
+                ck.embed_forward(e, p.W_emb, x_dev, s)
+                e = self._drop(0, e, T)
+                gemm.gemm(xa2, e.reshape(R, E), p.W_ax, trans_b=True)
+                ck.add_bias(xa2, p.b_a[0], s)
+            elif layer == 0:
+                ck.gather_input_forward(xa, p.W_ax, p.b_a[0], x_dev, s)
+            else:
+                inp = self._drop(layer, below[1:], T)
+                gemm.gemm(xa2, inp.reshape(R, H), p.W_ax_up[layer - 1], trans_b=True)
+                ck.add_bias(xa2, p.b_a[layer], s)
+            c = None
+            if self.c is not None:
+                c = self.c[layer][:T + 1]
+                c[0].copy_to_device(self.state[L + layer], stream=s)
+            gates = self.gates[layer][:T] if self.gates is not None else None
+            cells.forward(self.cell, a, c, gates, xa, p.W_aa[layer],
+                          p.b_hn[layer] if self.cell == "gru" else None, self.act, self.hh,
+                          gemm, s)
+            self.state[layer].copy_to_device(a[T], stream=s)
+            if c is not None:
+                self.state[L + layer].copy_to_device(c[T], stream=s)
+            below = a
+        top = self._drop(L, below[1:], T)
+        logits = self.logits[:R]
+        gemm.gemm(logits, top.reshape(R, H), p.W_ya, trans_b=True)
+        ck.add_bias(logits, p.b_y, s)
+        if with_loss:
+            ck.softmax_xent_forward(self._nll[:R], self.lse[:R], logits,
+                                    self.y_dev[:T].reshape(R), self.total, self.partials, s)
+
+    def run_backward(self, grads: DeviceParams, scale: float = 1.0) -> None:
+        """The backward pass of the last forward window (its token order on the device)."""
+        p, cfg, T, s, gemm = self.params, self.cfg, self._T, self.stream, self.gemm
         L, H, GH, E = cfg.layers, cfg.hidden, cfg.gates * cfg.hidden, cfg.embed
         R = T * self.B
         if self.dz is None:
             self._grad_buffers()
-        x_dev, y_dev = self.x_dev[:T], self.y_dev[:T].reshape(R)
-        drop = self._dropping
+        order, y_dev = self._order_view(T), self.y_dev[:T].reshape(R)
+        drop, cs = self._dropping, self.colsum
         dlogits = self.logits[:R]
-        ck.softmax_xent_backward(dlogits, dlogits, self.lse[:R], y_dev, scale)
+        ck.softmax_xent_backward(dlogits, dlogits, self.lse[:R], y_dev, scale, s)
         top = (self.drop[L][:T] if drop else self.a[-1][1:T + 1]).reshape(R, H)
-        ck.matmul(grads.W_ya, dlogits, top, trans_a=True)  # tied: W_emb's, the embedding adds
-        ck.col_sum(grads.b_y, dlogits)
+        gemm.gemm(grads.W_ya, dlogits, top, trans_a=True)  # tied: W_emb's, the embedding adds
+        ck.col_sum(grads.b_y, dlogits, 0, cs, s)
         da, dz = self.da[:T], self.dz[:T]
         da2, dz2 = da.reshape(R, H), dz.reshape(R, GH)
-        ck.matmul(da2, dlogits, p.W_ya)
+        gemm.gemm(da2, dlogits, p.W_ya)
         if drop:
-            ck.mul(da, da, self.masks[L][:T])
+            ck.mul(da, da, self.masks[L][:T], s)
         for layer in range(L - 1, -1, -1):
             a = self.a[layer][:T + 1]
             c = self.c[layer][:T + 1] if self.c is not None else None
@@ -245,30 +309,28 @@ class CudaNetwork:
             dhh = self.dhh[:T] if self.dhh is not None else None
             dcarry = self.dcarry[:T] if self.dcarry is not None else None
             cells.backward(self.cell, dz, dhh, dcarry, da, a, c, gates, p.W_aa[layer], self.act,
-                           self.dn)
+                           self.dn, gemm, s)
             rec = (dhh if dhh is not None else dz).reshape(R, GH)
-            ck.matmul(grads.W_aa[layer], rec, a[:T].reshape(R, H), trans_a=True)
+            gemm.gemm(grads.W_aa[layer], rec, a[:T].reshape(R, H), trans_a=True)
             if dhh is not None:
-                ck.col_sum(grads.b_hn[layer], rec, 2 * H)
+                ck.col_sum(grads.b_hn[layer], rec, 2 * H, cs, s)
             if layer == 0 and E:
                 e = self.emb[:T].reshape(R, E)  # dropped in place by forward
-                ck.matmul(grads.W_ax, dz2, e, trans_a=True)
-                ck.col_sum(grads.b_a[0], dz2)
+                gemm.gemm(grads.W_ax, dz2, e, trans_a=True)
+                ck.col_sum(grads.b_a[0], dz2, 0, cs, s)
                 de = self.demb[:T]
-                ck.matmul(de.reshape(R, E), dz2, p.W_ax)
+                gemm.gemm(de.reshape(R, E), dz2, p.W_ax)
                 if drop:
-                    ck.mul(de, de, self.masks[0][:T])
+                    ck.mul(de, de, self.masks[0][:T], s)
                 if not cfg.tie_weights:
-                    ck.fill(grads.W_emb, 0.0)
-                ck.embed_backward(grads.W_emb, de, x_dev)
+                    ck.fill(grads.W_emb, 0.0, s)
+                ck.embed_backward(grads.W_emb, de, order, s)
             elif layer == 0:
-                ck.fill(grads.W_ax, 0.0)
-                ck.fill(grads.b_a[0], 0.0)
-                ck.gather_input_backward(grads.W_ax, grads.b_a[0], dz, x_dev)
+                ck.gather_input_backward(grads.W_ax, grads.b_a[0], dz, order, cs, s)
             else:
                 below = (self.drop[layer][:T] if drop else self.a[layer - 1][1:T + 1])
-                ck.col_sum(grads.b_a[layer], dz2)
-                ck.matmul(grads.W_ax_up[layer - 1], dz2, below.reshape(R, H), trans_a=True)
-                ck.matmul(da2, dz2, p.W_ax_up[layer - 1])
+                ck.col_sum(grads.b_a[layer], dz2, 0, cs, s)
+                gemm.gemm(grads.W_ax_up[layer - 1], dz2, below.reshape(R, H), trans_a=True)
+                gemm.gemm(da2, dz2, p.W_ax_up[layer - 1])
                 if drop:
-                    ck.mul(da, da, self.masks[layer][:T])
+                    ck.mul(da, da, self.masks[layer][:T], s)

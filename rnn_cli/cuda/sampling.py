@@ -21,11 +21,14 @@ import math
 from collections.abc import Iterator
 
 import numpy as np
-from numba import cuda, int32
+from numba import int32
 
+from rnn_cli.cuda.backend import numba_cuda
 from rnn_cli.kernels.cell import TANH
 from rnn_cli.kernels.generate import GRU, LSTM
 from rnn_cli.tasks.lm.sample import SampleConfig, Sampler
+
+cuda = numba_cuda()
 
 THREADS = 128  # threads of the one sampling block (H and V are walked in strides of it)
 

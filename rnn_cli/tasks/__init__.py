@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rnn_cli.errors import UsageError
@@ -46,7 +47,8 @@ KINDS = ("lm", "classify", "tag", "translate")
 WHAT = {"lm": "language model", "classify": "classifier", "tag": "tagger",
         "translate": "translation model"}
 # kind -> the module whose TASK attribute is the kind's task object (imported on first use)
-_MODULES = {"lm": "rnn_cli.tasks.lm.task", "translate": "rnn_cli.tasks.translate.task"}
+_MODULES = {"lm": "rnn_cli.tasks.lm.task", "classify": "rnn_cli.tasks.classify.task",
+            "translate": "rnn_cli.tasks.translate.task"}
 
 Emit = Callable[[str, dict], None]  # emit(kind, info): an event of the run (rnn_cli.training)
 
@@ -75,8 +77,42 @@ class Run(Protocol):
         `--resume` needs to continue (latest parameters, optimizer moments, data position)."""
 
 
+@dataclass
+class Table:
+    """A table of a report: a title, column names, rows of plain values (str, int, float)."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple]
+
+
+@dataclass
+class TestReport:
+    """What `rnn-cli test` shows for a model of any kind (`Task.test`): `data` is the one JSON
+    object of `--json` (JSON-able; NaN is written as null); `summary` the (name, value) rows
+    shown first, `tables` the tables after them (on a terminal as rich tables, else as
+    TAB-separated rows), `warnings` lines for stderr (unseen labels, cut examples, ...)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    kind: str
+    data: dict[str, Any]
+    summary: list[tuple[str, Any]]
+    tables: list[Table] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
 class Task(Protocol):
-    """What a kind implements so that `rnn_cli.training.train` can drive it."""
+    """What a kind implements so that `rnn_cli.training.train` can drive it, and `rnn-cli
+    test` and `rnn-cli info` can read its models:
+
+        format   (task files: every kind but lm) the `taskfile.TaskFormat` of its model files;
+                 `rnn-cli info` loads and describes them with it
+        test(path, file, options) -> TestReport
+                 the task's metrics of the model file `path` on the gold file `file`; options:
+                 the `rnn-cli test` flags (bad_lines, encoding, errors, batch_size, device,
+                 threads; None: not given)
+    """
 
     kind: str  # one of KINDS
     options: frozenset[str]  # the options (flag names, `_` for `-`) the task reads
@@ -88,6 +124,9 @@ class Task(Protocol):
         continued from the file at `out` (or the task's default place when `out` is None).
         `device` is `--device` resolved ("cpu" or "cuda"; `options["device"]` is what was
         asked); the task may move to the CPU for what its CUDA path lacks (a warning)."""
+
+    def test(self, path: str, file: str, options: Mapping[str, Any]) -> TestReport:
+        """The report of `rnn-cli test -m path file` (see the class docstring)."""
 
 
 def get(kind: str) -> Task:

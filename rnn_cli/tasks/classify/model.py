@@ -32,6 +32,7 @@ from rnn_cli.encoder import GATES, Buffers, Encoder, EncoderSpec
 from rnn_cli.errors import UsageError
 from rnn_cli.kernels import embed, label_loss, pooling
 from rnn_cli.params import ParamSet
+from rnn_cli.tasks.classify import options as O
 from rnn_cli.tasks.classify.metrics import classification_metrics
 from rnn_cli.vocab import Vocab
 
@@ -43,17 +44,17 @@ EVAL_BATCH, EVAL_TOKENS = 256, 16384  # evaluation batches: examples, padded pos
 class ClassifyConfig:
     """The classifier's architecture, stored in its model file (meta.model)."""
 
-    level: str = "word"  # char | word: what a token is (vocab.py)
+    level: str = O.LEVEL  # char | word: what a token is (vocab.py)
     tokenizer: str = "words"  # word level: words | space
     lower: bool = False
-    cell: str = "gru"
-    hidden: int = 128  # H per direction
-    layers: int = 1
-    bidirectional: bool = True
-    embed: int = 128  # E
-    dropout: float = 0.0
-    pool: str = "max"  # last | mean | max
-    max_len: int = 400  # tokens of an example read, at most (0: all); the rest is cut, counted
+    cell: str = O.CELL
+    hidden: int = O.HIDDEN  # H per direction
+    layers: int = O.LAYERS
+    bidirectional: bool = O.BIDIRECTIONAL
+    embed: int = O.EMBED  # E
+    dropout: float = O.DROPOUT
+    pool: str = O.POOL  # last | mean | max
+    max_len: int = O.MAX_LEN  # tokens of an example read, at most (0: all); the rest is cut
     activation: str = "tanh"  # the rnn cell's g
 
     def validate(self) -> "ClassifyConfig":

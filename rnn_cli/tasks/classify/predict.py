@@ -14,6 +14,7 @@ Input lines to classify may carry a gold label: a leading `__label__X` part is d
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -22,6 +23,7 @@ import numpy as np
 import rnn_cli.tasks.classify.reader as reader
 from rnn_cli.batching import eval_batches
 from rnn_cli.errors import UsageError
+from rnn_cli.store import resolve_model_path
 from rnn_cli.taskfile import TaskModel, load_task
 from rnn_cli.tasks.classify.model import (EVAL_TOKENS, FORMAT, ClassifierNet, ClassifyConfig,
                                           Encoded, encode_texts)
@@ -56,9 +58,27 @@ class Classifier:
         self._known = set(self.labels)
 
     @classmethod
-    def load(cls, path: str, parallel: bool = True) -> "Classifier":
-        """Read and validate a classifier's model file (another kind: the one-line error)."""
-        return cls(load_task(path, FORMAT), parallel)
+    def load(cls, path: str | os.PathLike | None = None, *, threads: int | None = None,
+             parallel: bool = True) -> "Classifier":
+        """Read and validate a classifier's model file (None: the stored classifier,
+        $RNN_CLI_HOME/classify.npz); a file of another kind is the one-line ModelFileError
+        naming the command for it. threads: CPU threads of the compiled kernels (process-wide;
+        None: all cores)."""
+        from rnn_cli.kernels import _jit
+
+        if threads:
+            _jit.set_threads(threads)
+        where = resolve_model_path(os.fspath(path) if path is not None else None, None,
+                                   "classify")
+        clf = cls(load_task(where, FORMAT), parallel)
+        clf.path = where
+        return clf
+
+    def __repr__(self) -> str:
+        c = self.cfg
+        return (f"rnn_cli.Classifier({getattr(self, 'path', None)!r}: {c.level} "
+                f"{'bidirectional ' if c.bidirectional else ''}{c.cell}, {c.layers} x "
+                f"{c.hidden}, pool {c.pool}, {len(self.labels)} labels)")
 
     def _encoded(self, texts: list[str]) -> tuple[Encoded, list[int], list[bool]]:
         """(the texts encoded and cut to max_len, unknown tokens and whether cut, per text)."""

@@ -23,6 +23,7 @@ from rnn_cli.params import ParamSet
 from rnn_cli.taskfile import TaskModel, load_task, save_task
 from rnn_cli.tasks.classify.model import (FORMAT, ClassifierNet, ClassifyConfig, Encoded,
                                           encode_texts)
+from rnn_cli.tasks.classify.options import EPOCHS as DEFAULT_EPOCHS, METRICS
 from rnn_cli.tasks.fit import Fit, FitConfig
 from rnn_cli.vocab import Counts, Vocab
 
@@ -48,6 +49,21 @@ def split(examples: list, val_frac: float, seed: int) -> tuple[list, list]:
     held = set(np.random.default_rng([seed, 0x5EED]).permutation(len(examples))[:n_val].tolist())
     return ([ex for i, ex in enumerate(examples) if i not in held],
             [ex for i, ex in enumerate(examples) if i in held])
+
+
+def choose_level(examples: list) -> tuple[str, str]:
+    """--level by default: word, unless most texts are a single word (names, codes: a word
+    vocabulary would see each once), then char. (level, why)."""
+    single = sum(len(ex.text.split(None, 1)) == 1 for ex in examples)
+    if 2 * single > len(examples):
+        return "char", f"{single:,} of the {len(examples):,} training texts are single words"
+    return "word", "the texts are phrases or sentences"
+
+
+def check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise UsageError(f"--metric {metric!r} is not a classification metric",
+                         hint=f"choose one of {', '.join(METRICS)}")
 
 
 def build_vocab(examples: list, cfg: ClassifyConfig, vocab_size: int | None,
@@ -82,6 +98,8 @@ class ClassifyRun:
                  notices: list[str], model: TaskModel | None = None):
         self.net, self.vocab, self.data, self.fit = net, vocab, data, fit
         self.settings, self.notices, self.source = settings, notices, model
+        self.chosen: dict = {}  # defaults chosen for this data (--level), and why
+        self.why = ""
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -89,16 +107,26 @@ class ClassifyRun:
         """A new model trained on the file `train` (see DATA/MODEL/FIT_OPTIONS for the keywords;
         `valid`/`test` paths, `val_frac` 0.1 when no `valid`, `class_weight` None|"balanced")."""
         data_opts, model_opts, fit_opts = _options(options)
-        cfg = ClassifyConfig(**model_opts).validate()
-        fcfg = FitConfig(**{"epochs": 10.0, "metric": "accuracy", **fit_opts}).validate()
+        ClassifyConfig(**model_opts).validate()  # bad flags fail before the data is read
+        defaults = {"metric": METRICS[0]}
+        if not any(k in fit_opts for k in ("steps", "epochs", "max_seconds")):
+            defaults["epochs"] = DEFAULT_EPOCHS
+        fcfg = FitConfig(**{**defaults, **fit_opts}).validate()
+        check_metric(fcfg.metric)
         examples, valid, test, notices, info = _read_all(train, data_opts, fcfg.seed, stdin)
+        chosen, why = {}, ""
+        if "level" not in model_opts:
+            chosen["level"], why = choose_level(examples)
+        cfg = ClassifyConfig(**{**chosen, **model_opts}).validate()
         labels = reader.check_classes(examples, info["name"])
         vocab = build_vocab(examples, cfg, data_opts.get("vocab_size"),
                             data_opts.get("min_count", 1))
         net = ClassifierNet(cfg, len(vocab), labels, parallel=parallel)
         net.init(np.random.default_rng(fcfg.seed))
         settings = {"corpus": info, **data_opts}
-        return cls._assemble(net, vocab, examples, valid, test, fcfg, settings, notices, None)
+        run = cls._assemble(net, vocab, examples, valid, test, fcfg, settings, notices, None)
+        run.chosen, run.why = chosen, why
+        return run
 
     @classmethod
     def resume(cls, path: str, train: str, *, parallel: bool = True, stdin=None,
@@ -114,7 +142,11 @@ class ClassifyRun:
                              f"{getattr(cfg, clash[0])!r}, not {model_opts[clash[0]]!r}",
                              hint="drop the architecture flags, or train a new model with -o")
         stored = {k: v for k, v in model.train.items() if k in FIT_OPTIONS}
+        if any(k in fit_opts for k in ("steps", "epochs", "max_seconds")):
+            stored = {k: v for k, v in stored.items() if k not in ("steps", "epochs",
+                                                                   "max_seconds")}
         fcfg = FitConfig(**{**stored, **fit_opts}).validate()
+        check_metric(fcfg.metric)
         data_opts = {**{k: v for k, v in model.train.items() if k in DATA_OPTIONS}, **data_opts}
         examples, valid, test, notices, info = _read_all(train, data_opts, fcfg.seed, stdin)
         if info.get("sha256") != model.state.get("corpus", {}).get("sha256"):

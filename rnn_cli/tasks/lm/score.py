@@ -16,25 +16,23 @@ up to float32 rounding of the batched products (a test holds them to 1e-5 relati
 
 What lives here: `Scorer` (one model's forward buffers; per-sentence nll and the next-token
 distribution), `BatchScorer` (B lines at once), `LineScore`, `score_lines` (streaming, one
-sentence per line), `TotalScore` (one stream with the state carried, as in validation),
-`read_lines` (a file or '-' line by line).
+sentence per line), `TotalScore` (one stream with the state carried, as in validation); `open_input` and
+`read_lines` (a file or '-' line by line) are `rnn_cli.streams`'s, shared with other verbs.
 What does not: printing, argument parsing and exit codes (`cli_query.py`, `cli.py`).
 """
 
 from __future__ import annotations
 
-import codecs
 import functools
-import io
 import math
-import sys
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from rnn_cli.checkpoint import Model
-from rnn_cli.errors import CorpusError, UsageError
+from rnn_cli.errors import CorpusError
+from rnn_cli.streams import open_input, read_lines  # noqa: F401 (the names score reads by)
 from rnn_cli.tasks.lm.network import Network, sequence_nll
 from rnn_cli.tasks.lm.train import EVAL_WINDOW, eval_network, start_id
 
@@ -378,45 +376,3 @@ def total_blocks(vocab, lines: Iterable[tuple[int, str]],
             buf = []
     if buf:
         yield (*vocab.encode("".join(buf)), len(buf))
-
-
-# -------------------------------------------------------------------- input
-def open_input(path: str, encoding: str = "utf-8", errors: str = "strict"):
-    """A text stream over FILE or '-' (stdin; refused when it is a terminal), universal newlines
-    like `corpus.read_text`. Returns (name, stream)."""
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise UsageError(f"unknown encoding {encoding!r}",
-                         hint="use a Python codec name such as utf-8 or latin-1") from None
-    if path == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise CorpusError("'-' expects piped input, but standard input is a terminal",
-                              hint="pipe text in (`cat file | rnn-cli score -`) or give FILE")
-        raw = getattr(sys.stdin, "buffer", None)
-        if raw is None:  # a text stream (tests): use it as it is
-            return "<stdin>", sys.stdin
-        return "<stdin>", io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline=None)
-    try:
-        return path, open(path, encoding=encoding, errors=errors, newline=None)
-    except FileNotFoundError:
-        raise CorpusError(f"file not found: {path}",
-                          hint="check the path, or pass '-' to read standard input") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path} is a directory", hint="give the path of a text file") from None
-    except OSError as e:
-        raise CorpusError(f"cannot read {path}: {e.strerror or e}",
-                          hint="check that the path is a readable text file") from None
-
-
-def read_lines(name: str, stream) -> Iterator[tuple[int, str]]:
-    """(line number from 1, raw line with its "\\n") one at a time; a leading BOM is dropped."""
-    lineno = 0
-    try:
-        for lineno, raw in enumerate(stream, 1):
-            if lineno == 1:
-                raw = raw.removeprefix("\ufeff")
-            yield lineno, raw
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{name}: not valid {e.encoding} after line {lineno} ({e.reason})",
-                          hint="pass --encoding (e.g. latin-1) or --errors replace") from None

@@ -15,7 +15,7 @@ from rnn_cli import checkpoint, idcache
 from rnn_cli.config import ModelConfig, TrainConfig, to_dict, use_sparse
 from rnn_cli.errors import UsageError
 from rnn_cli.params import Params
-from rnn_cli.tasks import Emit
+from rnn_cli.tasks import Emit, TestReport
 from rnn_cli.tasks.lm import windows
 from rnn_cli.tasks.lm.options import OPTIONS, configs, scaled_defaults
 from rnn_cli.tasks.lm.train import EVAL_BUDGET, Trainer, warm_up
@@ -100,6 +100,38 @@ class LmTask:
         run.trainer.model.state["eval_budget"] = run.trainer.eval_budget or 0.0
         run.scaled, run.resumed = scaled, resumed is not None
         return run
+
+    def test(self, path: str, file: str, options: Mapping[str, Any]) -> TestReport:
+        return test_report(path, file, options)
+
+
+def test_report(path: str, file: str, options: Mapping[str, Any]) -> TestReport:
+    """`rnn-cli test` of a language model: FILE read as one stream, the state carried across
+    lines as in validation (the numbers of `rnn-cli score --total`)."""
+    from rnn_cli import streams
+    from rnn_cli.tasks.lm.api import Model
+
+    if options.get("bad_lines"):
+        raise UsageError("--bad-lines applies to labelled files; a language model reads any "
+                         "text", hint="drop --bad-lines")
+    lm = Model.load(path, level=options.get("level"), device=options.get("device") or "cpu",
+                    threads=options.get("threads"), warn=options.get("warn"))
+    name, stream = streams.open_input(file, options.get("encoding") or "utf-8",
+                                      options.get("errors") or "strict")
+    with stream:
+        t = lm.score_total(raw for _, raw in streams.read_lines(name, stream))
+    data = {"kind": "lm", "model": path, "file": file, "lines": t.lines, "tokens": t.tokens,
+            "oov": t.oov, "logprob": t.logprob, "nats_per_token": t.nats_per_token,
+            "perplexity": t.perplexity, "log10prob": t.log10prob}
+    if t.bits_per_char is not None:
+        data["bits_per_char"] = t.bits_per_char
+    summary = [("lines", t.lines), ("tokens", t.tokens), ("oov", t.oov),
+               ("nats_per_token", t.nats_per_token), ("perplexity", t.perplexity)]
+    if t.bits_per_char is not None:
+        summary.append(("bits_per_char", t.bits_per_char))
+    warnings = [f"{t.oov:,} token(s) were not in the vocabulary and were scored as <UNK>"] \
+        if t.oov else []
+    return TestReport("lm", data, summary, [], warnings)
 
 
 class LmRun:
