@@ -6,7 +6,9 @@ The Python API: `rnn_cli.train(corpus, ...)` trains and saves a model as `rnn-cl
 model file once, and its `score_lines`, `score_total`, `predict` and `sample` give the numbers of
 the commands of the same name (`rnn_cli.tasks.lm.api`); `rnn_cli.Classifier.load(path)` reads
 a classifier, whose `predict`, `probs` and `test` give the numbers of `rnn-cli predict` and
-`rnn-cli test` (`rnn_cli.tasks.classify.predict`). Importing the package must stay cheap (no
+`rnn-cli test` (`rnn_cli.tasks.classify.predict`); `rnn_cli.Translator.load(path)` a translator,
+whose `translate` and `test` give those of `rnn-cli translate` and `rnn-cli test`
+(`rnn_cli.tasks.translate.translator`). Importing the package must stay cheap (no
 numpy, no numba), so that `rnn-cli --help` and `--version` answer at once: the API names below
 are imported on first access (PEP 562).
 """
@@ -17,7 +19,7 @@ __version__ = "0.1.0"
 
 _API = ("Model", "Prediction", "Candidate", "Summary", "Sampling")
 _ERRORS = ("RnnCliError", "UsageError", "CorpusError", "ModelFileError", "RnnCliWarning")
-__all__ = ["__version__", "train", *_API, "LineScore", "Classifier", *_ERRORS]
+__all__ = ["__version__", "train", *_API, "LineScore", "Classifier", "Translator", *_ERRORS]
 
 
 def __getattr__(name: str):
@@ -29,6 +31,8 @@ def __getattr__(name: str):
         return getattr(importlib.import_module("rnn_cli.tasks.lm.api"), name)
     if name == "Classifier":  # a classification model (rnn_cli/tasks/classify/predict.py)
         return importlib.import_module("rnn_cli.tasks.classify.predict").Classifier
+    if name == "Translator":  # a translation model (rnn_cli/tasks/translate/translator.py)
+        return importlib.import_module("rnn_cli.tasks.translate.translator").Translator
     if name == "LineScore":  # one row of Model.score_lines
         return importlib.import_module("rnn_cli.tasks.lm.score").LineScore
     if name in _ERRORS:

@@ -17,6 +17,7 @@ from rnn_cli.config import LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
 from rnn_cli.flags import finite_float, nonneg_int, positive_int
 from rnn_cli.tasks import KINDS
 from rnn_cli.tasks.classify import options as C
+from rnn_cli.tasks.translate import options as TR
 from rnn_cli.tasks.lm.options import DEFAULT_CELL, DEFAULT_EPOCHS
 
 # the parser's values that are not training options (how the CLI itself behaves)
@@ -29,16 +30,18 @@ def add_parser(sub, formatter, common) -> None:
     p = sub.add_parser("train", formatter_class=formatter, help="train a model on a text file",
                        description="Train a character- or word-level RNN on a plain text file "
                                    "and save it (atomically) as one .npz file: a language model "
-                                   "of the running text, or (--task classify) a classifier of "
-                                   "labelled lines. A flag names its task when only one task "
-                                   "reads it; the defaults are the language model's unless a "
-                                   "task's are named.")
+                                   "of the running text, (--task classify) a classifier of "
+                                   "labelled lines, or (--task translate) an encoder-decoder "
+                                   "with attention on source<TAB>target lines. A flag names its "
+                                   "task when only one task reads it; the defaults are the "
+                                   "language model's unless a task's are named.")
     p.set_defaults(handler=run)
-    p.add_argument("corpus", metavar="CORPUS",
+    p.add_argument("corpus", metavar="CORPUS", nargs="?",
                    help="UTF-8 text file, or - for standard input; a language model's of any "
                         "size: it is encoded once into token ids, cached in $RNN_CLI_HOME/cache "
                         "and memory-mapped; a classifier's: one example a line, `__label__X "
-                        "text` (fastText's) or `X<TAB>text`")
+                        "text` (fastText's) or `X<TAB>text`; a translator's: one pair a line, "
+                        "`source<TAB>target` (or --src FILE --tgt FILE instead)")
     g = p.add_argument_group("input and output")
     g.add_argument("-o", "--out", metavar="PATH",
                    help="model file to write (default: the model store, $RNN_CLI_HOME/LEVEL.npz "
@@ -51,9 +54,10 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--errors", choices=("strict", "replace", "ignore"),
                    help="what to do with undecodable bytes (default: strict)")
     g.add_argument("--bad-lines", choices=("fail", "skip"),
-                   help="classify: a line without a label or without text: fail names the "
-                        "lines (one error), skip leaves them out with a warning that counts "
-                        "them (default: fail)")
+                   help="classify: a line without a label or without text; translate: a line "
+                        "without exactly one TAB, or with an empty side: fail names the lines "
+                        "(one error), skip leaves them out with a warning that counts them "
+                        "(default: fail)")
     g.add_argument("--json", action="store_true",
                    help="print a JSON summary line on stdout at the end")
     g = p.add_argument_group("model")
@@ -66,39 +70,49 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--level", choices=("char", "word"),
                    help=f"tokens (default: {m.level}; classify: {C.LEVEL}, which reads a "
                         "sentence in ~5x fewer steps and learns from whole words, or char when "
-                        "most texts are single words such as names)")
+                        "most texts are single words such as names; translate: both sides, "
+                        f"{TR.LEVEL}, unless --src-level / --tgt-level say)")
     g.add_argument("--cell", choices=("rnn", "gru", "lstm"),
                    help=f"recurrent cell: rnn (the seed's), gru (PyTorch's GRU), lstm (PyTorch's "
-                        f"LSTM) (default: {DEFAULT_CELL}; classify: {C.CELL})")
+                        f"LSTM) (default: {DEFAULT_CELL}; classify: {C.CELL}; translate: "
+                        f"{TR.CELL}, gru or lstm, the encoder's and the decoder's)")
     g.add_argument("--activation", choices=("tanh", "relu"),
                    help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
                         f"(default: {m.activation})")
     g.add_argument("--hidden", type=positive_int,
                    help="H, hidden units (per direction with --bidirectional) (default: by "
                         "corpus size: 128 below 100k tokens, 256 below 3M (512 from 500k at "
-                        f"char level), else 512; classify: {C.HIDDEN})")
+                        f"char level), else 512; classify: {C.HIDDEN}; translate: {TR.HIDDEN}, "
+                        "each encoder direction)")
     g.add_argument("--layers", type=positive_int,
-                   help=f"stacked layers (default: {m.layers}; classify: {C.LAYERS})")
+                   help=f"stacked layers (default: {m.layers}; classify: {C.LAYERS}; "
+                        f"translate: {TR.LAYERS}, the encoder's)")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
-                   help="classify: read each text in both directions too (the same kernels "
-                        "on the text reversed), the two states side by side (default: "
-                        f"{'on' if C.BIDIRECTIONAL else 'off'}; --no-bidirectional: forward "
-                        "only)")
+                   help="classify, translate: read each text (the source) in both directions "
+                        "too (the same kernels on the text reversed), the two states side by "
+                        f"side (default: {'on' if C.BIDIRECTIONAL else 'off'}; "
+                        "--no-bidirectional: forward only)")
     g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
                    help="inverted dropout between layers and before the output layer, during "
                         "training only (default from 500k training tokens: 0.3 at char level, 0.1 "
                         f"at word level; else 0; classify: {C.DROPOUT:g}, also on the "
-                        "embeddings)")
+                        f"embeddings; translate: {TR.DROPOUT:g}, on both embeddings, between "
+                        "encoder layers and on the output projection)")
     g.add_argument("--embed", type=nonneg_int, metavar="E",
                    help="learn an E-wide input embedding (default: 0, one-hot input; "
-                        f"classify: {C.EMBED})")
+                        f"classify: {C.EMBED}; translate: {TR.EMBED}, each side's)")
     g.add_argument("--max-len", type=nonneg_int, metavar="N",
                    help="classify: read at most N tokens of an example (the only cut; how many "
-                        f"examples it cut is reported); 0: no limit (default: {C.MAX_LEN})")
-    g.add_argument("--tie-weights", action="store_true", default=None,
+                        f"examples it cut is reported); 0: no limit (default: {C.MAX_LEN}); "
+                        "translate: a training pair with a side of more than N tokens (<EOS> "
+                        "counted) is left out, and counted, as cutting it would teach a wrong "
+                        f"translation; a longer source to translate is cut (default: "
+                        f"{TR.MAX_LEN})")
+    g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction,
                    help="share the embedding with the output layer (needs --embed equal to "
                         "--hidden; implies --embed H when --embed is not given; default: on at "
-                        "word level unless --embed is given)")
+                        "word level unless --embed is given; translate: the target embedding, "
+                        "needs --proj equal to --embed, on by default; --no-tie-weights: off)")
     g.add_argument("--softmax", choices=("full", "classes"),
                    help="output layer: full, a softmax over the vocabulary; classes, P(class) "
                         "P(word | class) with classes by frequency (Mikolov 2011), exactly "
@@ -125,18 +139,48 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--class-weight", choices=("none", "balanced"),
                    help="balanced: weigh each example's loss by N / (K n_label), so rare "
                         "labels count as much as common ones (default: none)")
+    g = p.add_argument_group("translation")
+    g.add_argument("--src", metavar="FILE",
+                   help="the source sentences, one a line, instead of CORPUS (with --tgt: line "
+                        "i translates to line i of --tgt; files of different line counts are "
+                        "an error)")
+    g.add_argument("--tgt", metavar="FILE", help="the target sentences, one a line (with --src)")
+    g.add_argument("--src-level", choices=("char", "word"),
+                   help="tokens of the source side (default: --level, else word)")
+    g.add_argument("--tgt-level", choices=("char", "word"),
+                   help="tokens of the target side (default: --level, else word)")
+    g.add_argument("--attention", choices=TR.ATTENTIONS,
+                   help="how the decoder reads the source at each step: none (the encoder's "
+                        "final states only), dot or general (Luong et al. 2015), additive "
+                        f"(Bahdanau et al. 2015) (default: {TR.ATTENTION})")
+    g.add_argument("--dec-hidden", type=positive_int, metavar="H",
+                   help="the decoder's state size (default: --hidden; with --attention dot: "
+                        "the encoder's output width, 2 x --hidden when bidirectional)")
+    g.add_argument("--attn-size", type=positive_int, metavar="A",
+                   help="additive attention's hidden size (default: the decoder's state size)")
+    g.add_argument("--proj", type=nonneg_int, metavar="P",
+                   help="the output layer reads a P-unit projection tanh(W [state; context; "
+                        "embedding]) instead of those 1,000-odd numbers themselves (Luong et "
+                        "al. 2015): the output layer is most of a step's work; 0: none "
+                        f"(default: {TR.PROJ})")
+    g.add_argument("--label-smoothing", type=finite_float(0.0, False, 0.99), metavar="EPS",
+                   help="train towards 1 - EPS on the right token and EPS spread over the "
+                        "vocabulary (Szegedy et al. 2016); the loss shown in training is that "
+                        f"objective, validation's the plain one (default: {TR.LABEL_SMOOTHING:g})")
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=positive_int,
                    help=f"B, parallel streams of a language model; examples per batch of the "
-                        f"other tasks (default: {t.batch_size})")
+                        f"other tasks (default: {t.batch_size}; translate: {TR.BATCH_SIZE} "
+                        "sentence pairs)")
     g.add_argument("--seq-len", type=positive_int,
                    help=f"T, steps of backpropagation through time (default: {t.seq_len})")
     g.add_argument("--lr", type=finite_float(0.0, True, 1e3),
-                   help=f"learning rate (default: {t.lr:g})")
+                   help=f"learning rate (default: {t.lr:g}; translate: {TR.LR:g})")
     g.add_argument("--optim", choices=("adam", "sgd", "adagrad", "rmsprop"),
                    help=f"update rule (default: {t.optim})")
     g.add_argument("--clip", type=finite_float(0.0, False),
-                   help=f"gradient clipping threshold, 0 = off (default: {t.clip:g})")
+                   help=f"gradient clipping threshold, 0 = off (default: {t.clip:g}; "
+                        f"translate: {TR.CLIP:g})")
     g.add_argument("--clip-mode", choices=("norm", "value"),
                    help="norm: global L2 norm; value: each element, as in the course notes "
                         "(default: norm)")
@@ -158,8 +202,8 @@ def add_parser(sub, formatter, common) -> None:
                    "in total (with --resume: counting the earlier ones)")
     g.add_argument("--epochs", type=finite_float(0.0, True),
                    help=f"stop after this many passes over the text (default: {DEFAULT_EPOCHS}; "
-                        f"classify: {C.EPOCHS:g} over the examples; when neither --steps nor "
-                        "--max-seconds is given)")
+                        f"classify: {C.EPOCHS:g} over the examples; translate: {TR.EPOCHS:g} "
+                        "over the pairs; when neither --steps nor --max-seconds is given)")
     g.add_argument("--max-seconds", type=finite_float(0.0, True),
                    help="stop after this many seconds of this run")
     g.add_argument("--val-frac", type=finite_float(0.0, False, 0.5),
@@ -170,19 +214,23 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--test", metavar="FILE",
                    help="at the end, report the loss and perplexity of the best model on FILE "
                         "(test_loss, test_ppl in --json); classify: its accuracy and macro-F1 "
-                        "(test_accuracy, test_macro_f1, test_metrics)")
+                        "(test_accuracy, test_macro_f1, test_metrics); translate: BLEU, chrF, "
+                        "exact match, perplexity (test_bleu, ...)")
     g.add_argument("--metric", metavar="NAME",
                    help="the validation metric that picks the model kept: classify "
-                        f"{', '.join(C.METRICS)} (default: {C.METRICS[0]}); higher is better, "
-                        "but for loss. A language model keeps its lowest validation loss")
+                        f"{', '.join(C.METRICS)} (default: {C.METRICS[0]}); translate "
+                        f"{', '.join(TR.METRICS)} (default: auto, exact match when most targets "
+                        "are at most 3 words, else BLEU, else (no sacrebleu) loss); higher is "
+                        "better, but for loss. A language model keeps its lowest validation "
+                        "loss")
     g.add_argument("--patience", type=nonneg_int, metavar="N",
-                   help="classify: stop after N validations in a row without a better --metric "
-                        "(default: 0, never)")
+                   help="classify, translate: stop after N validations in a row without a "
+                        "better --metric (default: 0, never)")
     g.add_argument("--eval-every", type=positive_int,
                    help=f"validate (and save) every N steps; without this flag every "
                         f"{t.eval_every} steps, skipping a validation while validating would take "
-                        f"over 10%% of the run's time (the last one always runs); classify: at "
-                        f"the end of every epoch")
+                        f"over 10%% of the run's time (the last one always runs); classify, "
+                        f"translate: at the end of every epoch")
     g.add_argument("--sample-every", type=nonneg_int,
                    help="show a short sample on stderr every N steps (default: off)")
     common(p)
@@ -192,7 +240,12 @@ def run(args, ui) -> int:
     from rnn_cli.errors import ExitStatus
     from rnn_cli.training import train
 
+    from rnn_cli.errors import UsageError
+
     options = {k: v for k, v in vars(args).items() if k not in CLI_ONLY}
+    if args.corpus is None and not (args.src or args.tgt):
+        raise UsageError("no training data: give CORPUS (or, to translate, --src FILE --tgt FILE)",
+                         hint="e.g. rnn-cli train corpus.txt")
     stop, view = _StopFlag(), _View(ui)
     view.armed = stop
     try:
@@ -205,8 +258,9 @@ def run(args, ui) -> int:
         summary = None
     if summary is None or summary["reason"] == "interrupted":
         out, step = view.saved["path"], view.saved["step"]
+        data = args.corpus if args.corpus is not None else f"--src {args.src} --tgt {args.tgt}"
         ui.error(f"interrupted at step {step}; the model is saved in {out}",
-                 hint=f"continue with `rnn-cli train {args.corpus} --resume -o {out}`")
+                 hint=f"continue with `rnn-cli train {data} --resume -o {out}`")
         return int(ExitStatus.INTERRUPTED)
     ui.info(_done_line(summary))
     if args.json:

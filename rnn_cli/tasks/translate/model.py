@@ -33,33 +33,34 @@ from rnn_cli.encoder import Buffers, Encoder, EncoderSpec
 from rnn_cli.errors import UsageError
 from rnn_cli.kernels import embed
 from rnn_cli.params import ParamSet
+from rnn_cli.tasks.translate import options as O
 from rnn_cli.tasks.translate.decoder import Decoder
 from rnn_cli.vocab import Vocab
 
 CELLS = ("gru", "lstm")
-ATTENTIONS = ("none", "dot", "general", "additive")
+ATTENTIONS = O.ATTENTIONS
 
 
 @dataclass(frozen=True)
 class TranslateConfig:
     """The translator's architecture, stored in its model file (meta.model)."""
 
-    src_level: str = "word"  # char | word, per side
-    tgt_level: str = "word"
+    src_level: str = O.LEVEL  # char | word, per side
+    tgt_level: str = O.LEVEL
     tokenizer: str = "words"  # word level: words | space
     lower: bool = False
-    cell: str = "gru"  # the encoder's and the decoder's
-    hidden: int = 256  # H of each encoder direction
-    layers: int = 1  # encoder layers
-    bidirectional: bool = True
-    embed: int = 256  # E of both embeddings
-    dec_hidden: int = 0  # the decoder's state size (0: the encoder's output width, dirs*H)
-    attention: str = "additive"
-    attn_size: int = 0  # A of additive attention (0: the decoder's state size)
-    proj: int = 256  # output projection units P (0: logits from [s; ctx; e] directly)
-    tie_weights: bool = True  # the output matrix is the target embedding (needs proj == embed)
-    dropout: float = 0.3
-    max_len: int = 100  # tokens of a side (with <EOS>): longer training pairs are dropped
+    cell: str = O.CELL  # the encoder's and the decoder's
+    hidden: int = O.HIDDEN  # H of each encoder direction
+    layers: int = O.LAYERS  # encoder layers
+    bidirectional: bool = O.BIDIRECTIONAL
+    embed: int = O.EMBED  # E of both embeddings
+    dec_hidden: int = O.DEC_HIDDEN  # the decoder's state size (0: `dec_size`'s choice)
+    attention: str = O.ATTENTION
+    attn_size: int = O.ATTN_SIZE  # A of additive attention (0: the decoder's state size)
+    proj: int = O.PROJ  # output projection units P (0: logits from [s; ctx; e] directly)
+    tie_weights: bool = O.TIE_WEIGHTS  # the output matrix is the target embedding (P == E)
+    dropout: float = O.DROPOUT
+    max_len: int = O.MAX_LEN  # tokens of a side (with <EOS>): longer training pairs are dropped
 
     def validate(self) -> "TranslateConfig":
         choices = {"src_level": ("char", "word"), "tgt_level": ("char", "word"),
@@ -101,7 +102,9 @@ class TranslateConfig:
 
     @property
     def dec_size(self) -> int:
-        return self.dec_hidden or self.enc_width
+        """The decoder's state size: --dec-hidden, else --hidden (dot attention: the encoder's
+        output width, which its scores need)."""
+        return self.dec_hidden or (self.enc_width if self.attention == "dot" else self.hidden)
 
     def encoder_spec(self) -> EncoderSpec:
         return EncoderSpec(self.cell, self.hidden, self.layers, self.embed, self.bidirectional,

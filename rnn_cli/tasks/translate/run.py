@@ -28,6 +28,7 @@ from rnn_cli.params import ParamSet
 from rnn_cli.taskfile import TaskModel, load_task, save_task
 from rnn_cli.tasks.fit import Fit, FitConfig
 from rnn_cli.tasks.translate import metrics
+from rnn_cli.tasks.translate import options as O
 from rnn_cli.tasks.translate.evaluate import evaluate, have_sacrebleu
 from rnn_cli.tasks.translate.model import FORMAT, Encoded, TranslateConfig, TranslatorNet
 from rnn_cli.vocab import Vocab
@@ -37,11 +38,12 @@ DATA_OPTIONS = ("src", "tgt", "valid", "test", "val_frac", "bad_lines", "encodin
 MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(TranslateConfig))
 FIT_OPTIONS = tuple(f.name for f in dataclasses.fields(FitConfig))
 OPTIONS = frozenset(DATA_OPTIONS + MODEL_OPTIONS + FIT_OPTIONS + ("level",))
-FIT_DEFAULTS = {"epochs": 10.0, "batch_size": 64, "lr": 2e-3, "clip": 1.0, "metric": "auto"}
-DEFAULT_LABEL_SMOOTHING = 0.1
+FIT_DEFAULTS = {"batch_size": O.BATCH_SIZE, "lr": O.LR, "clip": O.CLIP, "metric": "auto"}
+STOPS = ("steps", "epochs", "max_seconds")  # O.EPOCHS when none of them is given
+DEFAULT_LABEL_SMOOTHING = O.LABEL_SMOOTHING
 VAL_FRAC, VAL_MAX = 0.1, 2000  # held out without --valid: a tenth, at most this many pairs
 SHORT_WORDS = 3  # targets of at most this many words (most of them) are "short"
-METRICS = ("auto", "bleu", "chrf", "exact", "loss")
+METRICS = O.METRICS
 
 
 def _options(options: dict) -> tuple[dict, dict, dict]:
@@ -58,7 +60,7 @@ def _options(options: dict) -> tuple[dict, dict, dict]:
 
 def read_data(train: str | None, opts: dict, seed: int, stdin=None):
     """(train pairs, valid pairs or None, test pairs or None, notices, a description of the
-    training data) from the options (`src`/`tgt` instead of `train`)."""
+    training data, the pairs it holds) from the options (`src`/`tgt` instead of `train`)."""
     kw = {"bad_lines": opts.get("bad_lines", "fail"), "encoding": opts.get("encoding", "utf-8"),
           "errors": opts.get("errors", "strict")}
     if opts.get("src") or opts.get("tgt"):
@@ -72,6 +74,7 @@ def read_data(train: str | None, opts: dict, seed: int, stdin=None):
                                                       "--src FILE --tgt FILE")
         pairs = reader.read_pairs(train, stdin=stdin, **kw)
     notices = pairs.report.messages()
+    n_read = len(pairs)
     valid = test = None
     if opts.get("valid"):
         valid = reader.read_pairs(opts["valid"], **kw)
@@ -84,7 +87,7 @@ def read_data(train: str | None, opts: dict, seed: int, stdin=None):
     if opts.get("test"):
         test = reader.read_pairs(opts["test"], **kw)
         notices += test.report.messages()
-    return pairs, valid, test, notices, pairs.report.name
+    return pairs, valid, test, notices, pairs.report.name, n_read
 
 
 def split(pairs: reader.Pairs, frac: float, seed: int):
@@ -163,9 +166,13 @@ class TranslateRun:
               **options) -> "TranslateRun":
         """A new model trained on the pairs of `train` (or options src/tgt)."""
         data_opts, model_opts, fit_opts = _options(options)
-        cfg = TranslateConfig(**model_opts).validate()
-        fcfg = FitConfig(**{**FIT_DEFAULTS, **fit_opts, "metric": "loss"}).validate()
-        pairs, valid, test, notices, name = read_data(train, data_opts, fcfg.seed, stdin)
+        cfg = TranslateConfig(**model_opts).validate()  # bad flags fail before the data is read
+        fit_opts = {**FIT_DEFAULTS, **fit_opts}
+        if not any(k in fit_opts for k in STOPS):
+            fit_opts["epochs"] = O.EPOCHS
+        fcfg = FitConfig(**{**fit_opts, "metric": "loss"}).validate()
+        pairs, valid, test, notices, name, n_read = read_data(train, data_opts, fcfg.seed,
+                                                              stdin)
         size, mc = data_opts.get("vocab_size"), data_opts.get("min_count", 1)
         src_vocab = reader.build_vocab(pairs.src, cfg.src_level, size, mc, cfg.lower,
                                        cfg.tokenizer)
@@ -174,8 +181,7 @@ class TranslateRun:
         ls = data_opts.get("label_smoothing", DEFAULT_LABEL_SMOOTHING)
         net = TranslatorNet(cfg, src_vocab, tgt_vocab, parallel=parallel, label_smoothing=ls)
         net.init(np.random.default_rng(fcfg.seed))
-        settings = {"data": name, "train_pairs": len(pairs), **data_opts,
-                    "label_smoothing": ls}
+        settings = {"data": name, "pairs_read": n_read, **data_opts, "label_smoothing": ls}
         return cls._assemble(net, pairs, valid, test, fit_opts, settings, notices, None)
 
     @classmethod
@@ -192,11 +198,13 @@ class TranslateRun:
                              f"{getattr(cfg, clash[0])!r}, not {model_opts[clash[0]]!r}",
                              hint="drop the architecture flags, or train a new model with -o")
         stored = {k: v for k, v in model.train.items() if k in FIT_OPTIONS}
+        if any(k in fit_opts for k in STOPS):  # a stopping rule given replaces the stored one
+            stored = {k: v for k, v in stored.items() if k not in STOPS}
         fit_opts = {**stored, **fit_opts}
         data_opts = {**{k: v for k, v in model.train.items()  # the data files are given anew
                         if k in DATA_OPTIONS and k not in ("src", "tgt")}, **data_opts}
         seed = fit_opts.get("seed", FitConfig.seed)
-        pairs, valid, test, notices, name = read_data(train, data_opts, seed, stdin)
+        pairs, valid, test, notices, name, n_read = read_data(train, data_opts, seed, stdin)
         params = model.params
         if model.resume_flat is not None:
             params = params.copy()
@@ -204,7 +212,7 @@ class TranslateRun:
         ls = data_opts.get("label_smoothing", DEFAULT_LABEL_SMOOTHING)
         net = TranslatorNet(cfg, model.vocabs["src"], model.vocabs["tgt"], params,
                             parallel=parallel, label_smoothing=ls)
-        settings = {"data": name, "train_pairs": len(pairs), **data_opts, "label_smoothing": ls}
+        settings = {"data": name, "pairs_read": n_read, **data_opts, "label_smoothing": ls}
         resume = {"state": model.state, "opt": model.opt, "rng_state": model.rng_state,
                   "best_flat": model.params.flat, "history": model.history,
                   "history_columns": model.history_columns}
@@ -222,7 +230,7 @@ class TranslateRun:
         metric, warning = pick_metric(fit_opts.get("metric", "auto"), data["train"].refs)
         if warning:
             notices.append(warning)
-        fcfg = FitConfig(**{**FIT_DEFAULTS, **fit_opts, "metric": metric}).validate()
+        fcfg = FitConfig(**{**fit_opts, "metric": metric}).validate()
         settings["metric_asked"] = fit_opts.get("metric", "auto")
         fit = Fit(net, data["train"], data.get("valid"), fcfg, resume=resume)
         return cls(net, data, fit, settings, notices, model)
@@ -255,8 +263,7 @@ class TranslateRun:
         state = dict(st["state"])
         if not with_resume:
             state.pop("batches", None)
-        train = {**dataclasses.asdict(self.fit.cfg), **self.settings}
-        train["metric"] = self.settings.get("metric_asked", train["metric"])
+        train = {**dataclasses.asdict(self.fit.cfg), **self.settings}  # metric: the one used
         return TaskModel("translate", dataclasses.asdict(self.net.cfg),
                          {"src": self.net.src_vocab, "tgt": self.net.tgt_vocab}, {}, best, train,
                          state, st["history"], st["history_columns"],

@@ -18,12 +18,14 @@ kept; `cut_sources` counts them).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from rnn_cli.errors import UsageError
+from rnn_cli.store import resolve_model_path
 from rnn_cli.taskfile import load_task
 from rnn_cli.tasks.translate import reader
 from rnn_cli.tasks.translate.decode import Hypothesis
@@ -58,13 +60,32 @@ class Translator:
     def __init__(self, net: TranslatorNet, path: str = "", model=None):
         self.net, self.path, self.model = net, path, model
         self.cut_sources = 0  # sources cut to max_len so far
+        self.unknown_lines = 0  # sources with a token (character) outside the vocabulary
 
     @classmethod
-    def load(cls, path: str) -> "Translator":
-        model = load_task(path, FORMAT)
+    def load(cls, path: str | os.PathLike | None = None, *,
+             threads: int | None = None) -> "Translator":
+        """Read and validate a translation model file (None: the stored one,
+        $RNN_CLI_HOME/translate.npz); a file of another kind is the one-line ModelFileError
+        naming the command for it. threads: CPU threads of the compiled kernels (process-wide;
+        None: all cores)."""
+        from rnn_cli.kernels import _jit
+
+        if threads:
+            _jit.set_threads(threads)
+        where = resolve_model_path(os.fspath(path) if path is not None else None, None,
+                                   "translate")
+        model = load_task(where, FORMAT)
         cfg = TranslateConfig.from_dict(model.config)
         net = TranslatorNet(cfg, model.vocabs["src"], model.vocabs["tgt"], model.params)
-        return cls(net, path, model)
+        return cls(net, where, model)
+
+    def __repr__(self) -> str:
+        c = self.net.cfg
+        return (f"rnn_cli.Translator({self.path!r}: {c.src_level} -> {c.tgt_level}, "
+                f"{'bidirectional ' if c.bidirectional else ''}{c.cell} {c.layers} x "
+                f"{c.hidden}, decoder {c.dec_size}, {c.attention} attention, "
+                f"V {len(self.net.src_vocab)} -> {len(self.net.tgt_vocab)})")
 
     @property
     def config(self) -> TranslateConfig:
@@ -93,8 +114,9 @@ class Translator:
             if not line.strip():
                 out[i] = [Translation("", 0.0, 0.0, True, [], [], np.zeros((0, 0)))]
                 continue
-            ids, _, cut = reader.encode_source(net.src_vocab, line, net.cfg.max_len)
+            ids, unknown, cut = reader.encode_source(net.src_vocab, line, net.cfg.max_len)
             self.cut_sources += cut
+            self.unknown_lines += unknown > 0
             todo.append(i)
             src.append(ids)
         if src:
