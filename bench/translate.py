@@ -44,17 +44,19 @@ NETWORK = {"hidden": 256, "embed": 256, "dec_hidden": 256, "attn_size": 256, "pr
            "dropout": 0.3}  # rnn-cli's flags of the benchmarked network (both arms)
 TRAINING = {"batch_size": 64, "lr": 2e-3, "clip": 1.0, "label_smoothing": 0.1}
 BEAM, ALPHA = 5, 1.0
+PEER_DECODE_BATCH = 64  # the peer's fastest greedy batch here (32: 51, 64: 111, 128: 80 sent/s)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--parts", default="side,goal,dates", help="comma-separated subset")
-    p.add_argument("--minutes", type=float, default=25.0, help="side by side: training minutes")
+    p.add_argument("--minutes", type=float, default=30.0, help="side by side: training minutes")
     p.add_argument("--goal-minutes", type=float, default=30.0)
     p.add_argument("--dates-seconds", type=float, default=120.0)
-    p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "corpora",
-                                                  "multi30k-de-en"))
+    p.add_argument("--data", default=os.path.join(os.environ.get(
+        "RNN_CLI_SHARED", os.path.join(ROOT, "..", "shared")), "corpora", "multi30k-de-en"),
+        help="the Multi30k folder (train/dev/test.tsv); $RNN_CLI_SHARED/corpora/... by default")
     p.add_argument("--peer-python", default=os.path.join(ROOT, ".venv-bench", "bin", "python"))
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "TRANSLATE.md"))
     p.add_argument("--results", default=os.path.join(ROOT, "bench", "results", "translate"),
@@ -172,7 +174,7 @@ def part_side(a, work: str, log) -> dict:
             "--embed", "256", "--hidden", "256", "--dec-hidden", "256", "--attn-size", "256",
             "--proj", "256", "--dropout", "0.3", "--label-smoothing", "0.1", "--batch-size",
             "64", "--lr", "2e-3", "--clip", "1.0", "--beam", str(BEAM), "--length-penalty",
-            str(ALPHA)]
+            str(ALPHA), "--decode-batch", str(PEER_DECODE_BATCH)]
     r_ours, r_peer = run_arms([(os.path.join(work, "ours.json"),
                                 ours_cmd(ours, os.path.join(work, "ours.json"))),
                                (os.path.join(work, "peer.json"), peer)], log)
