@@ -88,8 +88,9 @@ def render(found: dict, args) -> str:
         r, m = dates["result"], dates["machine"]
         out += [f"## The dates task: {dates['args']['dates_seconds']:g} s of training", "",
                 f"{m['when']}; load average {_load(m)}. `corpora/dates` (characters both "
-                "sides; bidirectional GRU 64, decoder GRU 128, additive attention 64), both "
-                "threads.", "",
+                "sides; bidirectional GRU 128, decoder GRU 128, additive attention 128, "
+                "embeddings and projection 32, no dropout, `--lr 3e-3`: docs/translate.md's "
+                "command), both threads.", "",
                 "| | value | target |", "|---|---:|---|",
                 f"| exact match, test ({r['test_n']:,} dates) | {100 * r['test_exact']:.1f} % | "
                 f"≥ 99.5 %: {_ok(r['test_exact'] >= 0.995)} |",

@@ -1,15 +1,15 @@
 """The translator's reader (tasks/translate/reader.py): pairs, line-aligned files, vocabularies per
-side, translate-time input, and every kind of bad input (a one-line error or a counted notice)."""
+side, sources cut to --max-len, pairs over it left out (run.encode), and every kind of bad input
+(a one-line error or a counted notice)."""
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import pytest
 
 from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.tasks.translate import reader as rd
+from rnn_cli.tasks.translate.run import encode
 
 
 def write(tmp_path, name, data: bytes | str):
@@ -90,52 +90,29 @@ def test_vocabularies_per_side_end_every_sequence(tmp_path):
     sv = rd.build_vocab(pairs.src, "char")
     tv = rd.build_vocab(pairs.tgt, "word")
     assert sv.eos_id is not None and "\n" in sv.symbols  # char level: "\n" ends a sequence
-    src, tgt = rd.encode_pairs(pairs, sv, tv)
+    data, _ = encode(pairs, sv, tv, 100, "train")
+    src, tgt = data.src, data.tgt
     assert [list(s) for s in src] == [[sv.index["a"], sv.index["b"], sv.eos_id],
                                       [sv.index["b"], sv.index["a"], sv.eos_id]]
     assert [tv.decode(t) for t in tgt] == ["das Haus\n", "das Boot\n"]
-    assert all(t[-1] == tv.eos_id for t in tgt)
+    assert all(t[-1] == tv.eos_id for t in tgt) and data.refs == ["das Haus", "das Boot"]
 
 
 def test_a_source_of_10000_tokens(tmp_path):
     long = " ".join(["wort"] * 10_000)
     pairs = rd.read_pairs(write(tmp_path, "p.tsv", f"kurz\tshort\n{long}\tlong\n"))
     sv, tv = rd.build_vocab(pairs.src, "word"), rd.build_vocab(pairs.tgt, "word")
-    src, tgt = rd.encode_pairs(pairs, sv, tv, max_len=100)
-    assert len(src) == len(tgt) == 1
-    assert pairs.report.messages()[-1].endswith(
-        "1 line skipped: a side longer than --max-len 100 tokens (first: line 2)")
+    data, notices = encode(pairs, sv, tv, 100, "train")
+    assert len(data.src) == len(data.tgt) == 1
+    assert notices == ["--max-len 100: 1 train pair(s) with a longer side left out (the "
+                       "longest: 10,001 tokens)"]
+    data, notices = encode(pairs, sv, tv, 100, "test", drop=False)  # a test set: cut, kept
+    assert len(data.src) == 2 and data.src[1].shape == (100,)
+    assert notices == ["--max-len 100: 1 test source(s) cut to 100 tokens"]
     ids, unknown, cut = rd.encode_source(sv, long, 100)
     assert cut and ids.shape == (100,) and ids[-1] == sv.eos_id and unknown == 0
     ids, _, cut = rd.encode_source(sv, "kurz", 100)
     assert not cut and list(ids) == [sv.index["kurz"], sv.eos_id]
-    with pytest.raises(UsageError, match="--max-len"):
-        rd.encode_pairs(pairs, sv, tv, max_len=1)
-
-
-def test_input_lines_keep_alignment_and_refuse_binary():
-    data = "\ufeffeins\r\n\nzwei\n   \ndrei".encode("utf-8")
-    got = list(rd.input_lines("<stdin>", io.BytesIO(data)))
-    assert got == [(1, "eins"), (2, ""), (3, "zwei"), (4, "   "), (5, "drei")]
-    with pytest.raises(CorpusError, match="line 2 holds a NUL byte"):
-        list(rd.input_lines("<stdin>", io.BytesIO(b"ok\n\x00\x89PNG\n")))
-    with pytest.raises(CorpusError, match=r"line 1 is not valid utf-8 \(byte 0xff at column 3\)"):
-        list(rd.input_lines("<stdin>", io.BytesIO(b"ab\xff\n")))
-
-
-def test_looks_like():
-    assert rd.looks_like(["ein Haus\ta house", "", "zwei\ttwo"])
-    assert not rd.looks_like(["ein Haus a house"])
-    assert not rd.looks_like(["a\tb\tc"])
-    assert not rd.looks_like(["__label__1\t"])
-    assert not rd.looks_like(["", "  "])
-
-
-def test_looks_like_and_conll_columns():
-    """Two-column CoNLL (token<TAB>tag) is also one TAB a line; the tagger's sniffer runs first
-    and claims it (blank lines between sentences, no spaces in tokens), so ours says yes: the
-    guess's order decides, as `tasks/guess.py` documents."""
-    assert rd.looks_like(["The\tDET", "cat\tNOUN"])
 
 
 def test_encoded_ids_are_int32(tmp_path):

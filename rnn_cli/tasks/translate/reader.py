@@ -12,23 +12,20 @@ names the first such line):
     no TAB / more than one TAB (TSV)   the pair cannot be cut unambiguously
     empty source / empty target        a side that is blank after stripping spaces
 Blank lines (both sides blank) are skipped silently. Two files of different line counts are an
-error (they are not aligned). `encode_pairs` drops pairs with a side longer than `max_len` tokens
-(<EOS> counted; cutting a side would train on a wrong translation) and counts them.
+error (they are not aligned). (Training leaves out pairs with a side over --max-len tokens and
+counts them: `run.encode`.)
 
 Ids: both sides end with <EOS> (word level) or "\\n" (char level: the LM's end of line, added to
 each side's vocabulary). The decoder's first input is <EOS> as well.
 
-Lines to translate (`input_lines`) are read from a binary stream one at a time, so `translate`
-can answer each as it comes: UTF-8 (or the given encoding), "\\r\\n" stripped, a NUL byte or an
-undecodable line is a one-line error naming the line (binary input); a blank line is passed on as
-"" so the caller answers it with an empty line and the output stays aligned.
+A source to translate is encoded by `encode_source`, cut to --max-len tokens (its <EOS> kept
+last) and the cut reported, so `translate` can count it.
 """
 
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -37,7 +34,6 @@ from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.vocab import Counts, Vocab
 
 BAD_LINES = ("fail", "skip")
-DEFAULT_MAX_LEN = 400  # tokens per side (with <EOS>) of a training pair
 
 
 @dataclass
@@ -190,42 +186,7 @@ def encode(vocab: Vocab, line: str) -> tuple[np.ndarray, int]:
     return ids, unknown
 
 
-def encode_pairs(pairs: Pairs, src_vocab: Vocab, tgt_vocab: Vocab,
-                 max_len: int = DEFAULT_MAX_LEN) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Ids of both sides of every pair; pairs with a side over max_len tokens are dropped and
-    counted in pairs.report."""
-    if max_len < 2:
-        raise UsageError(f"--max-len must be at least 2, got {max_len}",
-                         hint="a side needs a token and its <EOS>")
-    src_ids, tgt_ids = [], []
-    for s, t, lineno in zip(pairs.src, pairs.tgt, pairs.lines):
-        a, _ = encode(src_vocab, s)
-        b, _ = encode(tgt_vocab, t)
-        if a.shape[0] > max_len or b.shape[0] > max_len:
-            pairs.report.add(f"a side longer than --max-len {max_len} tokens", lineno)
-            continue
-        src_ids.append(a)
-        tgt_ids.append(b)
-    return src_ids, tgt_ids
-
-
 # ------------------------------------------------------------------------------ translate input
-def input_lines(name: str, stream: BinaryIO, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """(line number, text without its line end) of each line of a binary stream, as it comes."""
-    decode = codecs.getdecoder(encoding)
-    for lineno, raw in enumerate(stream, 1):
-        if b"\x00" in raw:  # (line-by-line reading needs an ASCII-compatible encoding)
-            raise CorpusError(f"{name} line {lineno} holds a NUL byte: the input looks like "
-                              "binary data, not text", hint="give text, one sentence a line")
-        try:
-            text = decode(raw)[0]
-        except UnicodeDecodeError as e:
-            raise CorpusError(f"{name} line {lineno} is not valid {encoding} (byte "
-                              f"0x{raw[e.start]:02x} at column {e.start + 1}): binary data?",
-                              hint="give text, one sentence a line, or pass --encoding") from None
-        yield lineno, text.rstrip("\r\n").lstrip("\ufeff")
-
-
 def encode_source(vocab: Vocab, line: str, max_len: int) -> tuple[np.ndarray, int, bool]:
     """(ids, unknown count, cut) of a line to translate: over max_len tokens it is cut there
     (its <EOS> kept last), and `cut` says so for the caller's counted notice."""
@@ -235,18 +196,3 @@ def encode_source(vocab: Vocab, line: str, max_len: int) -> tuple[np.ndarray, in
     out = ids[:max_len].copy()
     out[-1] = ids[-1]
     return out, unknown, True
-
-
-# ---------------------------------------------------------------------------------- sniffing
-def looks_like(lines: list[str]) -> bool:
-    """Whether sample lines look like translation pairs: every non-blank line has exactly one
-    TAB with text on both sides (and there is such a line)."""
-    seen = False
-    for line in lines:
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            return False
-        seen = True
-    return seen
