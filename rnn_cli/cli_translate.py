@@ -48,9 +48,10 @@ def add_parser(sub, formatter, common, model_choice) -> None:
                    help="write the N best translations of each line, best first, TAB-separated "
                         "on its one output line (needs --beam N or wider; default: 1)")
     g.add_argument("--max-len", type=nonneg_int, default=None, metavar="N",
-                   help="stop an output after N tokens, <EOS> counted (default: 0, twice the "
-                        "source's tokens + 10 for the same level both sides); a cut output is "
-                        "counted in a warning")
+                   help="stop an output after N tokens, <EOS> counted (default: 0, automatic: "
+                        "twice the source's tokens + 10 when both sides have the same level, "
+                        "8 times + 10 from words to characters); a cut output is counted in a "
+                        "warning")
     g = p.add_argument_group("output")
     g.add_argument("--with-score", action="store_true",
                    help="follow each translation by a TAB and its score (log P, divided by "
