@@ -8,7 +8,9 @@ the commands of the same name (`rnn_cli.tasks.lm.api`); `rnn_cli.Classifier.load
 a classifier, whose `predict`, `probs` and `test` give the numbers of `rnn-cli predict` and
 `rnn-cli test` (`rnn_cli.tasks.classify.predict`); `rnn_cli.Tagger.load(path)` reads a tagger,
 whose `tag`, `tag_tokens` and `test` give the numbers of `rnn-cli tag` and `rnn-cli test`
-(`rnn_cli.tasks.tag.tagger`). Importing the package must stay cheap (no
+(`rnn_cli.tasks.tag.tagger`); `rnn_cli.Translator.load(path)` a translator, whose `translate`
+and `test` give those of `rnn-cli translate` and `rnn-cli test`
+(`rnn_cli.tasks.translate.translator`). Importing the package must stay cheap (no
 numpy, no numba), so that `rnn-cli --help` and `--version` answer at once: the API names below
 are imported on first access (PEP 562).
 """
@@ -19,7 +21,8 @@ __version__ = "0.1.0"
 
 _API = ("Model", "Prediction", "Candidate", "Summary", "Sampling")
 _ERRORS = ("RnnCliError", "UsageError", "CorpusError", "ModelFileError", "RnnCliWarning")
-__all__ = ["__version__", "train", *_API, "LineScore", "Classifier", "Tagger", *_ERRORS]
+__all__ = ["__version__", "train", *_API, "LineScore", "Classifier", "Tagger", "Translator",
+           *_ERRORS]
 
 
 def __getattr__(name: str):
@@ -33,6 +36,8 @@ def __getattr__(name: str):
         return importlib.import_module("rnn_cli.tasks.classify.predict").Classifier
     if name == "Tagger":  # a tagging model (rnn_cli/tasks/tag/tagger.py)
         return importlib.import_module("rnn_cli.tasks.tag.tagger").Tagger
+    if name == "Translator":  # a translation model (rnn_cli/tasks/translate/translator.py)
+        return importlib.import_module("rnn_cli.tasks.translate.translator").Translator
     if name == "LineScore":  # one row of Model.score_lines
         return importlib.import_module("rnn_cli.tasks.lm.score").LineScore
     if name in _ERRORS:

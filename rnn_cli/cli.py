@@ -1,8 +1,8 @@
 """The `rnn-cli` command line: argparse tree, flags -> configs, exit codes, pipes and Ctrl-C.
 
 This module and its command handlers (`cli_train.py`, `cli_sample.py`, `cli_query.py`,
-`cli_predict.py`, `cli_tag.py`, `cli_test.py`) are the only code that touches the terminal;
-only `main()` decides the exit status. Imports run one way:
+`cli_predict.py`, `cli_tag.py`, `cli_test.py`, `cli_translate.py`) are the only code that touches
+the terminal; only `main()` decides the exit status. Imports run one way:
 cli -> cli_<command> -> flags.py (argument types, shared flag groups) and the engine (a test in
 test_layout.py checks it). numpy and numba are imported inside the handlers, so `rnn-cli --help`
 and `--version` answer without loading them.
@@ -16,7 +16,7 @@ import signal
 import sys
 
 from rnn_cli import (__version__, cli_predict, cli_query, cli_sample, cli_tag, cli_test,
-                     cli_train)
+                     cli_train, cli_translate)
 from rnn_cli.errors import ExitStatus, RnnCliError
 from rnn_cli.flags import add_common, add_model_choice
 
@@ -40,6 +40,10 @@ EPILOG = """examples:
   rnn-cli train ner.tsv -o ner.npz --crf          token<TAB>tag columns: a tagger (--task tag)
   rnn-cli tag -m ner.npz tweets.txt               token<TAB>tag rows, a blank line per sentence
   rnn-cli test -m ner.npz test.tsv                token accuracy, entity precision/recall/F1
+  rnn-cli train corpora/dates/train.tsv --level char -o dates.npz   source<TAB>target: a
+                                                  translator (--task translate)
+  echo "3rd of March 1999" | rnn-cli translate -m dates.npz         1999-03-03
+  rnn-cli test -m dates.npz corpora/dates/test.tsv                  BLEU, chrF, exact match
 """
 
 
@@ -48,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rnn-cli", formatter_class=HelpFormatter, epilog=EPILOG,
         description="Train recurrent networks on a text file (character or word level): "
                     "language models that stream novel text, classifiers of labelled lines, "
-                    "and taggers of tokens.")
+                    "taggers of tokens, and translators of sentence pairs.")
     parser.add_argument("--version", action="version", version=f"rnn-cli {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cli_train.add_parser(sub, HelpFormatter, add_common)
@@ -56,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_query.add_score_parser(sub, HelpFormatter, add_common, add_model_choice)
     cli_predict.add_parser(sub, HelpFormatter, add_common, add_model_choice)
     cli_tag.add_parser(sub, HelpFormatter, add_common, add_model_choice)
+    cli_translate.add_parser(sub, HelpFormatter, add_common, add_model_choice)
     cli_test.add_parser(sub, HelpFormatter, add_common, add_model_choice)
     cli_query.add_info_parser(sub, HelpFormatter, add_common, add_model_choice)
     return parser

@@ -14,12 +14,13 @@ import signal
 import sys
 
 from rnn_cli.config import DROPOUT_MASKS, LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
-from rnn_cli.flags import finite_float, nonneg_int, positive_int
+from rnn_cli.flags import add_task_groups, finite_float, nonneg_int, positive_int
 from rnn_cli.tasks import KINDS
 from rnn_cli.tasks.classify import options as C
 from rnn_cli.tasks.lm.options import (DEFAULT_CELL, DEFAULT_EPOCHS, LADDER, TOKENS_PER_PARAM,
                                       WORD_LR)
 from rnn_cli.tasks.tag import options as G
+from rnn_cli.tasks.translate import options as TR
 
 # the parser's values that are not training options (how the CLI itself behaves)
 CLI_ONLY = frozenset({"command", "handler", "corpus", "out", "resume", "task", "json", "quiet",
@@ -33,17 +34,20 @@ def add_parser(sub, formatter, common) -> None:
                                    "and save it (atomically) as one .npz file: a language model "
                                    "of the running text, (--task classify) a classifier of "
                                    "labelled lines, or (--task tag) a tagger of the tokens of "
-                                   "CoNLL column or CoNLL-U files. A flag names its task when "
-                                   "only one task reads it; the defaults are the language "
-                                   "model's unless a task's are named.")
+                                   "CoNLL column or CoNLL-U files, or (--task translate) an "
+                                   "encoder-decoder with attention on source<TAB>target lines. "
+                                   "A flag names its task when only one task reads it; the "
+                                   "defaults are the language model's unless a task's are "
+                                   "named.")
     p.set_defaults(handler=run)
-    p.add_argument("corpus", metavar="CORPUS",
+    p.add_argument("corpus", metavar="CORPUS", nargs="?",
                    help="UTF-8 text file, or - for standard input; a language model's of any "
                         "size: it is encoded once into token ids, cached in $RNN_CLI_HOME/cache "
                         "and memory-mapped; a classifier's: one example a line, `__label__X "
                         "text` (fastText's) or `X<TAB>text`; a tagger's: one token a line with "
                         "its tag in the last column (CoNLL), a blank line between sentences, or "
-                        "CoNLL-U")
+                        "CoNLL-U; a translator's: one pair a line, `source<TAB>target` (or --src "
+                        "FILE --tgt FILE instead)")
     g = p.add_argument_group("input and output")
     g.add_argument("-o", "--out", metavar="PATH",
                    help="model file to write (default: the model store, $RNN_CLI_HOME/LEVEL.npz "
@@ -56,9 +60,10 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--errors", choices=("strict", "replace", "ignore"),
                    help="what to do with undecodable bytes (default: strict)")
     g.add_argument("--bad-lines", choices=("fail", "skip"),
-                   help="classify: a line without a label or without text: fail names the "
-                        "lines (one error), skip leaves them out with a warning that counts "
-                        "them (default: fail)")
+                   help="classify: a line without a label or without text; translate: a line "
+                        "without exactly one TAB, or with an empty side: fail names the lines "
+                        "(one error), skip leaves them out with a warning that counts them "
+                        "(default: fail)")
     g.add_argument("--json", action="store_true",
                    help="print a JSON summary line on stdout at the end")
     g = p.add_argument_group("model")
@@ -71,10 +76,12 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--level", choices=("char", "word"),
                    help=f"tokens (default: {m.level}; classify: {C.LEVEL}, which reads a "
                         "sentence in ~5x fewer steps and learns from whole words, or char when "
-                        "most texts are single words such as names)")
+                        "most texts are single words such as names; translate: both sides, "
+                        f"{TR.LEVEL}, unless --src-level / --tgt-level say)")
     g.add_argument("--cell", choices=("rnn", "gru", "lstm"),
                    help=f"recurrent cell: rnn (the seed's), gru (PyTorch's GRU), lstm (PyTorch's "
-                        f"LSTM) (default: {DEFAULT_CELL}; classify: {C.CELL}; tag: {G.CELL})")
+                        f"LSTM) (default: {DEFAULT_CELL}; classify: {C.CELL}; tag: {G.CELL}; "
+                        f"translate: {TR.CELL}, gru or lstm, the encoder's and the decoder's)")
     g.add_argument("--activation", choices=("tanh", "relu"),
                    help=f"g of the cell a<t> = g(W_aa a<t-1> + W_ax x<t> + b_a) "
                         f"(default: {m.activation})")
@@ -84,23 +91,24 @@ def add_parser(sub, formatter, common) -> None:
                         f"{', '.join(map(str, LADDER))} trained on at least {TOKENS_PER_PARAM:g} "
                         "tokens per network parameter (docs/training.md); at char level by corpus "
                         f"size: 128 below 100k tokens, 256 below 500k, else 512; classify: "
-                        f"{C.HIDDEN}; tag: {G.HIDDEN}, the word encoder)")
+                        f"{C.HIDDEN}; tag: {G.HIDDEN}, the word encoder; translate: "
+                        f"{TR.HIDDEN}, each encoder direction)")
     g.add_argument("--layers", type=positive_int,
                    help=f"stacked layers (default: {m.layers}; classify: {C.LAYERS}; tag: "
-                        f"{G.LAYERS})")
+                        f"{G.LAYERS}; translate: {TR.LAYERS}, the encoder's)")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
-                   help="classify, tag: read each text in both directions too (the same kernels "
-                        "on the text reversed), the two states side by side (default: "
-                        f"{'on' if C.BIDIRECTIONAL and G.BIDIRECTIONAL else 'off'}; "
-                        "--no-bidirectional: forward only)")
+                   help="classify, tag, translate: read each text (the source) in both "
+                        "directions too (the same kernels on the text reversed), the two states "
+                        "side by side (default: on; --no-bidirectional: forward only)")
     g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
                    help="inverted dropout on the embedding output, between layers and before "
                         "the output layer, during training only (default at word level: by the "
                         "epochs the run will see, 0.1 below 1 up to 0.4 from 6; at char level "
                         f"0.3 from 500k training tokens, else 0; classify: {C.DROPOUT:g}, also "
-                        f"on the embeddings; tag: {G.DROPOUT:g}, on the word encoder's input (word "
-                        "embedding and character vector), between its layers and before the "
-                        "output layer)")
+                        f"on the embeddings; tag: {G.DROPOUT:g}, on the word encoder's input "
+                        "(word embedding and character vector), between its layers and before the "
+                        f"output layer; translate: {TR.DROPOUT:g}, on both embeddings, between "
+                        "encoder layers and on the output projection)")
     g.add_argument("--dropout-mask", choices=DROPOUT_MASKS,
                    help="step: a fresh --dropout mask at every time step; locked: one mask per "
                         "stream and window, the same at each of its steps (variational dropout, "
@@ -114,16 +122,22 @@ def add_parser(sub, formatter, common) -> None:
                         "(AWD-LSTM's WeightDrop; CPU only; default: 0)")
     g.add_argument("--embed", type=nonneg_int, metavar="E",
                    help="learn an E-wide input embedding (default: 0, one-hot input; "
-                        f"classify: {C.EMBED}; tag: {G.EMBED}, the word embedding)")
+                        f"classify: {C.EMBED}; tag: {G.EMBED}, the word embedding; "
+                        f"translate: {TR.EMBED}, each side's)")
     g.add_argument("--max-len", type=nonneg_int, metavar="N",
                    help="classify: read at most N tokens of an example (the only cut; how many "
                         f"examples it cut is reported); 0: no limit (default: {C.MAX_LEN}); "
                         "tag: cut training sentences to N tokens, reported (default: "
-                        f"{G.MAX_LEN}, never; `rnn-cli tag` never cuts)")
-    g.add_argument("--tie-weights", action="store_true", default=None,
+                        f"{G.MAX_LEN}, never; `rnn-cli tag` never cuts); translate: a training "
+                        "pair with a side of more than N tokens (<EOS> counted) is left out, and "
+                        "counted, as cutting it would teach a wrong translation; a longer source "
+                        f"to translate is cut (default: {TR.MAX_LEN})")
+    g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction,
                    help="share the embedding with the output layer (needs --embed equal to "
                         "--hidden; implies --embed H when --embed is not given; default: on at "
-                        "word level unless --embed is given)")
+                        "word level unless --embed is given; translate: the target embedding, "
+                        "needs --proj equal to --embed, on by default: --embed alone sets --proj, "
+                        "a --proj of its own unties them; --no-tie-weights: off)")
     g.add_argument("--softmax", choices=("full", "classes"),
                    help="output layer: full, a softmax over the vocabulary; classes, P(class) "
                         "P(word | class) with classes by frequency (Mikolov 2011), exactly "
@@ -148,33 +162,12 @@ def add_parser(sub, formatter, common) -> None:
                    help="word level: 'words' splits punctuation off words; 'space' splits on "
                         "whitespace only, for pre-tokenized text such as Penn Treebank "
                         "(default: words)")
-    g = p.add_argument_group("classification")
-    g.add_argument("--pool", choices=("last", "mean", "max"),
-                   help="the text's vector from the encoder's states: last, each direction's "
-                        "final state; mean or max, over every position (default: "
-                        f"{C.POOL})")
-    g.add_argument("--class-weight", choices=("none", "balanced"),
-                   help="balanced: weigh each example's loss by N / (K n_label), so rare "
-                        "labels count as much as common ones (default: none)")
-    g = p.add_argument_group("tagging")
-    g.add_argument("--column", type=int, metavar="N",
-                   help="tag: the tag column of a CoNLL column file, 1-based (2..), or "
-                        "negative from the end (default: -1, the last; the token is column 1)")
-    g.add_argument("--field", choices=("upos", "xpos"),
-                   help="tag: the tags of a CoNLL-U file (default: upos)")
-    g.add_argument("--crf", action="store_true", default=None,
-                   help="tag: a linear-chain CRF output layer (transition scores learned, "
-                        "Viterbi decoding) instead of each token's softmax (default: off; both "
-                        "decode only sequences the BIO/BIOES scheme allows)")
-    g.add_argument("--char-hidden", type=nonneg_int, metavar="N",
-                   help="tag: units per direction of the character BiRNN that reads each word "
-                        f"(default: {G.CHAR_HIDDEN}; 0: no character encoder, words alone)")
-    g.add_argument("--char-embed", type=positive_int, metavar="N",
-                   help=f"tag: the character embedding's width (default: {G.CHAR_EMBED})")
+    add_task_groups(p)  # classification, tagging, translation
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=positive_int,
                    help=f"B, parallel streams of a language model; examples per batch of the "
-                        f"other tasks (default: {t.batch_size}; tag: {G.BATCH_SIZE} sentences)")
+                        f"other tasks (default: {t.batch_size}; tag: {G.BATCH_SIZE} sentences; "
+                        f"translate: {TR.BATCH_SIZE} sentence pairs)")
     g.add_argument("--seq-len", type=positive_int,
                    help=f"T, steps of backpropagation through time (default: {t.seq_len})")
     g.add_argument("--lr", type=finite_float(0.0, True, 1e3),
@@ -183,7 +176,8 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--optim", choices=("adam", "sgd", "adagrad", "rmsprop"),
                    help=f"update rule (default: {t.optim})")
     g.add_argument("--clip", type=finite_float(0.0, False),
-                   help=f"gradient clipping threshold, 0 = off (default: {t.clip:g})")
+                   help=f"gradient clipping threshold, 0 = off (default: {t.clip:g}; "
+                        f"translate: {TR.CLIP:g})")
     g.add_argument("--clip-mode", choices=("norm", "value"),
                    help="norm: global L2 norm; value: each element, as in the course notes "
                         "(default: norm)")
@@ -206,8 +200,8 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--epochs", type=finite_float(0.0, True),
                    help=f"stop after this many passes over the text (default: {DEFAULT_EPOCHS}; "
                         f"classify: {C.EPOCHS:g} over the examples; tag: {G.EPOCHS:g} over the "
-                        "sentences; when neither --steps nor "
-                        "--max-seconds is given)")
+                        f"sentences; translate: {TR.EPOCHS:g} over the pairs; when neither --steps "
+                        "nor --max-seconds is given)")
     g.add_argument("--max-seconds", type=finite_float(0.0, True),
                    help="stop after this many seconds of this run")
     g.add_argument("--val-frac", type=finite_float(0.0, False, 0.5),
@@ -219,22 +213,25 @@ def add_parser(sub, formatter, common) -> None:
                    help="at the end, report the loss and perplexity of the best model on FILE "
                         "(test_loss, test_ppl in --json); classify: its accuracy and macro-F1 "
                         "(test_accuracy, test_macro_f1, test_metrics); tag: its token accuracy "
-                        "and, for entity tags, entity precision / recall / F1 (test_f1, ...)")
+                        "and, for entity tags, entity precision / recall / F1 (test_f1, ...); "
+                        "translate: BLEU, chrF, exact match, perplexity (test_bleu, ...)")
     g.add_argument("--metric", metavar="NAME",
                    help="the validation metric that picks the model kept: classify "
                         f"{', '.join(C.METRICS)} (default: {C.METRICS[0]}); tag "
                         f"{', '.join(G.METRICS)} (default: f1 for BIO/IOB1/BIOES tags, else "
-                        "accuracy); higher is better, "
-                        "but for loss. A language model keeps its lowest validation loss")
+                        "accuracy); translate "
+                        f"{', '.join(TR.METRICS)} (default: auto, exact match when most targets "
+                        "are at most 3 words, else BLEU, else (no sacrebleu) loss); higher is "
+                        "better, but for loss. A language model keeps its lowest validation loss")
     g.add_argument("--patience", type=nonneg_int, metavar="N",
-                   help="classify, tag: stop after N validations in a row without a better "
-                        f"--metric (default: 0, never; tag: {G.PATIENCE})")
+                   help="classify, tag, translate: stop after N validations in a row without "
+                        f"a better --metric (default: 0, never; tag: {G.PATIENCE})")
     g.add_argument("--eval-every", type=positive_int,
                    help=f"validate (and save) every N steps; without this flag every "
                         f"{t.eval_every} steps, skipping a validation while validating would take "
                         f"over 10%% of the run's time (the last one always runs); classify: at "
                         f"the end of every epoch, or every {C.EVAL_STEPS} steps when an epoch "
-                        f"is longer; tag: at the end of every epoch")
+                        f"is longer; tag, translate: at the end of every epoch")
     g.add_argument("--sample-every", type=nonneg_int,
                    help="show a short sample on stderr every N steps (default: off)")
     common(p)
@@ -244,7 +241,12 @@ def run(args, ui) -> int:
     from rnn_cli.errors import ExitStatus
     from rnn_cli.training import train
 
+    from rnn_cli.errors import UsageError
+
     options = {k: v for k, v in vars(args).items() if k not in CLI_ONLY}
+    if args.corpus is None and not (args.src or args.tgt):
+        raise UsageError("no training data: give CORPUS (or, to translate, --src FILE --tgt FILE)",
+                         hint="e.g. rnn-cli train corpus.txt")
     stop, view = _StopFlag(), _View(ui)
     view.armed = stop
     try:
@@ -257,8 +259,9 @@ def run(args, ui) -> int:
         summary = None
     if summary is None or summary["reason"] == "interrupted":
         out, step = view.saved["path"], view.saved["step"]
+        data = args.corpus if args.corpus is not None else f"--src {args.src} --tgt {args.tgt}"
         ui.error(f"interrupted at step {step}; the model is saved in {out}",
-                 hint=f"continue with `rnn-cli train {args.corpus} --resume -o {out}`")
+                 hint=f"continue with `rnn-cli train {data} --resume -o {out}`")
         return int(ExitStatus.INTERRUPTED)
     ui.info(_done_line(summary))
     if args.json:

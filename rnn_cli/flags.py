@@ -86,3 +86,62 @@ def add_model_choice(p: argparse.ArgumentParser, kinds: tuple[str, ...] = ()) ->
                        help="pick the stored model of this task ($RNN_CLI_HOME/TASK.npz; "
                             "default: lm, the language model of --level); with -m, the file "
                             "must be of this task")
+
+
+def add_task_groups(p: argparse.ArgumentParser) -> None:
+    """`train`'s flags that only one task reads: the classification, tagging and translation
+    groups (their help names the task's defaults, from its options module: no numpy)."""
+    from rnn_cli.tasks.classify import options as C
+    from rnn_cli.tasks.tag import options as G
+    from rnn_cli.tasks.translate import options as TR
+    g = p.add_argument_group("classification")
+    g.add_argument("--pool", choices=("last", "mean", "max"),
+                   help="the text's vector from the encoder's states: last, each direction's "
+                        "final state; mean or max, over every position (default: "
+                        f"{C.POOL})")
+    g.add_argument("--class-weight", choices=("none", "balanced"),
+                   help="balanced: weigh each example's loss by N / (K n_label), so rare "
+                        "labels count as much as common ones (default: none)")
+    g = p.add_argument_group("tagging")
+    g.add_argument("--column", type=int, metavar="N",
+                   help="tag: the tag column of a CoNLL column file, 1-based (2..), or "
+                        "negative from the end (default: -1, the last; the token is column 1)")
+    g.add_argument("--field", choices=("upos", "xpos"),
+                   help="tag: the tags of a CoNLL-U file (default: upos)")
+    g.add_argument("--crf", action="store_true", default=None,
+                   help="tag: a linear-chain CRF output layer (transition scores learned, "
+                        "Viterbi decoding) instead of each token's softmax (default: off; both "
+                        "decode only sequences the BIO/BIOES scheme allows)")
+    g.add_argument("--char-hidden", type=nonneg_int, metavar="N",
+                   help="tag: units per direction of the character BiRNN that reads each word "
+                        f"(default: {G.CHAR_HIDDEN}; 0: no character encoder, words alone)")
+    g.add_argument("--char-embed", type=positive_int, metavar="N",
+                   help=f"tag: the character embedding's width (default: {G.CHAR_EMBED})")
+    g = p.add_argument_group("translation")
+    g.add_argument("--src", metavar="FILE",
+                   help="the source sentences, one a line, instead of CORPUS (with --tgt: line "
+                        "i translates to line i of --tgt; files of different line counts are "
+                        "an error)")
+    g.add_argument("--tgt", metavar="FILE", help="the target sentences, one a line (with --src)")
+    g.add_argument("--src-level", choices=("char", "word"),
+                   help="tokens of the source side (default: --level, else word)")
+    g.add_argument("--tgt-level", choices=("char", "word"),
+                   help="tokens of the target side (default: --level, else word)")
+    g.add_argument("--attention", choices=TR.ATTENTIONS,
+                   help="how the decoder reads the source at each step: none (the encoder's "
+                        "final states only), dot or general (Luong et al. 2015), additive "
+                        f"(Bahdanau et al. 2015) (default: {TR.ATTENTION})")
+    g.add_argument("--dec-hidden", type=positive_int, metavar="H",
+                   help="the decoder's state size (default: --hidden; with --attention dot: "
+                        "the encoder's output width, 2 x --hidden when bidirectional)")
+    g.add_argument("--attn-size", type=positive_int, metavar="A",
+                   help="additive attention's hidden size (default: the decoder's state size)")
+    g.add_argument("--proj", type=nonneg_int, metavar="P",
+                   help="the output layer reads a P-unit projection tanh(W [state; context; "
+                        "embedding]) instead of those 1,000-odd numbers themselves (Luong et "
+                        "al. 2015): the output layer is most of a step's work; 0: none "
+                        f"(default: {TR.PROJ})")
+    g.add_argument("--label-smoothing", type=finite_float(0.0, False, 0.99), metavar="EPS",
+                   help="train towards 1 - EPS on the right token and EPS spread over the "
+                        "vocabulary (Szegedy et al. 2016); the loss shown in training is that "
+                        f"objective, validation's the plain one (default: {TR.LABEL_SMOOTHING:g})")

@@ -14,7 +14,8 @@
 `train(corpus, *, task=None, out=None, resume=False, on_event=None, should_stop=None,
 **options) -> dict`
 
-    corpus       path of the training file, or "-" for standard input.
+    corpus       path of the training file, or "-" for standard input (None for a
+                 translator trained on the options src= and tgt=, two line-aligned files).
     task         "lm", "classify", "tag" or "translate" (`rnn_cli.tasks.KINDS`); None: the kind
                  of the model file `out` when resuming (given with it: it must match), else
                  guessed from the file's format
@@ -103,7 +104,7 @@ from rnn_cli.errors import TrainingDiverged, UsageError
 COMMON = frozenset({"device", "threads"})  # options read here, for every task
 
 
-def train(corpus: str, *, task: str | None = None, out: str | None = None, resume: bool = False,
+def train(corpus: str | None, *, task: str | None = None, out: str | None = None, resume: bool = False,
           on_event: Callable[[str, dict], None] | None = None,
           should_stop: Callable[[], bool] | None = None, **options: Any) -> dict:
     """Train a model of `task` on `corpus` and save it; see the module docstring for the
@@ -177,6 +178,8 @@ def _kind(corpus: str, task: str | None, resumed: str | None, given: dict, emit)
         return kind
     if task is not None:
         return task
+    if corpus is None and (given.get("src") or given.get("tgt")):
+        return "translate"  # --src/--tgt: two line-aligned files are translation pairs
     from rnn_cli.tasks.guess import guess_kind, sample_lines
 
     lines = sample_lines(corpus, given.get("encoding") or "utf-8")

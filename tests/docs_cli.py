@@ -5,8 +5,9 @@ This checkout's CLI, with every command line shrunk so that a page's commands ru
 - every command runs on one thread: `--threads` becomes 1 (added when absent);
 - `train` trains a tiny model: `--hidden` becomes 8 (added when absent, except with `--resume`,
   which keeps the model's), a non-zero `--embed` becomes 8 (so `--tie-weights` still finds
-  E = H), and `--steps` becomes 3, or 6 with `--resume` (added when absent: it ends the run long
-  before `--epochs` or `--max-seconds` would).
+  E = H), and so do a translator's non-zero `--proj` (a tied one still finds P = E),
+  `--dec-hidden` and `--attn-size`; `--steps` becomes 3, or 6 with `--resume` (added when
+  absent: it ends the run long before `--epochs` or `--max-seconds` would).
 
 Nothing else changes: the flags a reader sees are the flags that run.
 
@@ -50,7 +51,8 @@ def shrink(argv: list[str]) -> list[str]:
     if argv[0] == "train":
         resume = "--resume" in argv
         argv = _set(argv, "--hidden", "8", add=not resume)
-        argv = _set(argv, "--embed", lambda v: "8" if v not in ("", "0") else v, add=False)
+        for flag in ("--embed", "--proj", "--dec-hidden", "--attn-size"):
+            argv = _set(argv, flag, lambda v: "8" if v not in ("", "0") else v, add=False)
         argv = _set(argv, "--steps", "6" if resume else "3")
     return argv
 

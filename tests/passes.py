@@ -33,7 +33,7 @@ KERNEL_TESTS = ["tests/test_kernels.py", "tests/test_network.py", "tests/test_sa
 # tests that mostly wait on processes they start (signals, Dask workers): their own pass, run
 # last beside the compiled one, when that has filled numba's cache with the kernels they load
 PROCESS_TESTS = ["tests/test_faults.py", "tests/test_dask.py", "tests/test_classify_faults.py",
-                 "tests/test_tag_faults.py"]
+                 "tests/test_tag_faults.py", "tests/test_translate_faults.py"]
 PASSES = {
     "compiled": ({}, ["-m", "not slow", *(f"--ignore={t}" for t in PROCESS_TESTS)]),
     "jit-off": ({"NUMBA_DISABLE_JIT": "1"}, ["-m", "not slow", *KERNEL_TESTS]),

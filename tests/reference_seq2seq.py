@@ -69,11 +69,13 @@ def ref_decoder_init(fin, p):
     return np.tanh(_f64(fin) @ _f64(p["W_br"]).T + _f64(p["b_br"]))
 
 
-def ref_decoder_step(cell, kind, y_prev, s, c, enc, n, p):
+def ref_decoder_step(cell, kind, y_prev, s, c, enc, n, p, out_mask=1.0):
     """One step of one lane: returns (s_new, c_new, alpha, ctx, logits).
 
     e = W_emb[y_prev] (zeros for y_prev < 0); ctx from the attention of s (the previous state);
-    input [e; ctx]; logits = W_ya [s_new; ctx; e] + b_y.
+    input [e; ctx]; logits = W_ya [s_new; ctx; e] + b_y, or with W_o in p (the projection)
+    W_ya o + b_y, o = tanh(W_o [s_new; ctx; e] + b_o) * out_mask; without W_ya in p the output
+    matrix is p["W_out"] (the tied embedding, undropped).
     """
     W_emb = _f64(p["W_emb"])
     e = W_emb[y_prev] if y_prev >= 0 else np.zeros(W_emb.shape[1])
@@ -86,13 +88,21 @@ def ref_decoder_step(cell, kind, y_prev, s, c, enc, n, p):
         x_terms = x_terms + _f64(p["W_cx"]) @ ctx
     s_new, c_new = _cell(cell, x_terms, _f64(s), _f64(c), p)
     feat = np.concatenate([s_new, ctx, e])
-    return s_new, c_new, alpha, ctx, _f64(p["W_ya"]) @ feat + _f64(p["b_y"])
+    if "W_o" in p:  # the output projection o = tanh(W_o feat + b_o), dropped out by out_mask
+        feat = np.tanh(_f64(p["W_o"]) @ feat + _f64(p["b_o"])) * out_mask
+    W_out = _f64(p["W_ya"]) if "W_ya" in p else _f64(p["W_out"])  # W_out: the tied W_emb
+    return s_new, c_new, alpha, ctx, W_out @ feat + _f64(p["b_y"])
 
 
-def ref_decoder_loss(cell, kind, enc, src_len, fin, y_in, y_out, p, emb_mask=None):
+def ref_decoder_loss(cell, kind, enc, src_len, fin, y_in, y_out, p, emb_mask=None, eps=0.0,
+                     out_mask=None):
     """Mean negative log-likelihood over the real target tokens (y_out >= 0) of a teacher-forced
     batch: enc (S, B, D), fin (B, Df), y_in / y_out (T, B) int; also (logits (T, B, V), alpha
-    (T, B, S)). emb_mask (T, B, E) multiplies the target embeddings (dropout), if given."""
+    (T, B, S)). emb_mask (T, B, E) multiplies the target embeddings (dropout), if given; eps:
+    label smoothing, each token's loss (1 - eps) nll + eps mean_v (-log p[v]); out_mask (T, B, P)
+    multiplies the projection's output. A tied model (no W_ya) reads W_emb as its output matrix."""
+    if "W_ya" not in p:
+        p = dict(p, W_out=p["W_emb"])
     enc = _f64(enc)
     T, B = np.asarray(y_in).shape
     s0 = ref_decoder_init(fin, p)
@@ -111,10 +121,12 @@ def ref_decoder_loss(cell, kind, enc, src_len, fin, y_in, y_out, p, emb_mask=Non
                 q["W_emb"] = np.array(_f64(p["W_emb"]))
                 if y_in[t, b] >= 0:
                     q["W_emb"][y_in[t, b]] = _f64(p["W_emb"])[y_in[t, b]] * emb_mask[t, b]
+            om = 1.0 if out_mask is None else _f64(out_mask[t, b])
             s, c, alpha[t, b], _, logits[t, b] = ref_decoder_step(
-                cell, kind, int(y_in[t, b]), s, c, enc[:, b], int(src_len[b]), q)
+                cell, kind, int(y_in[t, b]), s, c, enc[:, b], int(src_len[b]), q, om)
             row = logits[t, b]
             m = row.max()
-            total += m + np.log(np.exp(row - m).sum()) - row[y_out[t, b]]
+            lse = m + np.log(np.exp(row - m).sum())
+            total += (1.0 - eps) * (lse - row[y_out[t, b]]) + eps * (lse - row.mean())
             count += 1
     return total / max(count, 1), logits, alpha

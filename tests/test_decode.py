@@ -155,3 +155,25 @@ def test_n_best_must_fit_the_beam():
     dec, p, enc, fin = make("gru", "dot")
     with pytest.raises(ValueError, match="n_best"):
         beam_search(Stepper(dec, p, enc, SRC_LEN, fin), EOS, 5, K=2, n_best=3)
+
+
+def test_topk_rows_matches_a_stable_sort(rng, dtype):
+    """kernels/topk.py: the K largest of each row, best first, ties by the lower id; lse; a row
+    shorter than K padded with -1 / -inf."""
+    from rnn_cli.kernels import topk
+
+    L, Vv = 6, 9
+    z = rng.integers(-3, 4, (L, Vv)).astype(dtype)  # many ties
+    z[0] = 1.0  # one row all tied
+    for K in (1, 4, Vv, Vv + 2):
+        tok, lp, lse = np.zeros((L, K), np.int32), np.zeros((L, K)), np.zeros(L)
+        topk.topk_rows(tok, lp, lse, z)
+        z64 = z.astype(np.float64)
+        want_lse = np.log(np.exp(z64 - z64.max(1, keepdims=True)).sum(1)) + z64.max(1)
+        np.testing.assert_allclose(lse, want_lse, rtol=1e-6)
+        order = np.argsort(-z64, axis=1, kind="stable")[:, :K]
+        n = min(K, Vv)
+        np.testing.assert_array_equal(tok[:, :n], order[:, :n])
+        np.testing.assert_allclose(lp[:, :n], np.take_along_axis(z64, order, 1)[:, :n] -
+                                   want_lse[:, None], rtol=1e-6)
+        assert (tok[:, n:] == -1).all() and np.isneginf(lp[:, n:]).all()

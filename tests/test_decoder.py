@@ -23,10 +23,10 @@ IDS = [f"{c}-{k}" for c, k in VARIANTS]
 FD_STEP = 10 * FD_EPS
 
 
-def make(cell, kind, seed=0, dtype=np.float64):
+def make(cell, kind, seed=0, dtype=np.float64, **out):
     rng = np.random.default_rng(seed)
     D = H if kind == "dot" else 4
-    dec = Decoder(cell, kind, H, E, D, A, V, DF, dtype=dtype)
+    dec = Decoder(cell, kind, H, E, D, A, V, DF, dtype=dtype, **out)
     params = {k: rng.normal(0, 0.5, shape).astype(dtype) for k, shape in dec.shapes().items()}
     enc = rng.normal(0, 1, (S, B, D))
     for b, n in enumerate(SRC_LEN):
@@ -53,9 +53,9 @@ def test_loss_and_attention_match_reference(cell, kind, dtype):
     loss = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out)
     want, logits, alpha = ref.ref_decoder_loss(cell, kind, enc, SRC_LEN, fin, y_in, y_out, params)
     assert loss == pytest.approx(want, **{"rel": tol(dtype, "network")["rtol"]})
-    got = dec.buf.get("logits", (T * B, V)).reshape(T, B, V)
     real = y_out >= 0
-    assert_allclose(got[real], logits[real], **tol(dtype, "network"))
+    got = dec.buf.get("logits", (int(real.sum()), V))  # the real positions' rows, in (t, b) order
+    assert_allclose(got, logits[real], **tol(dtype, "network"))
     got_alpha = dec.buf.get("alpha", (T, B, S))
     assert_allclose(got_alpha, alpha, **tol(dtype, "network"))
     assert not got_alpha[~real].any()  # past a target's end: no attention
@@ -139,6 +139,50 @@ def test_float32_follows_float64():
         assert_allclose(g32[k], g64[k], rtol=1e-3, atol=1e-5, err_msg=k)
 
 
+# the output layer's variants: a projection of 3 units, one tied to the target embedding (P = E),
+# with label smoothing and dropout on the projection
+OUTPUTS = [dict(proj=3), dict(proj=E, tie=True, label_smoothing=0.1), dict(label_smoothing=0.2)]
+OUT_IDS = ["proj", "tied-smoothed", "smoothed"]
+
+
+@pytest.mark.parametrize("out", OUTPUTS, ids=OUT_IDS)
+def test_output_variants_match_reference_and_finite_differences(out):
+    dec, params, enc, fin, y_in, y_out = make("gru", "additive", **out)
+    rng = np.random.default_rng(2)
+    assert ("W_ya" in dec.shapes()) == (not out.get("tie"))
+    om = rng.choice([0.0, 2.0], (T, B, dec.P)) if dec.P else None
+    loss = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out, None, om)
+    want, logits, _ = ref.ref_decoder_loss("gru", "additive", enc, SRC_LEN, fin, y_in, y_out,
+                                           params, eps=dec.eps, out_mask=om)
+    assert loss == pytest.approx(want, rel=tol(np.float64)["rtol"])
+    real = y_out >= 0
+    got = dec.buf.get("logits", (int(real.sum()), V))
+    assert_allclose(got, logits[real], **tol(np.float64))
+    nll, _, _ = ref.ref_decoder_loss("gru", "additive", enc, SRC_LEN, fin, y_in, y_out, params,
+                                     out_mask=om)
+    assert dec.nll / dec.n_tokens == pytest.approx(nll, rel=1e-10)  # plain NLL kept
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    denc, dfin = dec.backward(params, grads)
+    grads |= {"enc": denc.copy(), "fin": dfin.copy()}
+    for name, x in (params | {"enc": enc, "fin": fin}).items():
+        for i in _fd_coords(x, rng):
+            if name == "enc" and i[0] >= SRC_LEN[i[1]]:
+                continue
+            keep = x[i]
+            x[i] = keep + FD_STEP
+            up = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out, None, om)
+            x[i] = keep - FD_STEP
+            down = dec.forward(params, enc, SRC_LEN, fin, y_in, y_out, None, om)
+            x[i] = keep
+            numeric = (up - down) / (2 * FD_STEP)
+            assert grads[name][i] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (name, i)
+
+
+def test_tied_output_needs_matching_sizes():
+    with pytest.raises(ValueError, match="tied"):
+        Decoder("gru", "additive", 3, 2, 4, 3, 5, 4, proj=3, tie=True)
+
+
 def test_dot_attention_needs_equal_widths():
     with pytest.raises(ValueError, match="dot attention"):
         Decoder("gru", "dot", 3, 2, 4, 3, 5, 4)
@@ -154,3 +198,33 @@ def test_pgemm_rows_reads_and_writes_column_blocks(rng):
     dW = np.ones((4, 3))
     dk.pgemm_rows(dW, out[:, 2:6], big[:, 5:8], True, False, 1.0, 1.0, 2)
     assert_allclose(dW, 1.0 + out[:, 2:6].T @ big[:, 5:8], rtol=1e-12)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_smooth_xent_kernels_match_numpy(rng, dtype, eps):
+    """The output loss kernels (kernels/smooth_xent.py) against numpy in float64: the biased
+    logits, lse, nll, row means, and dLoss/dz with its column sums per chunk of rows."""
+    from rnn_cli.kernels import smooth_xent as sx
+
+    R, Vv, chunks = 7, 11, 3
+    z0 = rng.normal(0, 3, (R, Vv))
+    b = rng.normal(0, 1, Vv)
+    y = rng.integers(0, Vv, R).astype(np.int32)
+    z = (z0 + b).astype(dtype).astype(np.float64)
+    logits = z0.astype(dtype)
+    nll, lse, mean = np.zeros(R), np.zeros(R), np.zeros(R)
+    total = sx.smooth_xent_forward(nll, lse, mean, logits, b.astype(dtype), y)
+    want_lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    assert_allclose(logits, z, **tol(dtype))
+    assert_allclose(lse, want_lse, **tol(dtype))
+    assert_allclose(nll, want_lse - z[np.arange(R), y], **tol(dtype))
+    assert_allclose(mean, z.mean(1), **tol(dtype))
+    assert total == pytest.approx(nll.sum(), rel=1e-12)
+    scale = 1.0 / R
+    p = np.exp(z - want_lse[:, None])
+    onehot = np.eye(Vv)[y]
+    want = scale * (p - (1 - eps) * onehot - eps / Vv)
+    db = np.zeros((chunks, Vv), dtype)
+    sx.smooth_xent_backward(logits, db, logits, lse, y, scale, eps, chunks)
+    assert_allclose(logits, want, **tol(dtype))
+    assert_allclose(db.sum(0), want.sum(0), **tol(dtype))

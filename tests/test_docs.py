@@ -321,6 +321,10 @@ def test_the_shim_shrinks_what_the_docs_show():
     assert shrink(["train", "c.txt", "--resume", "--steps", "4000"]) == [
         "train", "c.txt", "--resume", "--steps", "6", "--threads", "1"]
     assert shrink(["train", "c.txt", "--embed", "0"])[:4] == ["train", "c.txt", "--embed", "0"]
+    assert shrink(["train", "p.tsv", "--embed", "32", "--proj", "32", "--dec-hidden", "128",
+                   "--proj=0"]) == ["train", "p.tsv", "--embed", "8", "--proj", "8",
+                                    "--dec-hidden", "8", "--proj=0", "--threads", "1",
+                                    "--hidden", "8", "--steps", "3"]
     assert shrink(["sample", "-m", "m.npz", "-n", "0"]) == [
         "sample", "-m", "m.npz", "-n", "0", "--threads", "1"]
 

@@ -110,7 +110,12 @@ SHARED_TO_TASK = {
     "rnn_cli.checkpoint": {"rnn_cli.tasks.lm.classes"},  # the LM's word classes, checked on load
     "rnn_cli.optimizer": {"rnn_cli.tasks.lm.sparse"},  # typing only: the LM's sparse row updates
     "rnn_cli.cli_train": {"rnn_cli.tasks.lm.options",  # --help shows the tasks' defaults
-                          "rnn_cli.tasks.classify.options", "rnn_cli.tasks.tag.options"},
+                          "rnn_cli.tasks.classify.options", "rnn_cli.tasks.tag.options",
+                          "rnn_cli.tasks.translate.options"},
+    "rnn_cli.flags": {"rnn_cli.tasks.classify.options", "rnn_cli.tasks.tag.options",  # train's
+                      "rnn_cli.tasks.translate.options"},  # task flag groups name their defaults
+    "rnn_cli.cli_translate": {"rnn_cli.tasks.translate.translator",  # translate: the API, and
+                              "rnn_cli.tasks.translate.heatmap"},  # --attention-out's writer
     "rnn_cli.cli_sample": {"rnn_cli.tasks.lm.api"},  # the LM's verbs (sample, score, info)
     "rnn_cli.cli_query": {"rnn_cli.tasks.lm.api", "rnn_cli.tasks.lm.dask_score",
                           "rnn_cli.tasks.lm.model_info"},

@@ -1,15 +1,15 @@
 """The translator's reader (tasks/translate/reader.py): pairs, line-aligned files, vocabularies per
-side, translate-time input, and every kind of bad input (a one-line error or a counted notice)."""
+side, sources cut to --max-len, pairs over it left out (run.encode), and every kind of bad input
+(a one-line error or a counted notice)."""
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import pytest
 
 from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.tasks.translate import reader as rd
+from rnn_cli.tasks.translate.run import encode
 
 
 def write(tmp_path, name, data: bytes | str):
@@ -29,18 +29,19 @@ def test_pairs_are_read_and_stripped(tmp_path):
                                        ("\ttarget", "empty source"), ("source\t  ", "empty target")])
 def test_a_bad_line_is_counted_or_an_error(tmp_path, line, what):
     path = write(tmp_path, "p.tsv", f"eins\tone\n{line}\nzwei\ttwo\n{line}\n")
-    pairs = rd.read_pairs(path)
+    pairs = rd.read_pairs(path, bad_lines="skip")
     assert pairs.src == ["eins", "zwei"]
     assert pairs.report.messages() == [f"{path}: 2 lines skipped: {what} (first: line 2)"]
-    with pytest.raises(CorpusError, match=f"line 2: {what}") as e:
-        rd.read_pairs(path, bad_lines="error")
+    with pytest.raises(CorpusError, match=f"2 lines are not a usable sentence pair: 2 with "
+                                          f"{what} \\(lines 2, 4\\)") as e:
+        rd.read_pairs(path)  # the default: fail, naming the lines
     assert "--bad-lines skip" in e.value.hint
 
 
 def test_nothing_but_bad_lines_is_an_error(tmp_path):
     path = write(tmp_path, "p.tsv", "one\ntwo\n")
     with pytest.raises(CorpusError, match="no sentence pairs.*2 lines skipped: no TAB"):
-        rd.read_pairs(path)
+        rd.read_pairs(path, bad_lines="skip")
 
 
 def test_unknown_bad_lines_mode():
@@ -71,7 +72,7 @@ def test_parallel_files_of_different_lengths(tmp_path):
 def test_parallel_empty_side_and_tabs(tmp_path):
     src = write(tmp_path, "s.txt", "eins\n\nzwei\tmit tab\n\n")
     tgt = write(tmp_path, "t.txt", "one\ntwo\n\t\n\n")
-    par = rd.read_parallel(src, tgt)
+    par = rd.read_parallel(src, tgt, bad_lines="skip")
     assert (par.src, par.tgt) == (["eins"], ["one"])  # line 4: blank on both sides, no notice
     assert [m.split(": ", 1)[1] for m in par.report.messages()] == [
         "1 line skipped: empty source (first: line 2)", "1 line skipped: empty target (first: line 3)"]
@@ -89,52 +90,29 @@ def test_vocabularies_per_side_end_every_sequence(tmp_path):
     sv = rd.build_vocab(pairs.src, "char")
     tv = rd.build_vocab(pairs.tgt, "word")
     assert sv.eos_id is not None and "\n" in sv.symbols  # char level: "\n" ends a sequence
-    src, tgt = rd.encode_pairs(pairs, sv, tv)
+    data, _ = encode(pairs, sv, tv, 100, "train")
+    src, tgt = data.src, data.tgt
     assert [list(s) for s in src] == [[sv.index["a"], sv.index["b"], sv.eos_id],
                                       [sv.index["b"], sv.index["a"], sv.eos_id]]
     assert [tv.decode(t) for t in tgt] == ["das Haus\n", "das Boot\n"]
-    assert all(t[-1] == tv.eos_id for t in tgt)
+    assert all(t[-1] == tv.eos_id for t in tgt) and data.refs == ["das Haus", "das Boot"]
 
 
 def test_a_source_of_10000_tokens(tmp_path):
     long = " ".join(["wort"] * 10_000)
     pairs = rd.read_pairs(write(tmp_path, "p.tsv", f"kurz\tshort\n{long}\tlong\n"))
     sv, tv = rd.build_vocab(pairs.src, "word"), rd.build_vocab(pairs.tgt, "word")
-    src, tgt = rd.encode_pairs(pairs, sv, tv, max_len=100)
-    assert len(src) == len(tgt) == 1
-    assert pairs.report.messages()[-1].endswith(
-        "1 line skipped: a side longer than --max-len 100 tokens (first: line 2)")
+    data, notices = encode(pairs, sv, tv, 100, "train")
+    assert len(data.src) == len(data.tgt) == 1
+    assert notices == ["--max-len 100: 1 train pair(s) with a longer side left out (the "
+                       "longest: 10,001 tokens)"]
+    data, notices = encode(pairs, sv, tv, 100, "test", drop=False)  # a test set: cut, kept
+    assert len(data.src) == 2 and data.src[1].shape == (100,)
+    assert notices == ["--max-len 100: 1 test source(s) cut to 100 tokens"]
     ids, unknown, cut = rd.encode_source(sv, long, 100)
     assert cut and ids.shape == (100,) and ids[-1] == sv.eos_id and unknown == 0
     ids, _, cut = rd.encode_source(sv, "kurz", 100)
     assert not cut and list(ids) == [sv.index["kurz"], sv.eos_id]
-    with pytest.raises(UsageError, match="--max-len"):
-        rd.encode_pairs(pairs, sv, tv, max_len=1)
-
-
-def test_input_lines_keep_alignment_and_refuse_binary():
-    data = "\ufeffeins\r\n\nzwei\n   \ndrei".encode("utf-8")
-    got = list(rd.input_lines("<stdin>", io.BytesIO(data)))
-    assert got == [(1, "eins"), (2, ""), (3, "zwei"), (4, "   "), (5, "drei")]
-    with pytest.raises(CorpusError, match="line 2 holds a NUL byte"):
-        list(rd.input_lines("<stdin>", io.BytesIO(b"ok\n\x00\x89PNG\n")))
-    with pytest.raises(CorpusError, match=r"line 1 is not valid utf-8 \(byte 0xff at column 3\)"):
-        list(rd.input_lines("<stdin>", io.BytesIO(b"ab\xff\n")))
-
-
-def test_looks_like():
-    assert rd.looks_like(["ein Haus\ta house", "", "zwei\ttwo"])
-    assert not rd.looks_like(["ein Haus a house"])
-    assert not rd.looks_like(["a\tb\tc"])
-    assert not rd.looks_like(["__label__1\t"])
-    assert not rd.looks_like(["", "  "])
-
-
-def test_looks_like_and_conll_columns():
-    """Two-column CoNLL (token<TAB>tag) is also one TAB a line; the tagger's sniffer runs first
-    and claims it (blank lines between sentences, no spaces in tokens), so ours says yes: the
-    guess's order decides, as `tasks/guess.py` documents."""
-    assert rd.looks_like(["The\tDET", "cat\tNOUN"])
 
 
 def test_encoded_ids_are_int32(tmp_path):

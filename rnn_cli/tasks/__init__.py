@@ -48,7 +48,8 @@ WHAT = {"lm": "language model", "classify": "classifier", "tag": "tagger",
         "translate": "translation model"}
 # kind -> the module whose TASK attribute is the kind's task object (imported on first use)
 _MODULES = {"lm": "rnn_cli.tasks.lm.task", "classify": "rnn_cli.tasks.classify.task",
-            "tag": "rnn_cli.tasks.tag.task"}
+            "tag": "rnn_cli.tasks.tag.task",
+            "translate": "rnn_cli.tasks.translate.task"}
 
 Emit = Callable[[str, dict], None]  # emit(kind, info): an event of the run (rnn_cli.training)
 

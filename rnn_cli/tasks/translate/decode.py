@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnn_cli.kernels import cell
+from rnn_cli.kernels import cell, output, topk
 from rnn_cli.kernels import decoder as dk
 from rnn_cli.kernels._jit import get_threads
+from rnn_cli.tasks.translate.decoder import Buffers
 
 
 def length_penalty(n: int | np.ndarray, alpha: float):
@@ -70,36 +71,54 @@ class Stepper:
                 cell.transpose_into(self.W[name], p(name))
         self.b_hn = p("b_hn") if dec.G == 3 else dec._empty
         self.v = p("v") if A else dec._empty
+        self.buf, self.buf64 = Buffers(dt), Buffers(np.float64)  # per-step scratch, reused
 
     def start(self, lane_src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(s, c) for lanes starting on the sources lane_src: s<0>, and c<0> = 0 (LSTM)."""
         s = self.s0[lane_src].copy()
         return s, np.zeros_like(s) if self.dec.G == 4 else np.zeros((0, 0), s.dtype)
 
-    def step(self, s, c, y_prev, lane_src):
-        """(log-probabilities (L,V) float64, s<t> (L,H), c<t>, attention (L,S)) of one step."""
-        dec, dt = self.dec, self.dec.dtype
+    def advance(self, s, c, y_prev, lane_src):
+        """(logits (L,V), s<t> (L,H), c<t>, attention (L,S)) of one step of L lanes; logits and
+        attention are views of buffers the next step reuses."""
+        dec, get = self.dec, self.buf.get
         L, H, F, S = s.shape[0], dec.H, dec.F, self.enc.shape[0]
-        feat = np.zeros((2, L, F), dt)
+        feat = get("feat", (2, L, F))
         feat[0, :, :H] = s
-        cs = np.zeros((2, L, H), dt) if dec.G == 4 else np.zeros((0, 0, 0), dt)
+        cs = get("cs", (2, L, H) if dec.G == 4 else (0, 0, 0))
         if dec.G == 4:
             cs[0] = c
-        alpha = np.zeros((L, S), dt)
-        gates = np.zeros((L, (4 if dec.G == 3 else 5) * H), dt)
+        alpha = get("alpha", (L, S), zero=True)
         nch = min(self.nch, L)
-        dk.decoder_step(feat, gates, cs, alpha, np.zeros((L, dec.A), dt),
-                        np.zeros((L, dec.G * H), dt), np.ascontiguousarray(y_prev, np.int32),
+        dk.decoder_step(feat, get("gates", (L, (4 if dec.G == 3 else 5) * H)), cs, alpha,
+                        get("q", (L, dec.A)), get("xc", (L, dec.G * H)),
+                        np.ascontiguousarray(y_prev, np.int32),
                         np.ascontiguousarray(lane_src, np.int32), self.enc, self.keys,
                         self.src_len, self.p("W_emb"), self.W["W_ax"], self.p("b_a"),
                         self.W["W_aa"], self.W["W_cx"], self.W["W_q"], self.b_hn, self.v,
                         dec.cell, dec.kind, nch)
-        logits = np.zeros((L, dec.V), dt)
-        cell.pgemm(logits, feat[1], self.p("W_ya"), False, True, 1.0, 0.0, nch)
+        logits = get("logits", (L, dec.V))
+        top = dec._project(self.params, feat[1], None, nch)
+        cell.pgemm(logits, top, dec._out_matrix(self.params), False, True, 1.0, 0.0, nch)
         logits += self.p("b_y")
-        logp = np.zeros((L, dec.V))
+        return logits, feat[1, :, :H].copy(), (cs[1].copy() if dec.G == 4 else c), alpha
+
+    def step(self, s, c, y_prev, lane_src):
+        """(log-probabilities (L,V) float64, s<t> (L,H), c<t>, attention (L,S)) of one step."""
+        logits, s, c, alpha = self.advance(s, c, y_prev, lane_src)
+        logp = self.buf64.get("logp", logits.shape)
         dk.log_softmax_rows(logp, logits)
-        return logp, feat[1, :, :H].copy(), (cs[1].copy() if dec.G == 4 else c), alpha
+        return logp, s, c, alpha
+
+    def step_greedy(self, s, c, y_prev, lane_src):
+        """(the most probable next tokens (L,) int32, their log-probabilities (L,), s, c,
+        attention) of one step, without the full log-softmax rows."""
+        logits, s, c, alpha = self.advance(s, c, y_prev, lane_src)
+        y = np.argmax(logits, axis=1).astype(np.int32)
+        L = y.shape[0]
+        nll, lse = self.buf64.get("nll", (L,)), self.buf64.get("lse", (L,))
+        output.softmax_xent_forward(nll, lse, logits, y)
+        return y, -nll, s, c, alpha
 
 
 def greedy(stepper: Stepper, eos_id: int, max_len: int) -> list[Hypothesis]:
@@ -113,11 +132,10 @@ def greedy(stepper: Stepper, eos_id: int, max_len: int) -> list[Hypothesis]:
     lp = np.zeros(B)
     done: dict[int, bool] = {}
     for _ in range(max_len):
-        logp, s, c, alpha = stepper.step(s, c, y, lanes)
-        y = np.argmax(logp, axis=1).astype(np.int32)
+        y, logp_y, s, c, alpha = stepper.step_greedy(s, c, y, lanes)
         keep = []
         for i, b in enumerate(lanes.tolist()):
-            lp[b] += logp[i, y[i]]
+            lp[b] += logp_y[i]
             atts[b].append(alpha[i].copy())
             if y[i] == eos_id:
                 done[b] = True
@@ -152,35 +170,44 @@ def beam_search(stepper: Stepper, eos_id: int, max_len: int, K: int, n_best: int
     finished: list[list[tuple[float, float, int, int, bool]]] = [[] for _ in range(B)]
     lp_max = float(length_penalty(max_len, alpha))
     for t in range(max_len):
-        logp, s, c, alpha_t = stepper.step(s, c, y, lane_src)
-        cand = score[:, None] + logp  # (L, V)
-        V = cand.shape[1]
-        parents, tokens, scores, srcs, new_greedy = [], [], [], [], []
-        for b in np.unique(lane_src).tolist():
-            mine = np.flatnonzero(lane_src == b)
-            flat = cand[mine].ravel()
-            k = min(K, flat.size)
-            top = np.argpartition(-flat, k - 1)[:k]
-            top = top[np.lexsort((top, -flat[top]))]  # best first, ties by index
+        logits, s, c, alpha_t = stepper.advance(s, c, y, lane_src)
+        alpha_t = alpha_t.copy()  # (the stepper reuses its buffer)
+        L, V = logits.shape
+        k = min(K, V)
+        # each lane's k best continuations (the source's K best are among them), then the K
+        # best of each source's lanes: by score, ties by (lane rank in the source, token)
+        top_tok, top_lp = np.empty((L, k), np.int32), np.empty((L, k))
+        topk.topk_rows(top_tok, top_lp, np.empty(L), logits)
+        cand = (score[:, None] + top_lp).ravel()
+        rank = np.arange(L) - np.searchsorted(lane_src, lane_src, "left")
+        flat = (rank[:, None] * V + top_tok).ravel()
+        src_c = np.repeat(lane_src, k)
+        order = np.lexsort((flat, -cand, src_c))
+        pos = np.arange(order.size) - np.searchsorted(src_c[order], src_c[order], "left")
+        chosen = order[pos < K]
+        parents, tokens, scores, srcs = [], [], [], []
+        bounds = np.flatnonzero(np.diff(src_c[chosen])) + 1
+        for group in np.split(chosen, bounds):
+            b = int(src_c[group[0]])
+            top = group.tolist()
             g = greedy_lane[b]
-            if g >= 0:
-                gi = int(np.flatnonzero(mine == g)[0]) * V + int(np.argmax(logp[g]))
-                if gi not in top:
-                    top[-1] = gi
+            gi = int(g) * k if g >= 0 else -1  # the greedy lane's best continuation
+            if g >= 0 and gi not in top:
+                top[-1] = gi
             new_g = -1
-            for idx in top.tolist():
-                lane, tok = int(mine[idx // V]), idx % V
-                if tok == eos_id or t == max_len - 1:
-                    n = t + 1
-                    fin = tok == eos_id
-                    finished[b].append((flat[idx] / float(length_penalty(n, alpha)),
-                                        float(flat[idx]), t, lane, fin, tok))
+            for i in top:
+                lane, tok = i // k, int(top_tok[i // k, i % k])
+                if tok < 0:
                     continue
-                if g >= 0 and idx == gi:
+                if tok == eos_id or t == max_len - 1:
+                    finished[b].append((cand[i] / float(length_penalty(t + 1, alpha)),
+                                        float(cand[i]), t, lane, tok == eos_id, tok))
+                    continue
+                if i == gi:
                     new_g = len(parents)
                 parents.append(lane)
                 tokens.append(tok)
-                scores.append(flat[idx])
+                scores.append(cand[i])
                 srcs.append(b)
             greedy_lane[b] = new_g
         hist.append((np.array(parents, np.int64), np.array(tokens, np.int32), alpha_t))

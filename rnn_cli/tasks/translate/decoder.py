@@ -10,10 +10,22 @@ model of bentrevett/pytorch-seq2seq (notebook 3):
     logits = W_ya [s<t>; ctx<t>; e<t>] + b_y,   loss = mean over real target tokens of -log p
 with e<t> = W_emb[y<t-1>], y<0> = <EOS> (the start symbol is the end one, as fairseq does).
 
+With an output projection of P units (`proj`, Luong et al. 2015's attentional layer), the logits
+come from a narrower layer, which cuts the output layer's work by about F/P:
+
+    o<t>   = tanh(W_o [s<t>; ctx<t>; e<t>] + b_o)       (P,)
+    logits = W_ya o<t> + b_y,   or with `tie` (P = E)   W_emb o<t> + b_y   (Press & Wolf 2017)
+
+Label smoothing eps (Szegedy et al. 2016): the loss of a token is (1 - eps) (-log p[y]) +
+eps mean_v (-log p[v]), the cross-entropy with a target that puts eps/V on every token besides
+1 - eps on y (torch's CrossEntropyLoss(label_smoothing=eps)). `forward` returns that mean;
+`nll` keeps the plain negative log-likelihood of the batch (perplexity).
+
 Parameters (`shapes()`, names after `prefix`; GH = 3H for GRU, 4H for LSTM; F = H + D + E):
     W_emb (V,E)  W_ax (GH,E)  W_cx (GH,D)  b_a (GH,)  W_aa (GH,H)  b_hn (H,) (GRU)
     W_a (H,D) (general);  W_q (A,H), W_k (A,D), b_k (A,), v (A,) (additive)
-    W_br (H,Df)  b_br (H,)  W_ya (V,F)  b_y (V,)
+    W_br (H,Df)  b_br (H,)  W_ya (V,F)  b_y (V,);  with proj P: W_o (P,F), b_o (P,), then
+    W_ya (V,P) unless tied, b_y (V,)
 Gate blocks and biases follow the LM's cells (`kernels/gru.py`, `kernels/lstm.py`).
 
 Batches: enc (S,B,D) (zero past each source's end), src_len (B,), fin (B,Df), y_in / y_out (T,B)
@@ -26,8 +38,9 @@ from __future__ import annotations
 import numpy as np
 
 from rnn_cli.kernels import attention as att
-from rnn_cli.kernels import cell, embed, output
+from rnn_cli.kernels import cell, embed
 from rnn_cli.kernels import decoder as dk
+from rnn_cli.kernels import smooth_xent as sx
 from rnn_cli.kernels._jit import get_threads
 
 CELLS = {"gru": dk.GRU, "lstm": dk.LSTM}
@@ -65,13 +78,21 @@ class Decoder:
 
     cell "gru" | "lstm"; attention "none" | "dot" | "general" | "additive"; H hidden, E target
     embedding, D encoder state width (dot: must equal H), A attention size (additive), V target
-    vocabulary, Df the encoder's final-state width (bridge input).
+    vocabulary, Df the encoder's final-state width (bridge input); proj P (0: none), tie (the
+    output matrix is W_emb; needs P = E), label_smoothing eps in [0, 1).
     """
 
     def __init__(self, cell_name: str, attention: str, H: int, E: int, D: int, A: int, V: int,
-                 Df: int, dtype=np.float32, prefix: str = ""):
+                 Df: int, dtype=np.float32, prefix: str = "", proj: int = 0, tie: bool = False,
+                 label_smoothing: float = 0.0):
         if attention == "dot" and D != H:
             raise ValueError(f"dot attention needs the encoder width D ({D}) to equal H ({H})")
+        if tie and proj != E:
+            raise ValueError(f"tied output weights need the projection ({proj}) to equal the "
+                             f"target embedding ({E})")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+        self.P, self.tie, self.eps = int(proj), bool(tie), float(label_smoothing)
         self.cell, self.kind = CELLS[cell_name], att.KINDS[attention]
         self.cell_name, self.attention = cell_name, attention
         self.D = 0 if attention == "none" else D
@@ -94,16 +115,27 @@ class Decoder:
             s["W_a"] = (H, D)
         if self.attention == "additive":
             s.update(W_q=(A, H), W_k=(A, D), b_k=(A,), v=(A,))
-        s.update(W_br=(H, self.Df), b_br=(H,), W_ya=(V, self.F), b_y=(V,))
+        s.update(W_br=(H, self.Df), b_br=(H,))
+        if self.P:
+            s.update(W_o=(self.P, self.F), b_o=(self.P,))
+        if not self.tie:
+            s["W_ya"] = (V, self.P or self.F)
+        s["b_y"] = (V,)
         return {self.prefix + k: v for k, v in s.items()}
+
+    def _out_matrix(self, params):
+        """The (V, P or F) matrix of the logits: W_ya, or W_emb when tied."""
+        return self._p(params, "W_emb" if self.tie else "W_ya")
 
     def _p(self, params, name):
         return params[self.prefix + name]
 
     # ------------------------------------------------------------------------------- forward
-    def forward(self, params, enc, src_len, fin, y_in, y_out, emb_mask=None) -> float:
-        """Mean negative log-likelihood of y_out's real tokens (nats); keeps what backward needs.
-        emb_mask (T,B,E): inverted-dropout factors for the target embeddings (None: no dropout)."""
+    def forward(self, params, enc, src_len, fin, y_in, y_out, emb_mask=None,
+                out_mask=None) -> float:
+        """Mean loss of y_out's real tokens (nats; label-smoothed when eps > 0); keeps what
+        backward needs. emb_mask (T,B,E), out_mask (T,B,P): inverted-dropout factors for the
+        target embeddings and the projection's output (None: no dropout)."""
         p = lambda n: self._p(params, n)  # noqa: E731
         H, D, E, F, GH = self.H, self.D, self.E, self.F, self.G * self.H
         T, B = y_in.shape
@@ -142,18 +174,45 @@ class Decoder:
         v = p("v") if self.A else self._empty
         dk.decoder_forward(feat, gates, cs, alpha, q, xi, xc, enc, keys, src_len, steps, W_aaT,
                            W_cxT, W_qT, b_hn, v, self.cell, self.kind, nch)
-        logits = get("logits", (T * B, self.V))
-        cell.pgemm(logits, rows(feat[1:]), p("W_ya"), False, True, 1.0, 0.0, nch)
-        logits += p("b_y")
-        y = np.ascontiguousarray(y_out.reshape(-1), dtype=np.int32)
-        nll, lse = self.buf64.get("nll", (T * B,)), self.buf64.get("lse", (T * B,))
-        total = output.softmax_xent_forward(nll, lse, logits, y)
-        self.n_tokens = int(np.count_nonzero(y >= 0))
-        self.saved = dict(enc=enc, src_len=src_len, fin=fin, y_in=y_in, y=y, steps=steps,
-                          keys=keys, emb_mask=emb_mask, lse=lse, nch=nch, T=T, B=B, S=S,
+        # the output layer over the real target positions only (their rows of feat, gathered)
+        y_all = y_out.reshape(-1)
+        sel = np.flatnonzero(y_all >= 0)
+        R = self.n_tokens = int(sel.shape[0])
+        X = rows(feat[1:])
+        if R < T * B:
+            X = np.take(X, sel, axis=0, out=get("X", (R, F)))
+        om = None if out_mask is None else out_mask.reshape(T * B, -1)[sel]
+        top = self._project(params, X, om, nch)
+        logits = get("logits", (R, self.V))
+        cell.pgemm(logits, top, self._out_matrix(params), False, True, 1.0, 0.0, nch)
+        y = np.ascontiguousarray(y_all[sel], dtype=np.int32)
+        nll, lse = self.buf64.get("nll", (R,)), self.buf64.get("lse", (R,))
+        mean = self.buf64.get("mean", (R,))
+        total = sx.smooth_xent_forward(nll, lse, mean, logits, p("b_y"), y)  # (+ b_y in place)
+        self.nll = total
+        if self.eps:  # eps * (mean_v -log p[v]) = eps * (lse - mean_v logits) per row
+            total = (1.0 - self.eps) * total + self.eps * float((lse - mean).sum())
+        self.saved = dict(enc=enc, src_len=src_len, fin=fin, y_in=y_in, y=y, sel=sel, X=X,
+                          steps=steps, keys=keys, emb_mask=emb_mask, out_mask=om, top=top,
+                          lse=lse, nch=nch, T=T, B=B, S=S,
                           gates=gates, cs=cs, alpha=alpha, q=q, W_q=p("W_q") if self.A else
                           np.zeros((0, H), self.dtype), v=v)
         return total / max(self.n_tokens, 1)
+
+    def _project(self, params, X, out_mask, nch):
+        """What the logits read: the features X (R, F) themselves, or (proj) o = tanh(X W_o^T +
+        b_o) (R, P), times out_mask when given (the pre-dropout o is kept as "o")."""
+        if not self.P:
+            return X
+        o = self.buf.get("o", (X.shape[0], self.P))
+        cell.pgemm(o, X, self._p(params, "W_o"), False, True, 1.0, 0.0, nch)
+        o += self._p(params, "b_o")
+        np.tanh(o, out=o)
+        if out_mask is None:
+            return o
+        od = self.buf.get("od", o.shape)
+        np.multiply(o, out_mask.reshape(o.shape), out=od)
+        return od
 
     def _keys_forward(self, params, enc, nch):
         if self.attention == "dot":
@@ -177,13 +236,29 @@ class Decoder:
         H, D, E, F, GH, A = self.H, self.D, self.E, self.F, self.G * self.H, self.A
         T, B, S, nch = sv["T"], sv["B"], sv["S"], sv["nch"]
         feat = get("feat", (T + 1, B, F))
-        logits = get("logits", (T * B, self.V))
-        output.softmax_xent_backward(logits, logits, sv["lse"], sv["y"],
-                                     1.0 / max(self.n_tokens, 1))
-        cell.pgemm(g("W_ya"), logits, rows(feat[1:]), True, False, 1.0, 1.0, nch)
-        g("b_y")[...] += logits.sum(axis=0)
+        R, sel, X, top = self.n_tokens, sv["sel"], sv["X"], sv["top"]
+        logits = get("logits", (R, self.V))
+        db = get("db", (nch, self.V))
+        sx.smooth_xent_backward(logits, db, logits, sv["lse"], sv["y"], 1.0 / max(R, 1),
+                                self.eps, nch)
+        g("b_y")[...] += db.sum(axis=0)
+        W_out = self._out_matrix(params)
+        cell.pgemm(g("W_emb" if self.tie else "W_ya"), logits, top, True, False, 1.0, 1.0, nch)
+        dX = get("dX", (R, F))
+        if self.P:
+            dpre = get("dpre", top.shape)
+            cell.pgemm(dpre, logits, W_out, False, False, 1.0, 0.0, nch)
+            if sv["out_mask"] is not None:
+                dpre *= sv["out_mask"]
+            o = get("o", top.shape)
+            dpre *= 1.0 - o * o
+            cell.pgemm(g("W_o"), dpre, X, True, False, 1.0, 1.0, nch)
+            g("b_o")[...] += dpre.sum(axis=0)
+            cell.pgemm(dX, dpre, p("W_o"), False, False, 1.0, 0.0, nch)
+        else:
+            cell.pgemm(dX, logits, W_out, False, False, 1.0, 0.0, nch)
         dfeat = get("dfeat", (T + 1, B, F), zero=True)
-        cell.pgemm(rows(dfeat[1:]), logits, p("W_ya"), False, False, 1.0, 0.0, nch)
+        rows(dfeat[1:])[sel] = dX
         dxi, dhh = get("dxi", (T, B, GH)), get("dhh", (T, B, GH) if self.G == 3 else (0, 0, 0))
         dq = get("dq", (T, B, A))
         dnext, dcnext = get("dnext", (B, H)), get("dcnext", (B, H))

@@ -5,29 +5,27 @@ Training data (`read_pairs`, `read_parallel`) goes through `corpus.Source`, so a
 as every corpus is (missing, empty, NUL bytes = binary, undecodable bytes with their offset and
 line; "\\r\\n" and "\\r" read as "\\n", a leading byte-order mark dropped); a byte-order mark at the
 start of a later line (files joined with `cat`) is dropped too and counted. Lines are numbered from
-1 in the file. A line that cannot be a pair is, with `bad_lines="skip"` (the default), skipped and
-counted (the notice names the first such line); with "error", a one-line error:
+1 in the file. Lines that cannot be a pair are, with `bad_lines="fail"` (the default), one error
+that counts them and names their first line numbers; with "skip", skipped and counted (the notice
+names the first such line):
 
     no TAB / more than one TAB (TSV)   the pair cannot be cut unambiguously
     empty source / empty target        a side that is blank after stripping spaces
 Blank lines (both sides blank) are skipped silently. Two files of different line counts are an
-error (they are not aligned). `encode_pairs` drops pairs with a side longer than `max_len` tokens
-(<EOS> counted; cutting a side would train on a wrong translation) and counts them.
+error (they are not aligned). (Training leaves out pairs with a side over --max-len tokens and
+counts them: `run.encode`.)
 
 Ids: both sides end with <EOS> (word level) or "\\n" (char level: the LM's end of line, added to
 each side's vocabulary). The decoder's first input is <EOS> as well.
 
-Lines to translate (`input_lines`) are read from a binary stream one at a time, so `translate`
-can answer each as it comes: UTF-8 (or the given encoding), "\\r\\n" stripped, a NUL byte or an
-undecodable line is a one-line error naming the line (binary input); a blank line is passed on as
-"" so the caller answers it with an empty line and the output stays aligned.
+A source to translate is encoded by `encode_source`, cut to --max-len tokens (its <EOS> kept
+last) and the cut reported, so `translate` can count it.
 """
 
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -35,8 +33,7 @@ from rnn_cli.corpus import Source
 from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.vocab import Counts, Vocab
 
-BAD_LINES = ("skip", "error")
-DEFAULT_MAX_LEN = 400  # tokens per side (with <EOS>) of a training pair
+BAD_LINES = ("fail", "skip")
 
 
 @dataclass
@@ -47,13 +44,25 @@ class Report:
     counts: dict[str, list] = field(default_factory=dict)
 
     def add(self, what: str, lineno: int, skipped: bool = True) -> None:
-        entry = self.counts.setdefault(what, [0, lineno, skipped])
+        entry = self.counts.setdefault(what, [0, lineno, skipped, []])
         entry[0] += 1
+        if len(entry[3]) < 5:
+            entry[3].append(lineno)
+
+    def bad(self) -> list[str]:
+        """One phrase per kind of skipped line, e.g. "2 with no TAB (lines 2, 4)"."""
+        out = []
+        for what, (n, _, skipped, where) in self.counts.items():
+            if skipped:
+                more = ", …" if n > len(where) else ""
+                out.append(f"{n:,} with {what} (line{'s' if n > 1 else ''} "
+                           f"{', '.join(map(str, where))}{more})")
+        return out
 
     def messages(self) -> list[str]:
         """One line per kind, e.g. "train.tsv: 2 lines skipped: no TAB (first: line 7)"."""
         out = []
-        for what, (n, first, skipped) in self.counts.items():
+        for what, (n, first, skipped, _) in self.counts.items():
             lines = f"{n:,} line{'s' if n != 1 else ''}"
             out.append(f"{self.name}: {lines} skipped: {what} (first: line {first})" if skipped
                        else f"{self.name}: {what} on {lines} (first: line {first})")
@@ -84,19 +93,21 @@ def _lines(path: str, encoding: str, errors: str, stdin=None) -> Iterator[str]:
 
 
 def _bad(report: Report, bad_lines: str, what: str, lineno: int, line: str) -> None:
-    if bad_lines == "error":
-        raise CorpusError(f"{report.name} line {lineno}: {what}: {_clip(line)!r}",
-                          hint="fix the line, or pass --bad-lines skip to skip such lines")
     report.add(what, lineno)
-
-
-def _clip(text: str, n: int = 60) -> str:
-    return text if len(text) <= n else text[:n] + "…"
 
 
 def _check_mode(bad_lines: str) -> None:
     if bad_lines not in BAD_LINES:
-        raise UsageError(f"unknown --bad-lines {bad_lines!r}", hint="use skip or error")
+        raise UsageError(f"unknown --bad-lines {bad_lines!r}", hint="use fail or skip")
+
+
+def _fail_on_bad(pairs: "Pairs", bad_lines: str) -> None:
+    bad = pairs.report.bad()
+    if bad and bad_lines == "fail":
+        n = sum(c[0] for c in pairs.report.counts.values() if c[2])
+        raise CorpusError(f"{pairs.report.name}: {n:,} line{'s are' if n > 1 else ' is'} not "
+                          f"a usable sentence pair: {'; '.join(bad)}",
+                          hint="fix them, or pass --bad-lines skip to skip such lines (counted)")
 
 
 def _pair(report, bad_lines, lineno, line, src, tgt, out: Pairs) -> None:
@@ -115,7 +126,7 @@ def _pair(report, bad_lines, lineno, line, src, tgt, out: Pairs) -> None:
 
 
 def read_pairs(path: str, encoding: str = "utf-8", errors: str = "strict", stdin=None,
-               bad_lines: str = "skip") -> Pairs:
+               bad_lines: str = "fail") -> Pairs:
     """`source<TAB>target` lines of `path` ('-': standard input)."""
     _check_mode(bad_lines)
     name = "<stdin>" if path == "-" else path
@@ -129,11 +140,11 @@ def read_pairs(path: str, encoding: str = "utf-8", errors: str = "strict", stdin
                  line)
             continue
         _pair(out.report, bad_lines, lineno, line, *line.split("\t"), out)
-    return _nonempty(out)
+    return _nonempty(out, bad_lines)
 
 
 def read_parallel(src_path: str, tgt_path: str, encoding: str = "utf-8", errors: str = "strict",
-                  bad_lines: str = "skip") -> Pairs:
+                  bad_lines: str = "fail") -> Pairs:
     """Line i of `src_path` with line i of `tgt_path` (`--src FILE --tgt FILE`)."""
     _check_mode(bad_lines)
     src = list(_lines(src_path, encoding, errors))
@@ -146,10 +157,11 @@ def read_parallel(src_path: str, tgt_path: str, encoding: str = "utf-8", errors:
     out = Pairs([], [], [], Report(f"{src_path} + {tgt_path}"))
     for lineno, (s, t) in enumerate(zip(src, tgt), 1):
         _pair(out.report, bad_lines, lineno, s, s, t.lstrip("\ufeff"), out)
-    return _nonempty(out)
+    return _nonempty(out, bad_lines)
 
 
-def _nonempty(pairs: Pairs) -> Pairs:
+def _nonempty(pairs: Pairs, bad_lines: str) -> Pairs:
+    _fail_on_bad(pairs, bad_lines)
     if not pairs.src:
         why = "; ".join(pairs.report.messages()) or "no line holds a pair"
         raise CorpusError(f"{pairs.report.name}: no sentence pairs to train on ({why})",
@@ -160,9 +172,9 @@ def _nonempty(pairs: Pairs) -> Pairs:
 
 # -------------------------------------------------------------------------------- vocabularies
 def build_vocab(lines: Iterable[str], level: str, vocab_size: int | None = None,
-                min_count: int = 1, lower: bool = False) -> Vocab:
+                min_count: int = 1, lower: bool = False, tokenizer: str = "words") -> Vocab:
     """One side's vocabulary; at char level "\\n" is in it (it ends every sequence)."""
-    counts = Counts(level, vocab_size, min_count, lower)
+    counts = Counts(level, vocab_size, min_count, lower, tokenizer)
     for line in lines:
         counts.add(line + "\n")
     return counts.vocab()
@@ -174,42 +186,7 @@ def encode(vocab: Vocab, line: str) -> tuple[np.ndarray, int]:
     return ids, unknown
 
 
-def encode_pairs(pairs: Pairs, src_vocab: Vocab, tgt_vocab: Vocab,
-                 max_len: int = DEFAULT_MAX_LEN) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Ids of both sides of every pair; pairs with a side over max_len tokens are dropped and
-    counted in pairs.report."""
-    if max_len < 2:
-        raise UsageError(f"--max-len must be at least 2, got {max_len}",
-                         hint="a side needs a token and its <EOS>")
-    src_ids, tgt_ids = [], []
-    for s, t, lineno in zip(pairs.src, pairs.tgt, pairs.lines):
-        a, _ = encode(src_vocab, s)
-        b, _ = encode(tgt_vocab, t)
-        if a.shape[0] > max_len or b.shape[0] > max_len:
-            pairs.report.add(f"a side longer than --max-len {max_len} tokens", lineno)
-            continue
-        src_ids.append(a)
-        tgt_ids.append(b)
-    return src_ids, tgt_ids
-
-
 # ------------------------------------------------------------------------------ translate input
-def input_lines(name: str, stream: BinaryIO, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """(line number, text without its line end) of each line of a binary stream, as it comes."""
-    decode = codecs.getdecoder(encoding)
-    for lineno, raw in enumerate(stream, 1):
-        if b"\x00" in raw:  # (line-by-line reading needs an ASCII-compatible encoding)
-            raise CorpusError(f"{name} line {lineno} holds a NUL byte: the input looks like "
-                              "binary data, not text", hint="give text, one sentence a line")
-        try:
-            text = decode(raw)[0]
-        except UnicodeDecodeError as e:
-            raise CorpusError(f"{name} line {lineno} is not valid {encoding} (byte "
-                              f"0x{raw[e.start]:02x} at column {e.start + 1}): binary data?",
-                              hint="give text, one sentence a line, or pass --encoding") from None
-        yield lineno, text.rstrip("\r\n").lstrip("\ufeff")
-
-
 def encode_source(vocab: Vocab, line: str, max_len: int) -> tuple[np.ndarray, int, bool]:
     """(ids, unknown count, cut) of a line to translate: over max_len tokens it is cut there
     (its <EOS> kept last), and `cut` says so for the caller's counted notice."""
@@ -219,18 +196,3 @@ def encode_source(vocab: Vocab, line: str, max_len: int) -> tuple[np.ndarray, in
     out = ids[:max_len].copy()
     out[-1] = ids[-1]
     return out, unknown, True
-
-
-# ---------------------------------------------------------------------------------- sniffing
-def looks_like(lines: list[str]) -> bool:
-    """Whether sample lines look like translation pairs: every non-blank line has exactly one
-    TAB with text on both sides (and there is such a line)."""
-    seen = False
-    for line in lines:
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            return False
-        seen = True
-    return seen
