@@ -5,21 +5,15 @@ follow-up runs go through main() in this process (clihelp.run_cli)."""
 
 from __future__ import annotations
 
-import os
-import pty
-import re
 import select
-import signal
 import subprocess
-import time
 
-import numpy as np
 import pytest
 
-from clihelp import ROOT, assert_clean_error, cmd, env, ok, run_cli, start, stray_temps
-from rnn_cli.taskfile import load_task
+from clihelp import ROOT, cmd, env, ok, run_cli
 from rnn_cli.tasks.tag.model import FORMAT
 from test_tag_cli import TINY, tagged
+from taskprocs import ctrl_c_saves_and_resumes, into_head, terminal_on_stdin_refused
 
 
 @pytest.fixture(scope="module")
@@ -31,35 +25,13 @@ def data(tmp_path_factory):
 
 
 def test_ctrl_c_saves_says_how_to_resume_and_resumes(data, tmp_path):
-    out = tmp_path / "m.npz"
-    proc = start("train", data / "train.tsv", "-o", out, *TINY, "--steps", "100000000",
-                 "--eval-every", "20", "--patience", "0")
-    t0 = time.monotonic()
-    while not out.exists():
-        assert proc.poll() is None, proc.communicate()[1].decode()
-        assert time.monotonic() - t0 < 120, "the model file never appeared"
-        time.sleep(0.05)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    err = err.decode()
-    assert proc.returncode == 130 and "Traceback" not in err, err
-    m = re.search(r"rnn-cli: error: interrupted at step (\d+); the model is saved in (\S+)", err)
-    assert m and m.group(2) == str(out) and f"--resume -o {out}" in err, err
-    model = load_task(str(out), FORMAT)
-    step = model.state["step"]
-    assert step == int(m.group(1)) >= 20 and np.isfinite(model.params.flat).all()
-    assert stray_temps(tmp_path) == []
-    ok(run_cli("train", data / "train.tsv", "--resume", "-o", out, "--steps", step + 3, "-q",
-               "--threads", "1"))
-    assert load_task(str(out), FORMAT).state["step"] == step + 3
+    ctrl_c_saves_and_resumes(data / "train.tsv", tmp_path / "m.npz", FORMAT, *TINY,
+                             "--patience", "0")
 
 
 def test_tag_into_head_exits_quietly(data):
     (data / "many.txt").write_text("".join(f"Ada met Harry Potter {i}\n" for i in range(20000)))
-    line = f"{' '.join(cmd('tag', '-m', data / 'm.npz', data / 'many.txt'))} | head -n 1"
-    proc = subprocess.run(["bash", "-c", "set -o pipefail; " + line], capture_output=True,
-                          env=env(), cwd=ROOT, timeout=120)
+    proc = into_head('tag', '-m', data / 'm.npz', data / 'many.txt')
     assert proc.stdout.decode() == "Ada\tB-PER\n" and proc.stderr == b""
     assert proc.returncode == 1  # BrokenPipeError: no message, exit 1 (as `sample | head`)
 
@@ -85,11 +57,4 @@ def test_tag_answers_each_sentence_as_it_is_read(data):
 
 
 def test_a_terminal_on_stdin_is_never_waited_on(data):
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.run(cmd("tag", "-m", data / "m.npz"), stdin=slave,
-                              capture_output=True, env=env(), cwd=ROOT, timeout=60)
-    finally:
-        os.close(master)
-        os.close(slave)
-    assert_clean_error(proc, 2, "nothing to tag: give FILE, or pipe sentences in")
+    terminal_on_stdin_refused("nothing to tag: give FILE, or pipe sentences in", "tag", "-m", data / "m.npz")

@@ -275,3 +275,13 @@ def fit_config(**options) -> FitConfig:
     if unknown:
         raise UsageError(f"unknown training option(s): {', '.join(unknown)}")
     return FitConfig(**options).validate()
+
+
+def check_resume(path: str, cfg: Any, model_opts: dict) -> None:
+    """`--resume` continues the architecture in the file: an architecture flag that names another
+    value (the first one) is a usage error."""
+    clash = [k for k, v in model_opts.items() if getattr(cfg, k) != v]
+    if clash:
+        raise UsageError(f"--resume continues {path}, whose {clash[0]} is "
+                         f"{getattr(cfg, clash[0])!r}, not {model_opts[clash[0]]!r}",
+                         hint="drop the architecture flags, or train a new model with -o")

@@ -24,7 +24,7 @@ from rnn_cli.taskfile import TaskModel, load_task, save_task
 from rnn_cli.tasks.classify.model import (FORMAT, ClassifierNet, ClassifyConfig, Encoded,
                                           encode_texts)
 from rnn_cli.tasks.classify.options import EPOCHS as DEFAULT_EPOCHS, EVAL_STEPS, METRICS
-from rnn_cli.tasks.fit import Fit, FitConfig
+from rnn_cli.tasks.fit import Fit, FitConfig, check_resume
 from rnn_cli.vocab import Counts, Vocab
 
 DATA_OPTIONS = ("valid", "test", "val_frac", "bad_lines", "encoding", "errors", "vocab_size",
@@ -139,11 +139,7 @@ class ClassifyRun:
         model = load_task(path, FORMAT)
         data_opts, model_opts, fit_opts = _options(options)
         cfg = ClassifyConfig.from_dict(model.config)
-        clash = [k for k, v in model_opts.items() if getattr(cfg, k) != v]
-        if clash:
-            raise UsageError(f"--resume continues {path}, whose {clash[0]} is "
-                             f"{getattr(cfg, clash[0])!r}, not {model_opts[clash[0]]!r}",
-                             hint="drop the architecture flags, or train a new model with -o")
+        check_resume(path, cfg, model_opts)
         stored = {k: v for k, v in model.train.items() if k in FIT_OPTIONS}
         if any(k in fit_opts for k in ("steps", "epochs", "max_seconds")):
             stored = {k: v for k, v in stored.items() if k not in ("steps", "epochs",

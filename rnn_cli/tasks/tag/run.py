@@ -23,7 +23,7 @@ import numpy as np
 from rnn_cli.errors import UsageError
 from rnn_cli.params import ParamSet
 from rnn_cli.taskfile import TaskModel, load_task, save_task
-from rnn_cli.tasks.fit import Fit, FitConfig
+from rnn_cli.tasks.fit import Fit, FitConfig, check_resume
 from rnn_cli.tasks.tag import data as tagdata, options as O
 from rnn_cli.tasks.tag.model import FORMAT, TagConfig, TaggerNet
 from rnn_cli.tasks.tag.reader import Sentence, read_tagged
@@ -114,11 +114,7 @@ class TagRun:
         model = load_task(path, FORMAT)
         data_opts, model_opts, fit_opts = _options(options)
         cfg = TagConfig.from_dict(model.config)
-        clash = [k for k, v in model_opts.items() if getattr(cfg, k) != v]
-        if clash:
-            raise UsageError(f"--resume continues {path}, whose {clash[0]} is "
-                             f"{getattr(cfg, clash[0])!r}, not {model_opts[clash[0]]!r}",
-                             hint="drop the architecture flags, or train a new model with -o")
+        check_resume(path, cfg, model_opts)
         stored = {k: v for k, v in model.train.items() if k in FIT_OPTIONS}
         fcfg = _fit_config(fit_opts, stored, cfg.scheme)
         data_opts = {**{k: v for k, v in model.train.items() if k in DATA_OPTIONS}, **data_opts}

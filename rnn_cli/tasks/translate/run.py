@@ -26,7 +26,7 @@ import rnn_cli.tasks.translate.reader as reader
 from rnn_cli.errors import UsageError
 from rnn_cli.params import ParamSet
 from rnn_cli.taskfile import TaskModel, load_task, save_task
-from rnn_cli.tasks.fit import Fit, FitConfig
+from rnn_cli.tasks.fit import Fit, FitConfig, check_resume
 from rnn_cli.tasks.translate import metrics
 from rnn_cli.tasks.translate import options as O
 from rnn_cli.tasks.translate.evaluate import evaluate, have_sacrebleu
@@ -197,11 +197,7 @@ class TranslateRun:
         model = load_task(path, FORMAT)
         data_opts, model_opts, fit_opts = _options(options)
         cfg = TranslateConfig.from_dict(model.config)
-        clash = [k for k, v in model_opts.items() if getattr(cfg, k) != v]
-        if clash:
-            raise UsageError(f"--resume continues {path}, whose {clash[0]} is "
-                             f"{getattr(cfg, clash[0])!r}, not {model_opts[clash[0]]!r}",
-                             hint="drop the architecture flags, or train a new model with -o")
+        check_resume(path, cfg, model_opts)
         stored = {k: v for k, v in model.train.items() if k in FIT_OPTIONS}
         if any(k in fit_opts for k in STOPS):  # a stopping rule given replaces the stored one
             stored = {k: v for k, v in stored.items() if k not in STOPS}
