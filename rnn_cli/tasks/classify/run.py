@@ -19,11 +19,11 @@ import numpy as np
 import rnn_cli.tasks.classify.reader as reader
 from rnn_cli.batching import cut_to_max_len
 from rnn_cli.errors import UsageError
-from rnn_cli.params import ParamSet
 from rnn_cli.taskfile import TaskModel, load_task, save_task
 from rnn_cli.tasks.classify.model import (FORMAT, ClassifierNet, ClassifyConfig, Encoded,
                                           encode_texts)
 from rnn_cli.tasks.classify.options import EPOCHS as DEFAULT_EPOCHS, EVAL_STEPS, METRICS
+from rnn_cli.tasks.example_run import resumed, task_model, with_best
 from rnn_cli.tasks.fit import Fit, FitConfig, check_resume
 from rnn_cli.vocab import Counts, Vocab
 
@@ -152,15 +152,9 @@ class ClassifyRun:
             notices.append(f"{info['name']} is not the file {path} was trained on (its sha256 "
                            "differs): the run continues on it")
         labels = model.labels["label"]
-        params = model.params
-        if model.resume_flat is not None:
-            params = params.copy()
-            params.flat[:] = model.resume_flat
+        params, resume = resumed(model)
         net = ClassifierNet(cfg, len(model.vocabs["text"]), labels, params, parallel=parallel)
         settings = {"corpus": info, **data_opts}
-        resume = {"state": model.state, "opt": model.opt, "rng_state": model.rng_state,
-                  "best_flat": model.params.flat, "history": model.history,
-                  "history_columns": model.history_columns}
         return cls._assemble(net, model.vocabs["text"], examples, valid, test, fcfg, settings,
                              notices, resume, model)
 
@@ -196,10 +190,8 @@ class ClassifyRun:
             on_event("warning", {"message": message})
         summary = self.fit.run(on_event, should_stop)
         if "test" in self.data:
-            keep = self.net.params.flat.copy()
-            self.net.params.flat[:] = self.fit.best_flat
-            metrics = self.net.evaluate(self.data["test"])
-            self.net.params.flat[:] = keep
+            metrics = with_best(self.net, self.fit.best_flat,
+                                lambda: self.net.evaluate(self.data["test"]))
             summary.update({"test_" + k: v for k, v in metrics.items()
                             if k in ("n", "accuracy", "macro_f1", "loss")})
             summary["test_metrics"] = metrics
@@ -209,20 +201,10 @@ class ClassifyRun:
 
     def to_model(self, with_resume: bool = True) -> TaskModel:
         """The model file's content now: the best parameters, and what a resume needs."""
-        st = self.fit.state_dict()
-        best = ParamSet(self.net.params.shapes)
-        best.flat[:] = st["best_flat"]
-        latest = self.net.params.flat
-        state = {**st["state"], "corpus": self.settings.get("corpus", {})}
-        if not with_resume:
-            state.pop("batches", None)
-        train = {**dataclasses.asdict(self.fit.cfg), **{k: v for k, v in self.settings.items()
-                                                        if k != "corpus"}}
-        return TaskModel("classify", dataclasses.asdict(self.net.cfg), {"text": self.vocab},
-                         {"label": list(self.net.labels)}, best, train, state, st["history"],
-                         st["history_columns"], st["rng_state"] if with_resume else None,
-                         None if not with_resume or np.array_equal(latest, best.flat)
-                         else latest.astype(np.float32), st["opt"] if with_resume else {})
+        return task_model("classify", self.net, self.fit, {"text": self.vocab},
+                          {"label": list(self.net.labels)},
+                          {k: v for k, v in self.settings.items() if k != "corpus"},
+                          {"corpus": self.settings.get("corpus", {})}, with_resume)
 
     def save(self, path: str, with_resume: bool = True) -> None:
         save_task(self.to_model(with_resume), path)

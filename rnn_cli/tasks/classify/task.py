@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from rnn_cli.store import task_store_path
 from rnn_cli.tasks import Emit, Table, TestReport
 from rnn_cli.tasks.classify.model import FORMAT, ClassifierNet, Encoded
 from rnn_cli.tasks.classify.run import DATA_OPTIONS, FIT_OPTIONS, MODEL_OPTIONS, ClassifyRun
+from rnn_cli.tasks.example_run import ExampleTaskRun, split_text
 
 OPTIONS = frozenset(DATA_OPTIONS + MODEL_OPTIONS + FIT_OPTIONS) - {"max_tokens"}
 
@@ -92,33 +93,19 @@ def classify_report(m: dict, path: str, file: str) -> TestReport:
     return TestReport("classify", data, summary, [per_label, confusion], warnings)
 
 
-class ClassifyTaskRun:
+class ClassifyTaskRun(ExampleTaskRun):
     """`rnn_cli.tasks.Run` of the classifier: a ClassifyRun and where it saves."""
 
-    device = "cpu"
-
-    def __init__(self, out: str, run: ClassifyRun, resumed: bool):
-        self.out, self.run_, self.resumed = out, run, resumed
-
-    @property
-    def step(self) -> int:
-        return self.run_.fit.step
+    kind = "classify"
 
     def data_line(self) -> str:
         """The notice on the data: examples, labels, the split, the vocabulary."""
-        r, info = self.run_, self.run_.settings.get("corpus", {})
+        r, info = self.inner, self.inner.settings.get("corpus", {})
         n_train = len(r.data["train"].seqs)
         n_val = len(r.data["valid"].seqs) if "valid" in r.data else 0
         labels = r.net.labels
         shown = ", ".join(labels[:8]) + (", …" if len(labels) > 8 else "")
-        if r.settings.get("valid"):
-            split = f"{n_train:,} train; validation: {r.settings['valid']}, {n_val:,}"
-        elif n_val:
-            frac = r.settings.get("val_frac", 0.1)
-            split = (f"{n_train:,} train, {n_val:,} validation (a seeded random {frac:.0%} held "
-                     "out; --valid FILE to choose)")
-        else:
-            split = f"{n_train:,} train, no validation"
+        split = split_text(n_train, n_val, r.settings)
         test = f"; test: {r.settings['test']}, {len(r.data['test'].seqs):,}" \
             if "test" in r.data else ""
         in_file = n_train + (0 if r.settings.get("valid") else n_val)
@@ -130,8 +117,8 @@ class ClassifyTaskRun:
         """Run one tiny batch of the same network shape (cell, layers, directions, pooling,
         recurrence path: numba compiles per signature, not per size) forward and backward."""
         t0 = time.perf_counter()
-        cfg = self.run_.net.cfg
-        net = ClassifierNet(cfg, 3, ["a", "b"], recurrence=self.run_.net.enc.recurrence)
+        cfg = self.inner.net.cfg
+        net = ClassifierNet(cfg, 3, ["a", "b"], recurrence=self.inner.net.enc.recurrence)
         net.init(np.random.default_rng(0))
         data = Encoded([np.array([0, 1, 2], np.int32), np.array([1], np.int32)],
                        np.array([3, 1]), np.array([0, 1], np.int32), ["a", "b"])
@@ -142,7 +129,7 @@ class ClassifyTaskRun:
         return time.perf_counter() - t0
 
     def describe(self) -> dict[str, Any]:
-        r = self.run_
+        r = self.inner
         sizes = {"train_examples": len(r.data["train"].seqs),
                  "val_examples": len(r.data["valid"].seqs) if "valid" in r.data else 0,
                  "test_examples": len(r.data["test"].seqs) if "test" in r.data else None,
@@ -153,13 +140,6 @@ class ClassifyTaskRun:
                 "step": r.fit.step, "defaults": dict(r.chosen),
                 "model": dataclasses.asdict(r.net.cfg), "train": dataclasses.asdict(r.fit.cfg),
                 "sizes": sizes, "labels": list(r.net.labels)}
-
-    def run(self, on_event: Emit, should_stop: Callable[[], bool]) -> dict[str, Any]:
-        summary = self.run_.run(on_event, should_stop)
-        return {"task": "classify", **summary}
-
-    def save(self, path: str, with_resume: bool = True) -> None:
-        self.run_.save(path, with_resume)
 
 
 TASK = ClassifyTask()

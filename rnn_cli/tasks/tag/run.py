@@ -21,8 +21,8 @@ import dataclasses
 import numpy as np
 
 from rnn_cli.errors import UsageError
-from rnn_cli.params import ParamSet
 from rnn_cli.taskfile import TaskModel, load_task, save_task
+from rnn_cli.tasks.example_run import resumed, task_model, with_best
 from rnn_cli.tasks.fit import Fit, FitConfig, check_resume
 from rnn_cli.tasks.tag import data as tagdata, options as O
 from rnn_cli.tasks.tag.model import FORMAT, TagConfig, TaggerNet
@@ -122,17 +122,11 @@ class TagRun:
         if info.get("sha256") != model.state.get("corpus", {}).get("sha256"):
             notices.append(("warning", f"{info['name']} is not the file {path} was trained on "
                                        "(its sha256 differs): the run continues on it"))
-        params = model.params
-        if model.resume_flat is not None:
-            params = params.copy()
-            params.flat[:] = model.resume_flat
+        params, resume = resumed(model)
         vocabs = model.vocabs
         net = TaggerNet(cfg, len(vocabs["word"]), len(vocabs["char"]), model.labels["tag"],
                         params, parallel=parallel)
         settings = {"corpus": info, **data_opts}
-        resume = {"state": model.state, "opt": model.opt, "rng_state": model.rng_state,
-                  "best_flat": model.params.flat, "history": model.history,
-                  "history_columns": model.history_columns}
         return cls._assemble(net, vocabs, sents, valid, test, fcfg, settings, notices, resume,
                              model)
 
@@ -181,10 +175,8 @@ class TagRun:
             on_event(kind, {"message": message})
         summary = self.fit.run(on_event, should_stop)
         if "test" in self.data:
-            keep = self.net.params.flat.copy()
-            self.net.params.flat[:] = self.fit.best_flat
-            metrics = self.net.evaluate(self.data["test"])
-            self.net.params.flat[:] = keep
+            metrics = with_best(self.net, self.fit.best_flat,
+                                lambda: self.net.evaluate(self.data["test"]))
             summary.update({"test_" + k: v for k, v in metrics.items() if k != "per_type"})
             summary["test_metrics"] = metrics
         return {**summary, "tags": len(self.net.tagset), "scheme": self.net.tagset.scheme,
@@ -196,21 +188,10 @@ class TagRun:
 
     def to_model(self, with_resume: bool = True) -> TaskModel:
         """The model file's content now: the best parameters, and what a resume needs."""
-        st = self.fit.state_dict()
-        best = ParamSet(self.net.params.shapes)
-        best.flat[:] = st["best_flat"]
-        latest = self.net.params.flat
-        state = {**st["state"], "corpus": self.settings.get("corpus", {})}
-        if not with_resume:
-            state.pop("batches", None)
-        train = {**dataclasses.asdict(self.fit.cfg), **{k: v for k, v in self.settings.items()
-                                                        if k != "corpus"}}
-        return TaskModel("tag", dataclasses.asdict(self.net.cfg), dict(self.vocabs),
-                         {"tag": list(self.net.tagset.tags)}, best, train, state,
-                         st["history"], st["history_columns"],
-                         st["rng_state"] if with_resume else None,
-                         None if not with_resume or np.array_equal(latest, best.flat)
-                         else latest.astype(np.float32), st["opt"] if with_resume else {})
+        return task_model("tag", self.net, self.fit, dict(self.vocabs),
+                          {"tag": list(self.net.tagset.tags)},
+                          {k: v for k, v in self.settings.items() if k != "corpus"},
+                          {"corpus": self.settings.get("corpus", {})}, with_resume)
 
     def save(self, path: str, with_resume: bool = True) -> None:
         save_task(self.to_model(with_resume), path)

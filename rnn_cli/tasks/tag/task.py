@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from rnn_cli.errors import UsageError
 from rnn_cli.optimizer import Optimizer, clip_gradients
 from rnn_cli.store import task_store_path
 from rnn_cli.tasks import Emit, Table, TestReport
+from rnn_cli.tasks.example_run import ExampleTaskRun, split_text
 from rnn_cli.tasks.tag.model import FORMAT
 from rnn_cli.tasks.tag.run import OPTIONS, TagRun
 
@@ -41,7 +42,7 @@ class TagTask:
         if "metric" in given:
             given["metric"] = str(given["metric"]).replace("-", "_")
         run = TagRun.resume(path, corpus, **given) if resume else TagRun.start(corpus, **given)
-        task_run = TagTaskRun(run, path, resume)
+        task_run = TagTaskRun(path, run, resume)
         emit("notice", {"message": task_run.data_line()})
         for kind, message in run.notices:  # as they happen: before the kernels compile
             emit(kind, {"message": message})
@@ -95,34 +96,20 @@ def test_report(m: dict, path: str, file: str) -> TestReport:
     return TestReport("tag", data, summary, tables, warnings)
 
 
-class TagTaskRun:
+class TagTaskRun(ExampleTaskRun):
     """`rnn_cli.tasks.Run` of the tagger: a TagRun and where it saves."""
 
-    device = "cpu"
-
-    def __init__(self, run: TagRun, out: str, resumed: bool):
-        self.tag_run, self.out, self.resumed = run, out, resumed
-
-    @property
-    def step(self) -> int:
-        return self.tag_run.fit.step
+    kind = "tag"
 
     def data_line(self) -> str:
         """The notice on the data: sentences, tokens, tags, the split, the vocabularies."""
-        r, info = self.tag_run, self.tag_run.settings.get("corpus", {})
+        r, info = self.inner, self.inner.settings.get("corpus", {})
         n_train = len(r.data["train"].sentences)
         n_val = len(r.data["valid"].sentences) if "valid" in r.data else 0
         tags = r.net.tagset.tags
         shown = ", ".join(tags[:8]) + (", …" if len(tags) > 8 else "")
         scheme = r.net.tagset.scheme
-        if r.settings.get("valid"):
-            split = f"{n_train:,} train; validation: {r.settings['valid']}, {n_val:,}"
-        elif n_val:
-            frac = r.settings.get("val_frac", 0.1)
-            split = (f"{n_train:,} train, {n_val:,} validation (a seeded random {frac:.0%} held "
-                     "out; --valid FILE to choose)")
-        else:
-            split = f"{n_train:,} train, no validation"
+        split = split_text(n_train, n_val, r.settings)
         test = f"; test: {r.settings['test']}, {len(r.data['test'].sentences):,}" \
             if "test" in r.data else ""
         return (f"{info.get('name', '?')}: {info.get('bytes', 0):,} bytes, sentences: {split}"
@@ -136,7 +123,7 @@ class TagTaskRun:
         random state untouched): forward, backward, decoding, probabilities, clipping, the
         optimizer; numba compiles per signature, so this covers the whole run."""
         t0 = time.perf_counter()
-        r = self.tag_run
+        r = self.inner
         train, net = r.data["train"], r.net
         idx = np.arange(min(2, len(train.sentences)))
         grads = net.params.zeros_like()
@@ -151,7 +138,7 @@ class TagTaskRun:
         return time.perf_counter() - t0
 
     def describe(self) -> dict[str, Any]:
-        r = self.tag_run
+        r = self.inner
         data = r.data
         sizes = {"train_sentences": len(data["train"].sentences),
                  "val_sentences": len(data["valid"].sentences) if "valid" in data else 0,
@@ -164,12 +151,6 @@ class TagTaskRun:
                 "step": r.fit.step, "defaults": {}, "model": dataclasses.asdict(r.net.cfg),
                 "train": dataclasses.asdict(r.fit.cfg), "sizes": sizes,
                 "tags": list(r.net.tagset.tags), "scheme": r.net.tagset.scheme}
-
-    def run(self, on_event: Emit, should_stop: Callable[[], bool]) -> dict[str, Any]:
-        return {"task": "tag", **self.tag_run.run(on_event, should_stop)}
-
-    def save(self, path: str, with_resume: bool = True) -> None:
-        self.tag_run.save(path, with_resume)
 
 
 TASK = TagTask()

@@ -24,8 +24,8 @@ import numpy as np
 
 import rnn_cli.tasks.translate.reader as reader
 from rnn_cli.errors import UsageError
-from rnn_cli.params import ParamSet
 from rnn_cli.taskfile import TaskModel, load_task, save_task
+from rnn_cli.tasks.example_run import resumed, task_model, with_best
 from rnn_cli.tasks.fit import Fit, FitConfig, check_resume
 from rnn_cli.tasks.translate import metrics
 from rnn_cli.tasks.translate import options as O
@@ -206,17 +206,11 @@ class TranslateRun:
                         if k in DATA_OPTIONS and k not in ("src", "tgt")}, **data_opts}
         seed = fit_opts.get("seed", FitConfig.seed)
         pairs, valid, test, notices, name, n_read = read_data(train, data_opts, seed, stdin)
-        params = model.params
-        if model.resume_flat is not None:
-            params = params.copy()
-            params.flat[:] = model.resume_flat
+        params, resume = resumed(model)
         ls = data_opts.get("label_smoothing", DEFAULT_LABEL_SMOOTHING)
         net = TranslatorNet(cfg, model.vocabs["src"], model.vocabs["tgt"], params,
                             parallel=parallel, label_smoothing=ls)
         settings = {"data": name, "pairs_read": n_read, **data_opts, "label_smoothing": ls}
-        resume = {"state": model.state, "opt": model.opt, "rng_state": model.rng_state,
-                  "best_flat": model.params.flat, "history": model.history,
-                  "history_columns": model.history_columns}
         return cls._assemble(net, pairs, valid, test, fit_opts, settings, notices, resume, model)
 
     @classmethod
@@ -244,12 +238,8 @@ class TranslateRun:
             on_event("warning", {"message": message})
         summary = self.fit.run(on_event, should_stop)
         if "test" in self.data:
-            keep = self.net.params.flat.copy()
-            self.net.params.flat[:] = self.fit.best_flat
-            try:
-                found = evaluate(self.net, self.data["test"])
-            finally:
-                self.net.params.flat[:] = keep
+            found = with_best(self.net, self.fit.best_flat,
+                              lambda: evaluate(self.net, self.data["test"]))
             summary.update({"test_" + k: v for k, v in found.items()})
         return {**summary, "V_src": len(self.net.src_vocab), "V_tgt": len(self.net.tgt_vocab),
                 "train_pairs": len(self.data["train"].src),
@@ -257,20 +247,9 @@ class TranslateRun:
 
     def to_model(self, with_resume: bool = True) -> TaskModel:
         """The model file's content now: the best parameters, and what a resume needs."""
-        st = self.fit.state_dict()
-        best = ParamSet(self.net.params.shapes)
-        best.flat[:] = st["best_flat"]
-        latest = self.net.params.flat
-        state = dict(st["state"])
-        if not with_resume:
-            state.pop("batches", None)
-        train = {**dataclasses.asdict(self.fit.cfg), **self.settings}  # metric: the one used
-        return TaskModel("translate", dataclasses.asdict(self.net.cfg),
-                         {"src": self.net.src_vocab, "tgt": self.net.tgt_vocab}, {}, best, train,
-                         state, st["history"], st["history_columns"],
-                         st["rng_state"] if with_resume else None,
-                         None if not with_resume or np.array_equal(latest, best.flat)
-                         else latest.astype(np.float32), st["opt"] if with_resume else {})
+        return task_model("translate", self.net, self.fit,
+                          {"src": self.net.src_vocab, "tgt": self.net.tgt_vocab}, {},
+                          dict(self.settings), {}, with_resume)  # metric: the one used
 
     def save(self, path: str, with_resume: bool = True) -> None:
         save_task(self.to_model(with_resume), path)

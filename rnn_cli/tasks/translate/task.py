@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ import numpy as np
 from rnn_cli.checkpoint import check_writable
 from rnn_cli.store import task_store_path
 from rnn_cli.tasks import Emit, TestReport
+from rnn_cli.tasks.example_run import ExampleTaskRun, split_text
 from rnn_cli.tasks.translate.model import FORMAT, Encoded, TranslatorNet
 from rnn_cli.tasks.translate.run import OPTIONS, TranslateRun
 
@@ -78,17 +79,10 @@ def translate_report(m: dict, path: str, file: str) -> TestReport:
     return TestReport("translate", data, summary, [], warnings)
 
 
-class TranslateTaskRun:
+class TranslateTaskRun(ExampleTaskRun):
     """`rnn_cli.tasks.Run` of the translator: a TranslateRun and where it saves."""
 
-    device = "cpu"
-
-    def __init__(self, out: str, run: TranslateRun, resumed: bool):
-        self.out, self.inner, self.resumed = out, run, resumed
-
-    @property
-    def step(self) -> int:
-        return self.inner.fit.step
+    kind = "translate"
 
     def data_line(self) -> str:
         """The notice on the data: pairs, the split, the vocabularies, the metric."""
@@ -96,14 +90,7 @@ class TranslateTaskRun:
         net, data, st = r.net, r.data, r.settings
         n_train = len(data["train"].src)
         n_val = len(data["valid"].src) if "valid" in data else 0
-        if st.get("valid"):
-            split = f"{n_train:,} train; validation: {st['valid']}, {n_val:,}"
-        elif n_val:
-            split = (f"{n_train:,} train, {n_val:,} validation (a seeded random "
-                     f"{st.get('val_frac', 0.1):.0%} held out, at most 2,000; --valid FILE to "
-                     "choose)")
-        else:
-            split = f"{n_train:,} train, no validation"
+        split = split_text(n_train, n_val, st, ", at most 2,000")
         test = f"; test: {st['test']}, {len(data['test'].src):,}" if "test" in data else ""
         return (f"{st['data']}: {st['pairs_read']:,} sentence pairs; {split}{test}; V = "
                 f"{len(net.src_vocab):,} source {net.cfg.src_level}s, {len(net.tgt_vocab):,} "
@@ -140,12 +127,6 @@ class TranslateTaskRun:
                 "step": r.fit.step, "defaults": {"metric": r.fit.cfg.metric},
                 "model": dataclasses.asdict(r.net.cfg), "train": dataclasses.asdict(r.fit.cfg),
                 "sizes": sizes}
-
-    def run(self, on_event: Emit, should_stop: Callable[[], bool]) -> dict[str, Any]:
-        return {"task": "translate", **self.inner.run(on_event, should_stop)}
-
-    def save(self, path: str, with_resume: bool = True) -> None:
-        self.inner.save(path, with_resume)
 
 
 TASK = TranslateTask()
