@@ -140,11 +140,16 @@ def test_endless_stream_ctrl_c_exits_130_on_a_whole_character(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "rnn_cli", "sample", "-m", str(model),
                                  "-n", "0", "--seed", "1"], stdout=f, stderr=subprocess.PIPE,
                                 cwd=ROOT)
-        deadline = time.monotonic() + 60
-        while sink.stat().st_size < 3000 and time.monotonic() < deadline:  # it is streaming
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        try:
+            deadline = time.monotonic() + 60
+            while sink.stat().st_size < 3000 and time.monotonic() < deadline:  # it is streaming
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:  # a failed check leaves no endless sampler behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 130 and b"interrupted" in err and b"Traceback" not in err
     text = sink.read_bytes().decode("utf-8")  # raises if a character was cut
     assert len(text) > 100
