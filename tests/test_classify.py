@@ -94,6 +94,10 @@ def test_encode_block_gives_the_ids_of_encode_texts(level, lower, tokenizer):
     assert lengths.tolist() == [len(q) for q in seqs] and unknown.tolist() == unk
     assert flat.dtype == np.int32 and flat.tolist() == np.concatenate(seqs).tolist()
     assert encode_block(vocab, [])[0].shape == (0,)
+    for more in (["the film\nbad plot", "x"], ["", "\u00a0"]):  # a text of lines; no token
+        flat, lengths, unknown = encode_block(vocab, more)
+        seqs, unk = encode_texts(vocab, more)
+        assert flat.tolist() == np.concatenate(seqs).tolist() and unknown.tolist() == unk
 
 
 @pytest.mark.parametrize("cell,hidden,layers,bidirectional,pool", [

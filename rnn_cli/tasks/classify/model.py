@@ -22,8 +22,8 @@ Parameters (one ParamSet, float32): `emb` (V, E) N(0, 1) as nn.Embedding; the en
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +35,7 @@ from rnn_cli.kernels import embed, label_loss, pooling, ragged
 from rnn_cli.params import ParamSet
 from rnn_cli.tasks.classify import options as O
 from rnn_cli.tasks.classify.metrics import classification_metrics
-from rnn_cli.vocab import Vocab
+from rnn_cli.vocab import _WORDS_RE, Vocab
 
 POOLS = ("last", "mean", "max")
 EVAL_BATCH, EVAL_TOKENS = 256, 16384  # evaluation batches: examples, padded positions at most
@@ -163,28 +163,39 @@ class _Ids(dict):
 
 
 def word_ids(vocab: Vocab) -> _Ids:
-    """The lookup `encode_block` takes for a word-level vocabulary (build once per model)."""
-    return _Ids(vocab._lookup)
+    """The lookup `encode_block` takes for a word-level vocabulary (build once per model); a
+    line end, which no word token is, gives -2."""
+    ids = _Ids(vocab._lookup)
+    ids["\n"] = -2
+    return ids
+
+
+_LINES_RE = re.compile(r"\n|" + _WORDS_RE.pattern)  # the "words" tokens and the line ends
 
 
 def encode_block(vocab: Vocab, texts: list[str], ids: _Ids | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`encode_texts` of a block of texts at once: (flat ids int32, lengths (N,) int64, unknown
     tokens (N,) int64), the same ids as encode_texts gives one by one, one after another
-    (`Encoded.flat`). ids: `word_ids(vocab)` (word level)."""
-    from rnn_cli.vocab import tokenize
-
+    (`Encoded.flat`). ids: `word_ids(vocab)` (word level). The "words" tokenizer runs once over
+    the texts joined by line ends (tokens never span one)."""
     n = len(texts)
+    if not n:
+        return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)
     if vocab.level == "word":
-        toks = [tokenize(t, vocab.tokenizer, vocab.lower) for t in texts]
-        lengths = np.fromiter(map(len, toks), np.int64, n)
+        ids = ids if ids is not None else word_ids(vocab)
+        joined = "\n".join(texts)
+        if vocab.tokenizer != "words" or joined.count("\n") != n - 1:  # or a text of lines
+            return _encode_block_texts(vocab, texts, ids)
+        toks = _LINES_RE.findall(joined.lower() if vocab.lower else joined)
+        flat = np.fromiter(map(ids.__getitem__, toks), np.int32, len(toks))
+        ends = flat == -2
+        lengths = np.diff(np.concatenate([[-1], np.flatnonzero(ends), [flat.shape[0]]])) - 1
+        flat = flat[~ends]
         empty = lengths == 0
         if empty.any():  # a text without a token is one <UNK>, not counted as unknown
-            toks = [t or [None] for t in toks]
+            flat = np.insert(flat, np.cumsum(lengths)[empty], -1)
             lengths[empty] = 1
-        ids = ids if ids is not None else word_ids(vocab)
-        flat = np.fromiter(map(ids.__getitem__, itertools.chain.from_iterable(toks)), np.int32,
-                           int(lengths.sum()))
     else:
         parts = [t.lower() for t in texts] if vocab.lower else texts
         lengths = np.fromiter(map(len, parts), np.int64, n)
@@ -202,6 +213,16 @@ def encode_block(vocab: Vocab, texts: list[str], ids: _Ids | None = None
     unknown[empty] = 0
     flat[flat < 0] = vocab.unk_id
     return flat, lengths, unknown
+
+
+def _encode_block_texts(vocab: Vocab, texts: list[str], ids: _Ids):
+    """encode_block's word level text by text (the "space" tokenizer, texts of several lines)."""
+    flat, lengths, unknown = [], [], []
+    for ids_t, unk in zip(*encode_texts(vocab, texts)):
+        flat.append(ids_t)
+        lengths.append(ids_t.shape[0])
+        unknown.append(unk)
+    return np.concatenate(flat), np.array(lengths, np.int64), np.array(unknown, np.int64)
 
 
 class ClassifierNet:
