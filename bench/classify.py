@@ -28,6 +28,7 @@ Sets:
 
     python bench/classify.py                                   # 10 minutes a set
     python bench/classify.py --minutes 1 --sets names --out /tmp/c.md     # a smoke test
+    python bench/classify.py --predict-only      # prediction speed alone, on the models there
 
 Writes --out (bench/CLASSIFY.md) and the raw JSON and logs under --results.
 """
@@ -403,7 +404,7 @@ def main(argv=None) -> int:
         finally:
             if lock:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-        s["argv"] = " ".join(sys.argv[1:] if argv is None else argv)
+        s["argv"] = shlex.join(sys.argv[1:] if argv is None else argv)
         if hasattr(os, "getloadavg"):
             s["machine"] += f", {os.getloadavg()[0]:.1f} at the end"
         (results / ("predict-run.json" if a.predict_only else "run.json")).write_text(
