@@ -2,8 +2,9 @@
 
     language model   the k most probable next tokens after a context TEXT, with their
                      probabilities (token<TAB>probability rows)
-    classifier       one line per input line of FILE or standard input, in order, flushed per
-                     line: label<TAB>probability (the k most probable, side by side), or
+    classifier       one line per input line of FILE or standard input, in order, classified
+                     and written a block of the lines at hand at a time (a line typed into a
+                     pipe is answered at once): label<TAB>probability (the k most probable, side by side), or
                      `__label__X prob` (--format fasttext), or one JSON object a line (--json)
 
 The numbers come from the Python API (`rnn_cli.Model.predict`, `rnn_cli.Classifier.predict`);
@@ -20,6 +21,7 @@ from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.flags import finite_float, positive_int
 
 BATCH_LINES = 256  # classifier: lines classified together (rows still stream in input order)
+READ_AHEAD = 8  # classifier: batches of lines read at most before their rows are written
 
 
 def add_parser(sub, formatter, common, model_choice) -> None:
@@ -55,8 +57,9 @@ def add_parser(sub, formatter, common, model_choice) -> None:
                         "\"label\", \"prob\", \"labels\": [{\"label\", \"prob\"}, ...]}")
     g.add_argument("--batch-size", type=positive_int, default=None,
                    help=f"classifier: lines classified at once (default: {BATCH_LINES}); rows "
-                        "still come in input order, as soon as their block of 8 batches is "
-                        "done; 1: each row as soon as its line is read")
+                        f"still come in input order, a block at a time: {READ_AHEAD} batches "
+                        "of lines, or from a pipe the lines at hand (a line is answered "
+                        "without waiting for the next); 1: a line at a time")
     g.add_argument("--encoding", default=None, help="classifier: text encoding of FILE "
                                                     "(default: utf-8)")
     g.add_argument("--errors", choices=("strict", "replace", "ignore"), default=None,
@@ -78,6 +81,35 @@ def run(args, ui) -> int:
 
 def _dump(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+def _kept(r, j, labels, threshold) -> list[tuple[str, float]]:
+    return [(labels[c], p) for c, p in zip(r.top[j], r.probs[j]) if p >= threshold]
+
+
+def _tsv_rows(r, labels, threshold, first) -> str:
+    """A block's rows: label<TAB>probability, the k kept side by side ("" when none)."""
+    if threshold == 0.0 and all(len(t) == 1 for t in r.top):  # the usual case: one label a row
+        rows = [f"{labels[t[0]]}\t{p[0]:.6f}" if p[0] >= 0.0 else "" for t, p in
+                zip(r.top, r.probs)]
+        return "".join(rows[j] + "\n" if j >= 0 else "\n" for j in r.rows)
+    return "".join("\t".join(f"{lab}\t{p:.6f}" for lab, p in _kept(r, j, labels, threshold))
+                   + "\n" if j >= 0 else "\n" for j in r.rows)
+
+
+def _fasttext_rows(r, labels, threshold, first) -> str:
+    return "".join(" ".join(f"__label__{lab} {p:.6f}" for lab, p in _kept(r, j, labels, threshold))
+                   + "\n" if j >= 0 else "\n" for j in r.rows)
+
+
+def _json_rows(r, labels, threshold, first) -> str:
+    out = []
+    for i, j in enumerate(r.rows):
+        kept = _kept(r, j, labels, threshold) if j >= 0 else []
+        top = kept[0] if kept else (None, None)
+        out.append(_dump({"line": first + i, "label": top[0], "prob": top[1],
+                          "labels": [{"label": lab, "prob": p} for lab, p in kept]}) + "\n")
+    return "".join(out)
 
 
 # -------------------------------------------------------------------- language model
@@ -137,25 +169,19 @@ def _predict_classify(args, ui, path) -> int:
     clf = Classifier.load(path, threads=args.threads)
     name, stream = streams.open_input(source, args.encoding or "utf-8", args.errors or "strict")
     out = sys.stdout
-    fasttext = args.format == "fasttext"
+    k, threshold = args.k or 1, args.threshold or 0.0
+    batch = args.batch_size or BATCH_LINES
+    fmt = _json_rows if args.json else _fasttext_rows if args.format == "fasttext" else _tsv_rows
     n = unknown = cut = 0
-    with stream:
-        lines = (raw for _, raw in streams.read_lines(name, stream))
-        for r in clf.predict(lines, k=args.k or 1, threshold=args.threshold or 0.0,
-                             batch_size=args.batch_size or BATCH_LINES):
-            n += 1
-            unknown += r.unknown > 0
-            cut += r.cut
-            if args.json:
-                top = r.labels[0] if r.labels else (None, None)
-                out.write(_dump({"line": r.lineno, "label": top[0], "prob": top[1],
-                                 "labels": [{"label": lab, "prob": p} for lab, p in r.labels]})
-                          + "\n")
-            elif fasttext:
-                out.write(" ".join(f"__label__{lab} {p:.6f}" for lab, p in r.labels) + "\n")
-            else:
-                out.write("\t".join(f"{lab}\t{p:.6f}" for lab, p in r.labels) + "\n")
-            out.flush()  # one record per input record, as it comes (a pipe is not line-buffered)
+    with stream:  # a block of the lines at hand at a time, its rows in one write
+        for block in streams.read_blocks(name, stream, batch if batch == 1 else
+                                         batch * READ_AHEAD):
+            r = clf.predict_block(block, k, batch, first=n == 0)
+            out.write(fmt(r, clf.labels, threshold, n + 1))
+            out.flush()  # the rows of every block as it is done (a pipe is not line-buffered)
+            n += len(block)
+            unknown += sum(u > 0 for u in r.unknown)
+            cut += sum(r.cut)
     if unknown:
         ui.warn(f"{unknown} of {n} line(s) had tokens the model does not know (read as <UNK>)"
                 if clf.vocab.level == "word" else

@@ -218,13 +218,17 @@ class Encoder:
         return out
 
     def forward(self, inp: np.ndarray | None, lengths: np.ndarray, masks: list | None = None,
-                ids: np.ndarray | None = None, tables: list | None = None) -> np.ndarray:
+                ids: np.ndarray | None = None, tables: list | None = None,
+                split_top: bool = False) -> np.ndarray | list[np.ndarray]:
         """The top layer's states (T, B, dirs*H) for inputs (T, B, D) and lengths (B,); the
         final states are left in `self.final_h` / `self.final_c` (L, dirs, B, H). masks: from
         `draw_masks` (training), None (evaluation). `inp` must stay unchanged until backward.
         The returned array and the final states are views of buffers the next call reuses.
         Inference on folded tables (`fold_tables`): inp None, ids (T, B) int32 the tokens
-        (any value past a lane's end); no masks, no backward after it."""
+        (any value past a lane's end); no masks, no backward after it. split_top (inference):
+        a bidirectional encoder returns its top layer's states per direction, [forward,
+        reverse] (T, B, H) each in its own time order (the reverse one: position len_b - 1 - t
+        at row t), without joining them into one array."""
         s = self.spec
         T, B, D = inp.shape if tables is None else (*ids.shape, s.input_size)
         if D != s.input_size or lengths.shape != (B,) or getattr(inp, "dtype", self.dtype) \
@@ -248,14 +252,17 @@ class Encoder:
                 np.multiply(x, masks[layer], out=v[f"in{layer}"])
                 x = v[f"in{layer}"]
             self._x[layer] = x
-            out = v[f"out{layer}"] if s.bidirectional else None
+            apart = split_top and s.bidirectional and layer == s.layers - 1
+            out = v[f"out{layer}"] if s.bidirectional and not apart else [] if apart else None
             for d in range(s.dirs):
                 src = x
                 if d and x is not None:
                     src = v[f"rev{layer}"]
                     ragged.reverse_within(src, x, lens, False)
                 a = self._run(layer, d, src, T, B)
-                if s.bidirectional:
+                if apart:
+                    out.append(a[1:])
+                elif s.bidirectional:
                     half = out[:, :, d * s.hidden:(d + 1) * s.hidden]
                     if d:
                         ragged.reverse_within(half, a[1:], lens, False)

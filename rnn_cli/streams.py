@@ -1,12 +1,16 @@
 """Input streamed line by line for the commands that answer one line at a time (`score`,
 `predict`, and the other tasks' verbs): FILE or '-' (standard input, refused when it is a
-terminal) as a text stream with universal newlines, and its lines with their numbers. No numpy.
+terminal) as a text stream with universal newlines, and its lines with their numbers
+(`read_lines`), or in blocks of the lines at hand (`read_blocks`). No numpy.
 """
 
 from __future__ import annotations
 
 import codecs
 import io
+import os
+import select
+import stat
 import sys
 from collections.abc import Iterator
 
@@ -52,3 +56,99 @@ def read_lines(name: str, stream) -> Iterator[tuple[int, str]]:
     except UnicodeDecodeError as e:
         raise CorpusError(f"{name}: not valid {e.encoding} after line {lineno} ({e.reason})",
                           hint="pass --encoding (e.g. latin-1) or --errors replace") from None
+
+
+PIPE_CHUNK = 1 << 16  # bytes read from a pipe at a time
+
+
+def read_blocks(name: str, stream, max_lines: int) -> Iterator[list[str]]:
+    """The lines of `stream` (from `open_input`), in order, in blocks of 1 to max_lines lines
+    (each with or without its "\\n"; a leading BOM is not dropped). A regular file gives full
+    blocks. A pipe or a socket gives a block as soon as at least one complete line has arrived
+    and no more bytes are waiting: a line written to the pipe is answered without waiting for
+    the next one, or for the end of the input, while a fast writer fills whole blocks. The
+    stream must not have been read from yet (its descriptor is read directly)."""
+    fd, regular = None, True
+    if isinstance(stream, io.TextIOWrapper):
+        try:
+            fd = stream.fileno()
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)  # a file never waits
+        except (OSError, ValueError):
+            fd = None
+    if fd is None or regular:
+        yield from _stream_blocks(name, stream, max_lines)
+    elif os.name != "posix":  # no select() on pipes: a line at a time
+        yield from _stream_blocks(name, stream, 1)
+    else:
+        yield from _pipe_blocks(name, stream, fd, max_lines)
+
+
+def _decode_error(name: str, e: UnicodeDecodeError, lineno: int) -> CorpusError:
+    return CorpusError(f"{name}: not valid {e.encoding} after line {lineno} ({e.reason})",
+                       hint="pass --encoding (e.g. latin-1) or --errors replace")
+
+
+def _stream_blocks(name: str, stream, max_lines: int) -> Iterator[list[str]]:
+    """Blocks of a stream that never waits for long (a file): the lines read so far still come
+    out before a decoding error."""
+    lineno, block, error = 0, [], None
+    try:
+        for line in stream:
+            block.append(line)
+            if len(block) >= max_lines:
+                lineno += len(block)
+                yield block
+                block = []
+    except UnicodeDecodeError as e:
+        error = e
+    if block:
+        lineno += len(block)
+        yield block
+    if error is not None:
+        raise _decode_error(name, error, lineno) from None
+
+
+def _pipe_blocks(name: str, stream, fd: int, max_lines: int) -> Iterator[list[str]]:
+    """Blocks of a pipe read with os.read (what has arrived, without waiting for more) and
+    decoded as the stream would decode them (its encoding and errors, universal newlines)."""
+    decoder = io.IncrementalNewlineDecoder(
+        codecs.getincrementaldecoder(stream.encoding)(stream.errors or "strict"), translate=True)
+    lineno, lines, rest = 0, [], []  # rest: the pieces of an unfinished line
+    while True:
+        try:
+            chunk = os.read(fd, PIPE_CHUNK)
+        except BlockingIOError:  # a non-blocking descriptor: wait for bytes
+            select.select([fd], [], [])
+            continue
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as e:  # the complete lines before the bad bytes come out
+            good = e.object[:e.start].decode(stream.encoding, "replace")
+            parts = ("".join(rest) + good.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
+            lines += parts[:-1]
+            if lines:
+                yield lines
+            raise _decode_error(name, e, lineno + len(lines)) from None
+        if "\n" in text:
+            parts = text.split("\n")
+            parts[0] = "".join(rest) + parts[0]
+            tail = parts.pop()
+            rest = [tail] if tail else []
+            lines += parts
+        elif text:
+            rest.append(text)
+        if not chunk:  # the end: a last line without its newline
+            last = "".join(rest)
+            if last:
+                lines.append(last)
+            for i in range(0, len(lines), max_lines):
+                yield lines[i:i + max_lines]
+            return
+        while len(lines) >= max_lines:
+            lineno += max_lines
+            yield lines[:max_lines]
+            del lines[:max_lines]
+        if lines and not select.select([fd], [], [], 0)[0]:
+            lineno += len(lines)
+            yield lines
+            lines = []

@@ -13,7 +13,8 @@ from rnn_cli import checkpoint
 from rnn_cli.errors import ModelFileError, UsageError
 from rnn_cli.tasks.classify.predict import Classifier
 from rnn_cli.tasks.classify.run import ClassifyRun
-from rnn_cli.tasks.classify.model import ClassifierNet, ClassifyConfig, Encoded
+from rnn_cli.tasks.classify.model import (ClassifierNet, ClassifyConfig, Encoded, encode_block,
+                                          encode_texts)
 from rnn_cli.tasks.classify.run import balanced_weights
 
 WORDS = "the a film movie was is very quite rather plot actor scene".split()
@@ -74,6 +75,29 @@ def test_probabilities_do_not_depend_on_the_batch():
     for i in range(5):
         assert_allclose(net.probs(data, np.array([i]))[0], together[i], rtol=FLOAT32_RTOL[
             "network"], atol=1e-6)
+
+
+@pytest.mark.parametrize("level,lower,tokenizer", [("word", True, "words"),
+                                                   ("word", False, "space"), ("char", True, None),
+                                                   ("char", False, None)])
+def test_encode_block_gives_the_ids_of_encode_texts(level, lower, tokenizer):
+    """A block encoded at once (prediction) = its texts one by one: ids, lengths, unknown
+    tokens; a text of no token is one <UNK> that is not counted as unknown."""
+    from rnn_cli.vocab import build_vocab
+
+    vocab = build_vocab("The film was GOOD, isn't it?\nbad plot ÉTÉ\n", level, lower=lower,
+                        tokenizer=tokenizer or "words")
+    texts = ["The film was good", "", "zzz the", "ÉTÉ İstanbul!", "x", "bad plot, bad " * 9,
+             "\u00a0", "isn't it?"]
+    flat, lengths, unknown = encode_block(vocab, texts)
+    seqs, unk = encode_texts(vocab, texts)
+    assert lengths.tolist() == [len(q) for q in seqs] and unknown.tolist() == unk
+    assert flat.dtype == np.int32 and flat.tolist() == np.concatenate(seqs).tolist()
+    assert encode_block(vocab, [])[0].shape == (0,)
+    for more in (["the film\nbad plot", "x"], ["", "\u00a0"]):  # a text of lines; no token
+        flat, lengths, unknown = encode_block(vocab, more)
+        seqs, unk = encode_texts(vocab, more)
+        assert flat.tolist() == np.concatenate(seqs).tolist() and unknown.tolist() == unk
 
 
 @pytest.mark.parametrize("cell,hidden,layers,bidirectional,pool", [

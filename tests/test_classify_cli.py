@@ -210,6 +210,38 @@ def test_predict_rows_formats_and_gold_labels(model, data):
     assert_clean_error(r, 1, "file not found")
 
 
+def mixed_lines(n: int = 300, seed: int = 5) -> str:
+    """Lines of every kind `predict` meets: lengths 1 to 60 words, blank and space-only lines,
+    gold labels (__label__X and X<TAB>), words the model never saw, a BOM, a CRLF."""
+    rng = np.random.default_rng(seed)
+    words = WORDS + list(CUES.values()) + ["zzz", "qqq"]
+    out = ["\ufeff__label__pos the film was good\r"]
+    for i in range(n):
+        text = " ".join(rng.choice(words, int(rng.integers(1, 61))))
+        out.append(("", "   ", f"neg\t{text}", f"__label__mid {text}", "?!", text)[i % 6])
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("level", ["word", "char"])
+def test_blocks_give_the_rows_of_a_line_at_a_time(data, tmp_path, level):
+    """Rows of lines classified in blocks (sorted by length, batched) are byte for byte those
+    of one line at a time, in order, in every format; --max-len cuts some lines."""
+    path = tmp_path / "m.npz"
+    ok(run_cli("train", "--task", "classify", data / "train.txt", "-o", path, "--level", level,
+               "--max-len", "25", "--epochs", "1", "-q", *TINY, "--hidden", "32"))
+    text = mixed_lines()
+    (tmp_path / "mixed.txt").write_text(text)
+    for fmt in ((), ("-k", "3"), ("--format", "fasttext", "-k", "2"), ("--json",),
+                ("--threshold", "0.4", "-k", "2")):
+        one = ok(run_cli("predict", "-m", path, *fmt, "--batch-size", "1", input=text))
+        for batch in ((), ("--batch-size", "7")):
+            blocks = ok(run_cli("predict", "-m", path, tmp_path / "mixed.txt", *fmt, *batch))
+            assert blocks.stdout == one.stdout and blocks.stderr == one.stderr, (fmt, batch)
+    got = one.stdout.decode().splitlines()
+    assert len(got) == text.count("\n") and got[1] == got[2] == ""
+    assert "line(s) were longer than the model's --max-len 25" in one.stderr.decode()
+
+
 def test_the_store_and_the_python_api_give_the_same_numbers(model, data, tmp_path):
     import rnn_cli
 

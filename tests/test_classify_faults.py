@@ -37,8 +37,11 @@ def test_predict_into_head_exits_quietly(data):
     assert proc.returncode == 1  # BrokenPipeError: no message, exit 1 (as `sample | head`)
 
 
-def test_predict_answers_each_line_as_it_is_read(data):
-    proc = subprocess.Popen(cmd("predict", "-m", data / "m.npz", "--batch-size", "1"),
+@pytest.mark.parametrize("batch", [(), ("--batch-size", "1")])
+def test_predict_answers_each_line_as_it_is_read(data, batch):
+    """Blocks of the lines at hand: a line written to the pipe is answered while the input
+    stays open, with the default batch size too."""
+    proc = subprocess.Popen(cmd("predict", "-m", data / "m.npz", *batch),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env(), cwd=ROOT)
     try:
@@ -52,6 +55,21 @@ def test_predict_answers_each_line_as_it_is_read(data):
         proc.stdin.close()
         proc.wait(timeout=60)
     assert proc.returncode == 0 and proc.stdout.read() == b""
+
+
+def test_a_fast_pipe_gives_the_rows_of_the_file(data, tmp_path):
+    """Lines piped in faster than they are classified come in blocks: the rows are those of
+    the same lines read from a file, in order."""
+    text = "".join(f"{'__label__pos ' if i % 5 == 0 else ''}the film {'good ' * (i % 13)}bad"
+                   f"{'' if i % 7 else chr(10)}\n" for i in range(5000))
+    (tmp_path / "in.txt").write_text(text)
+    from_file = ok(run_cli("predict", "-m", data / "m.npz", tmp_path / "in.txt", "--threads",
+                           "1")).stdout
+    piped = subprocess.run(["bash", "-c", f"cat {tmp_path / 'in.txt'} | "
+                            + " ".join(map(str, cmd("predict", "-m", data / "m.npz")))],
+                           capture_output=True, env=env(), cwd=ROOT, timeout=120)
+    assert piped.returncode == 0 and piped.stdout == from_file
+    assert from_file.count(b"\n") == text.count("\n")
 
 
 def test_a_terminal_on_stdin_is_never_waited_on(data):

@@ -123,3 +123,46 @@ def test_metrics_match_hand_computed_definitions():
 def test_metrics_leave_out_labels_neither_gold_nor_predicted():
     m = classification_metrics(np.array([0, 1]), np.array([0, 1]), ["a", "b", "c"])
     assert m["accuracy"] == 1.0 and m["macro_f1"] == 1.0 and m["per_label"]["c"]["support"] == 0
+
+
+def test_read_blocks_of_a_pipe_and_of_a_file(tmp_path):
+    """streams.read_blocks: a pipe's lines as they arrive (universal newlines across chunk
+    ends, a last line without its newline, blocks of at most max_lines), a file's in full
+    blocks, and the lines before an undecodable byte come out before the error."""
+    import os
+    import threading
+
+    from rnn_cli import streams
+
+    def blocks(data: bytes, n: int, pieces=1, out=None):
+        r, w = os.pipe()
+
+        def write():
+            step = max(1, len(data) // pieces)
+            for i in range(0, len(data), step):
+                os.write(w, data[i:i + step])
+            os.close(w)
+        t = threading.Thread(target=write)
+        t.start()
+        out = [] if out is None else out
+        try:
+            with open(r, encoding="utf-8", newline=None) as f:
+                for b in streams.read_blocks("<pipe>", f, n):
+                    out.append([line.rstrip("\n") for line in b])
+        finally:
+            t.join()
+        return out
+
+    data = "a\r\nb\rc\n\nd\u00e9\ne".encode()
+    for pieces in (1, 3, len(data)):  # \r\n and the two bytes of é split across reads
+        got = blocks(data, 2, pieces)
+        assert [x for b in got for x in b] == ["a", "b", "c", "", "d\u00e9", "e"]
+        assert all(1 <= len(b) <= 2 for b in got)
+    got = []
+    with pytest.raises(CorpusError, match=r"<pipe>: not valid utf-8 after line 2"):
+        blocks(b"one\ntwo\n\xff\n", 10, out=got)
+    assert got == [["one", "two"]]
+    f = tmp_path / "f.txt"
+    f.write_bytes(data)
+    with open(f, encoding="utf-8", newline=None) as s:
+        assert [len(b) for b in streams.read_blocks(str(f), s, 4)] == [4, 2]

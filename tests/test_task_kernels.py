@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 
 import reference_tasks as reft
 from conftest import FD_EPS, FD_MAX_REL_ERR, FLOAT64_RTOL, requires_jit, tol
-from rnn_cli.kernels import label_loss, pooling
+from rnn_cli.kernels import label_loss, pooling, ragged
 
 T, B, W, K = 5, 4, 6, 3
 LENGTHS = np.array([5, 1, 3, 2], np.int32)
@@ -82,6 +82,34 @@ def test_label_xent_matches_reference_and_finite_differences(rng, dtype):
     assert_allclose(unweighted, nll.mean(), rtol=FLOAT64_RTOL)
     label_loss.label_xent_backward(probs, probs, y, w)  # in place
     assert_allclose(probs, d, rtol=0)
+
+
+def test_linear_rows_matches_reference_whatever_the_batch(rng, dtype):
+    """z = u W^T + b against float64 NumPy; a row's logits are the same bits alone or in a
+    batch (what lets `predict` answer a line the same in any block)."""
+    u = rng.standard_normal((9, 2 * W)).astype(dtype)
+    Wt, b = rng.standard_normal((K, 2 * W)).astype(dtype), rng.standard_normal(K).astype(dtype)
+    z = np.zeros((9, K), dtype)
+    label_loss.linear_rows(z, u, Wt, b)
+    ref = u.astype(np.float64) @ Wt.astype(np.float64).T + b
+    assert_allclose(z, ref, **tol(dtype))
+    for r in range(9):
+        one = np.zeros((1, K), dtype)
+        label_loss.linear_rows(one, u[r:r + 1], Wt, b)
+        assert (one[0] == z[r]).all()
+
+
+def test_fill_lanes_scatters_ids_within_lengths():
+    seqs = [np.arange(n, dtype=np.int32) + 10 * i for i, n in enumerate([3, 6, 1, 4])]
+    flat = np.concatenate(seqs)
+    offsets = np.concatenate([[0], np.cumsum([len(q) for q in seqs])]).astype(np.int64)
+    idx, lens = np.array([1, 3, 0], np.int64), np.array([5, 4, 3], np.int32)  # 1 cut to 5
+    x = np.full((5, 3), 99, np.int32)
+    ragged.fill_lanes(x, flat, offsets, idx, lens)
+    ref = np.full((5, 3), -1, np.int32)
+    for j, (i, n) in enumerate(zip(idx, lens)):
+        ref[:n, j] = seqs[i][:n]
+    assert (x == ref).all()
 
 
 def test_label_xent_is_stable_for_huge_logits():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
 from rnn_cli.kernels.blas import step_gemm
 from rnn_cli.kernels.cell import _active_end_jit, _chunk_bounds, input_row, tanh32
@@ -123,9 +125,15 @@ lstm_forward_gemm_serial = njit(_lstm_forward_gemm)
 lstm_backward_gemm_serial = njit(_lstm_backward_gemm)
 
 
+# float32 constants: a Python float literal is a float64 in numba, and would promote the float32
+# gate math below to float64 (twice the vector width's work, and a float64 division in tanh32)
+_HALF32, _ONE32 = np.float32(0.5), np.float32(1.0)
+
+
 @njit
 def _sig(x):
-    return 0.5 + 0.5 * tanh32(0.5 * x)
+    """sigmoid of a float32 in float32: (1 + tanh(x/2)) / 2."""
+    return _HALF32 + _HALF32 * tanh32(_HALF32 * x)
 
 
 @njit
@@ -141,7 +149,7 @@ def _gru_gates_forward(g, pre, b_hn, prev, out, H):
             g[H + i] = z
             g[2 * H + i] = n
             g[3 * H + i] = hn
-            out[i] = (1.0 - z) * n + z * prev[i]
+            out[i] = (_ONE32 - z) * n + z * prev[i]
     else:
         for i in range(H):
             hn = g[2 * H + i] + b_hn[i]

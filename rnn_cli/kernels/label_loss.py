@@ -8,6 +8,8 @@ the division by sum_b w_b is torch's CrossEntropyLoss(weight=..., reduction="mea
 dz_b = w_b (p_b - onehot(y_b)) / sum_b w_b. The log-sum-exp subtracts the row maximum and is
 summed in float64 whatever the logits' type.
 
+`linear_rows` gives inference its logits z = W u + b row by row.
+
 Layouts: logits, probs, dlogits (B, K) float32/float64; y (B,) int32 in [0, K); w (B,) float64
 (non-negative, positive sum); nll (B,) float64.
 """
@@ -17,6 +19,22 @@ from __future__ import annotations
 import math
 
 from rnn_cli.kernels._jit import njit
+
+
+@njit
+def linear_rows(z, u, W, bias):
+    """z[b] = W u[b] + bias for every row, each summed in float64 in one fixed order: a row's
+    logits do not depend on the rows beside it (BLAS blocks a product differently for another
+    number of rows, which moves the last bits), so a line's probabilities do not depend on the
+    block it was classified in. u (B, F), W (K, F), bias (K,), z (B, K)."""
+    for b in range(z.shape[0]):
+        ub = u[b]
+        for k in range(W.shape[0]):
+            w = W[k]
+            s = 0.0
+            for i in range(W.shape[1]):
+                s += ub[i] * w[i]
+            z[b, k] = s + bias[k]
 
 
 @njit

@@ -6,6 +6,8 @@ reversed within its length, so it needs these copies:
     reverse_within(out, inp, lengths, add)   out[t, b] (+)= inp[len_b - 1 - t, b] for t < len_b
     copy_within(out, inp, lengths)           out[t, b] = inp[t, b] for t < len_b
 
+and `fill_lanes`, which scatters the token ids of a batch's examples into its (T, B) lanes.
+
 Both write exactly zero at the padding positions of `out` (add=False), so nothing left there
 from an earlier batch can reach a sum. Reversal is its own inverse: the encoder reverses the
 inputs of its reverse direction, runs the recurrence, and reverses the states back.
@@ -61,3 +63,19 @@ def copy_within(out, inp, lengths):
             else:
                 for i in range(W):
                     dst[i] = 0.0
+
+
+@njit
+def fill_lanes(x, flat, offsets, idx, lengths):
+    """Token ids into the (T, B) int32 lanes of a batch: x[t, j] = flat[offsets[idx[j]] + t]
+    for t < lengths[j], -1 past it. flat: every example's ids one after another, offsets (N+1,)
+    int64 where each starts, idx (B,) the batch's examples, lengths (B,) int32 (at most each
+    example's own length: a cut example gives its first lengths[j] ids)."""
+    T = x.shape[0]
+    for j in range(x.shape[1]):
+        start = offsets[idx[j]]
+        n = lengths[j]
+        for t in range(n):
+            x[t, j] = flat[start + t]
+        for t in range(n, T):
+            x[t, j] = -1

@@ -23,18 +23,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rnn_cli.batching import eval_batches
 from rnn_cli.encoder import GATES, Buffers, Encoder, EncoderSpec
 from rnn_cli.errors import UsageError
-from rnn_cli.kernels import embed, label_loss, pooling
+from rnn_cli.kernels import embed, label_loss, pooling, ragged
 from rnn_cli.params import ParamSet
 from rnn_cli.tasks.classify import options as O
 from rnn_cli.tasks.classify.metrics import classification_metrics
-from rnn_cli.vocab import Vocab
+from rnn_cli.vocab import _WORDS_RE, Vocab
 
 POOLS = ("last", "mean", "max")
 EVAL_BATCH, EVAL_TOKENS = 256, 16384  # evaluation batches: examples, padded positions at most
@@ -121,11 +122,23 @@ class Encoded:
     """A data set as the network reads it: token ids per example (cut to max_len), lengths,
     label indices (-1: a label the model does not know), and the gold label strings."""
 
-    seqs: list[np.ndarray]  # int32 ids, one array per example
+    seqs: list[np.ndarray]  # int32 ids, one array per example ([] when flat is given)
     lengths: np.ndarray  # (N,) int64
     y: np.ndarray  # (N,) int32, -1 for an unknown label (or no label)
     gold: list[str]  # the first label of every example ("" when none)
     unknown_tokens: int = 0
+    flat: np.ndarray | None = field(default=None, repr=False)  # the seqs one after another
+    offsets: np.ndarray | None = field(default=None, repr=False)  # (N+1,) int64: where each starts
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """(flat, offsets): every example's ids in one int32 array, and where each starts
+        (made from `seqs` on first use)."""
+        if self.flat is None:
+            self.flat = np.concatenate(self.seqs).astype(np.int32, copy=False) if self.seqs \
+                else np.zeros(0, np.int32)
+            self.offsets = np.zeros(len(self.seqs) + 1, np.int64)
+            np.cumsum([s.shape[0] for s in self.seqs], out=self.offsets[1:])
+        return self.flat, self.offsets
 
 
 def encode_texts(vocab: Vocab, texts: list[str]) -> tuple[list[np.ndarray], list[int]]:
@@ -140,6 +153,76 @@ def encode_texts(vocab: Vocab, texts: list[str]) -> tuple[list[np.ndarray], list
         seqs.append(ids)
         unknown.append(unk)
     return seqs, unknown
+
+
+class _Ids(dict):
+    """A word vocabulary's lookup: -1 for a word it does not have."""
+
+    def __missing__(self, key):
+        return -1
+
+
+def word_ids(vocab: Vocab) -> _Ids:
+    """The lookup `encode_block` takes for a word-level vocabulary (build once per model); a
+    line end, which no word token is, gives -2."""
+    ids = _Ids(vocab._lookup)
+    ids["\n"] = -2
+    return ids
+
+
+_LINES_RE = re.compile(r"\n|" + _WORDS_RE.pattern)  # the "words" tokens and the line ends
+
+
+def encode_block(vocab: Vocab, texts: list[str], ids: _Ids | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`encode_texts` of a block of texts at once: (flat ids int32, lengths (N,) int64, unknown
+    tokens (N,) int64), the same ids as encode_texts gives one by one, one after another
+    (`Encoded.flat`). ids: `word_ids(vocab)` (word level). The "words" tokenizer runs once over
+    the texts joined by line ends (tokens never span one)."""
+    n = len(texts)
+    if not n:
+        return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if vocab.level == "word":
+        ids = ids if ids is not None else word_ids(vocab)
+        joined = "\n".join(texts)
+        if vocab.tokenizer != "words" or joined.count("\n") != n - 1:  # or a text of lines
+            return _encode_block_texts(vocab, texts, ids)
+        toks = _LINES_RE.findall(joined.lower() if vocab.lower else joined)
+        flat = np.fromiter(map(ids.__getitem__, toks), np.int32, len(toks))
+        ends = flat == -2
+        lengths = np.diff(np.concatenate([[-1], np.flatnonzero(ends), [flat.shape[0]]])) - 1
+        flat = flat[~ends]
+        empty = lengths == 0
+        if empty.any():  # a text without a token is one <UNK>, not counted as unknown
+            flat = np.insert(flat, np.cumsum(lengths)[empty], -1)
+            lengths[empty] = 1
+    else:
+        parts = [t.lower() for t in texts] if vocab.lower else texts
+        lengths = np.fromiter(map(len, parts), np.int64, n)
+        empty = lengths == 0
+        if empty.any():
+            parts = [p or "\0" for p in parts]
+            lengths[empty] = 1
+        flat = vocab._char_ids("".join(parts))
+        if empty.any():
+            flat[np.cumsum(lengths)[empty] - 1] = -1
+    missing = (flat < 0 if vocab.level == "word" else flat == vocab.unk_id).astype(np.int64)
+    starts = np.zeros(n, np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    unknown = np.add.reduceat(missing, starts) if n else np.zeros(0, np.int64)
+    unknown[empty] = 0
+    flat[flat < 0] = vocab.unk_id
+    return flat, lengths, unknown
+
+
+def _encode_block_texts(vocab: Vocab, texts: list[str], ids: _Ids):
+    """encode_block's word level text by text (the "space" tokenizer, texts of several lines)."""
+    flat, lengths, unknown = [], [], []
+    for ids_t, unk in zip(*encode_texts(vocab, texts)):
+        flat.append(ids_t)
+        lengths.append(ids_t.shape[0])
+        unknown.append(unk)
+    return np.concatenate(flat), np.array(lengths, np.int64), np.array(unknown, np.int64)
 
 
 class ClassifierNet:
@@ -195,19 +278,27 @@ class ClassifierNet:
         lens = data.lengths[idx].astype(np.int32)
         T, B = int(lens.max()), idx.shape[0]
         x = self.ids.view("x", (T, B))
-        x[...] = -1
-        for j, i in enumerate(idx):
-            x[:lens[j], j] = data.seqs[i]
+        flat, offsets = data.packed()
+        ragged.fill_lanes(x, flat, offsets, np.asarray(idx, np.int64), lens)
         if rng is None and self.fold:  # a fixed model: layer 0's input terms from a table
             if self._tables is None:
                 self._tables = self.enc.fold_tables(p["emb"])
-            out = self.enc.forward(None, lens, ids=x, tables=self._tables)
+            out = self.enc.forward(None, lens, ids=x, tables=self._tables,
+                                   split_top=self.mode != pooling.MEAN)
         else:
             e = m.view("e", (T, B, E))
             embed.embed_forward(e, p["emb"], x)
             out = self.enc.forward(e, lens, self.enc.draw_masks(rng, T, B) if rng else None)
         u, arg = m.view("u", (B, F)), self.ids.view("arg", (B, F))
-        pooling.pool_forward(u, arg, out, lens, self.mode, self.split)
+        if isinstance(out, list):  # each direction's states apart: max and last need no order
+            H = self.cfg.hidden
+            for d, a in enumerate(out):  # the reverse one's last state is its own last step
+                part = m.view(f"u{d}", (B, H))
+                pooling.pool_forward(part, self.ids.view(f"arg{d}", (B, H)), a, lens,
+                                     self.mode, H)
+                u[:, d * H:(d + 1) * H] = part
+        else:
+            pooling.pool_forward(u, arg, out, lens, self.mode, self.split)
         hm = None
         if rng is not None and self.cfg.dropout:
             hm = m.view("hm", (B, F))
@@ -216,8 +307,11 @@ class ClassifierNet:
             hm *= 1.0 / (1.0 - self.cfg.dropout)
             u = np.multiply(u, hm, out=m.view("ud", (B, F)))
         z = m.view("z", (B, self.K))
-        np.matmul(u, p["out.W"].T, out=z)
-        z += p["out.b"]
+        if rng is None:  # inference: each row's logits whatever the batch (label_loss.py)
+            label_loss.linear_rows(z, u, p["out.W"], p["out.b"])
+        else:
+            np.matmul(u, p["out.W"].T, out=z)
+            z += p["out.b"]
         self._batch = (x, lens, arg, u, hm)
         return z
 
@@ -259,7 +353,7 @@ class ClassifierNet:
 
     def predict_all(self, data: Encoded) -> np.ndarray:
         """(N, K) probabilities of every example, in input order (batched by length)."""
-        out = np.zeros((len(data.seqs), self.K), np.float64)
+        out = np.zeros((data.lengths.shape[0], self.K), np.float64)
         for idx in eval_batches(data.lengths, EVAL_BATCH, EVAL_TOKENS):
             out[idx] = self.probs(data, idx)
         return out

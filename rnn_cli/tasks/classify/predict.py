@@ -26,7 +26,7 @@ from rnn_cli.errors import UsageError
 from rnn_cli.store import resolve_model_path
 from rnn_cli.taskfile import TaskModel, load_task
 from rnn_cli.tasks.classify.model import (EVAL_TOKENS, FORMAT, ClassifierNet, ClassifyConfig,
-                                          Encoded, encode_texts)
+                                          Encoded, encode_block, word_ids)
 from rnn_cli.tasks.classify.run import encode
 
 READ_AHEAD = 8  # batches of lines read, classified and yielded together
@@ -45,6 +45,19 @@ class Prediction:
     blank: bool = False
 
 
+@dataclass
+class Block:
+    """The results of a block of lines (`Classifier.predict_block`), as lists: line i is blank
+    when rows[i] < 0, else its results are top[rows[i]] (label indices, most probable first),
+    probs[rows[i]] (their probabilities), unknown[rows[i]] and cut[rows[i]]."""
+
+    rows: list[int]
+    top: list[list[int]]
+    probs: list[list[float]]
+    unknown: list[int]
+    cut: list[bool]
+
+
 class Classifier:
     """A loaded classification model (`Classifier.load`). Not thread-safe: one per thread."""
 
@@ -56,6 +69,7 @@ class Classifier:
         self.net = ClassifierNet(self.cfg, len(self.vocab), self.labels, model.params,
                                  parallel=parallel).fold_inputs()
         self._known = set(self.labels)
+        self._ids = word_ids(self.vocab) if self.vocab.level == "word" else None
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, threads: int | None = None,
@@ -80,18 +94,20 @@ class Classifier:
                 f"{'bidirectional ' if c.bidirectional else ''}{c.cell}, {c.layers} x "
                 f"{c.hidden}, pool {c.pool}, {len(self.labels)} labels)")
 
-    def _encoded(self, texts: list[str]) -> tuple[Encoded, list[int], list[bool]]:
+    def _encoded(self, texts: list[str]) -> tuple[Encoded, np.ndarray, np.ndarray]:
         """(the texts encoded and cut to max_len, unknown tokens and whether cut, per text)."""
-        seqs, unknown = encode_texts(self.vocab, texts)
-        cut = [bool(self.cfg.max_len) and s.shape[0] > self.cfg.max_len for s in seqs]
-        if self.cfg.max_len:
-            seqs = [s[:self.cfg.max_len] for s in seqs]
-        lengths = np.array([s.shape[0] for s in seqs], np.int64)
-        return Encoded(seqs, lengths, np.full(len(seqs), -1, np.int32), [""] * len(seqs),
-                       sum(unknown)), unknown, cut
+        flat, lengths, unknown = encode_block(self.vocab, texts, self._ids)
+        offsets = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        cut = np.zeros(len(texts), bool)
+        if self.cfg.max_len:  # the lanes read the first max_len ids of a longer text
+            cut = lengths > self.cfg.max_len
+            lengths = np.minimum(lengths, self.cfg.max_len)
+        return Encoded([], lengths, np.full(len(texts), -1, np.int32), [""] * len(texts),
+                       int(unknown.sum()), flat, offsets), unknown, cut
 
     def _probs(self, data: Encoded, batch_size: int) -> np.ndarray:
-        out = np.zeros((len(data.seqs), len(self.labels)))
+        out = np.zeros((data.lengths.shape[0], len(self.labels)))
         for idx in eval_batches(data.lengths, batch_size, EVAL_TOKENS):
             out[idx] = self.net.probs(data, idx)
         return out
@@ -114,28 +130,38 @@ class Classifier:
         it = iter(lines)
         lineno = first_line
         block_size = batch_size if batch_size == 1 else batch_size * READ_AHEAD
+        labels = self.labels
         while block := list(itertools.islice(it, block_size)):
-            if lineno == first_line:
-                block[0] = block[0].removeprefix("\ufeff")
-            texts = [reader.strip_gold(line.rstrip("\n").rstrip("\r"), self._known)
-                     for line in block]
-            full = [i for i, t in enumerate(texts) if t]
-            data, unknown, cut = self._encoded([texts[i] for i in full])
-            P = self._probs(data, batch_size) if full else None
-            row = {i: j for j, i in enumerate(full)}
-            if full:  # the k best of every row at once, most probable first
-                top = np.argsort(-P, axis=1, kind="stable")[:, :k]
-                probs = np.take_along_axis(P, top, axis=1).tolist()
-                top = top.tolist()
-            labels = self.labels
-            for i in range(len(block)):
-                if i not in row:
+            r = self.predict_block(block, k, batch_size, lineno == first_line)
+            for i, j in enumerate(r.rows):
+                if j < 0:
                     yield Prediction(lineno + i, [], blank=True)
                     continue
-                j = row[i]
-                kept = [(labels[c], p) for c, p in zip(top[j], probs[j]) if p >= threshold]
-                yield Prediction(lineno + i, kept, unknown[j], cut[j])
+                kept = [(labels[c], p) for c, p in zip(r.top[j], r.probs[j]) if p >= threshold]
+                yield Prediction(lineno + i, kept, r.unknown[j], r.cut[j])
             lineno += len(block)
+
+    def predict_block(self, block: list[str], k: int = 1, batch_size: int = 256,
+                      first: bool = False) -> Block:
+        """The `k` most probable labels of every line of a block (each line with or without
+        its newline; a leading gold label ignored; first: the block starts the input, a BOM is
+        dropped), classified in batches of batch_size lines sorted by length."""
+        if first and block:
+            block = [block[0].removeprefix("\ufeff"), *block[1:]]
+        known = self._known
+        texts = [reader.strip_gold(line.rstrip("\n").rstrip("\r"), known) for line in block]
+        full = [i for i, t in enumerate(texts) if t]
+        rows = [-1] * len(block)
+        if not full:
+            return Block(rows, [], [], [], [])
+        for j, i in enumerate(full):
+            rows[i] = j
+        data, unknown, cut = self._encoded(texts if len(full) == len(texts) else
+                                           [texts[i] for i in full])
+        P = self._probs(data, batch_size)
+        top = np.argsort(-P, axis=1, kind="stable")[:, :k]  # most probable first
+        probs = np.take_along_axis(P, top, axis=1).tolist()
+        return Block(rows, top.tolist(), probs, unknown.tolist(), cut.tolist())
 
     def test(self, source: str | Iterable[str], bad_lines: str = "fail", encoding="utf-8",
              errors="strict") -> dict:
