@@ -12,11 +12,19 @@ Writes bench/TRANSLATE.md.
     goal   rnn-cli alone on both threads for --goal-minutes, validating on dev2016 at every
            epoch's end (the best by BLEU kept): test2016 BLEU >= 28.3 (the published
            bidirectional GRU + additive attention mark, bentrevett/pytorch-seq2seq notebook 3).
+    speed  the speed check of `side` alone: both arms trained at the same time for
+           --speed-minutes (3), then both translate test2016 greedy and beam 5 at the same
+           time, each after an untimed warm-up on the first --warmup (20) sources (rnn-cli's
+           first call loads its compiled kernels from the cache, ~0.4 s; torch's has its own
+           first-call costs). Targets: training tokens/s, greedy and beam-5 sentences/s >= 2x
+           the peer's. Its table becomes (or replaces) the "Speed check" section of the report
+           and leaves the other sections as they are.
     dates  `corpora/dates`: --dates-seconds of training (both threads), exact match on its test
            part >= 99.5 %.
 
     python bench/translate.py                                   # all three (~70 minutes)
     python bench/translate.py --parts side --minutes 1 --out /tmp/t.md   # a smoke test
+    python bench/translate.py --parts speed                     # the speed check (~6 minutes)
 
 BLEU is sacrebleu's on detokenised, cased text (signature in the report) — the issue's measure;
 the published 28.3 was computed differently (HF `evaluate`'s BLEU on lower-cased spaCy tokens,
@@ -54,6 +62,9 @@ def parse_args(argv=None):
     p.add_argument("--minutes", type=float, default=30.0, help="side by side: training minutes")
     p.add_argument("--goal-minutes", type=float, default=30.0)
     p.add_argument("--dates-seconds", type=float, default=120.0)
+    p.add_argument("--speed-minutes", type=float, default=3.0, help="speed: training minutes")
+    p.add_argument("--warmup", type=int, default=20,
+                   help="speed: test sources each arm decodes untimed before the timed runs")
     p.add_argument("--data", default=os.path.join(os.environ.get(
         "RNN_CLI_SHARED", os.path.join(ROOT, "..", "shared")), "corpora", "multi30k-de-en"),
         help="the Multi30k folder (train/dev/test.tsv); $RNN_CLI_SHARED/corpora/... by default")
@@ -124,6 +135,8 @@ def arm_ours(spec: dict) -> dict:
     if spec.get("decode"):
         test = reader.read_pairs(spec["test"])
         tr = Translator.load(spec["model"])
+        for beam, alpha in ((1, 0.0), (BEAM, ALPHA)) if spec.get("warmup") else ():
+            list(tr.translate(test.src[:spec["warmup"]], beam=beam, length_penalty=alpha))
         for name, beam, alpha in (("greedy", 1, 0.0), ("beam", BEAM, ALPHA)):
             t0 = time.perf_counter()
             out = [a[0].text for a in tr.translate(test.src, beam=beam, length_penalty=alpha)]
@@ -157,16 +170,23 @@ def ours_cmd(spec: dict, path: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- parts
-def part_side(a, work: str, log) -> dict:
+def part_speed(a, work: str, log) -> dict:
+    out = part_side(a, work, log, minutes=a.speed_minutes, warmup=a.warmup)
+    out["git"] = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.strip()
+    return out
+
+
+def part_side(a, work: str, log, minutes: float | None = None, warmup: int = 0) -> dict:
     from rnn_cli.tasks.translate.search import to_text  # noqa: F401  (imports rnn_cli early)
 
     ids = os.path.join(work, "ids.npz")
     write_ids(ids, a.data)
-    secs = a.minutes * 60
+    secs = (a.minutes if minutes is None else minutes) * 60
     (_, _, test), _, tv = load_multi30k(a.data)
     ours = {"threads": 1, "train": os.path.join(a.data, "train.tsv"),
             "test": os.path.join(a.data, "test.tsv"), "model": os.path.join(work, "side.npz"),
-            "decode": True,
+            "decode": True, "warmup": warmup,
             "options": {**NETWORK, **TRAINING, "min_count": 2, "vocab_size": 50000,
                         "val_frac": 0.0, "max_seconds": secs, "metric": "loss", "seed": 1234}}
     peer = [a.peer_python, os.path.join(ROOT, "bench", "translate_peer.py"), "--data", ids,
@@ -174,7 +194,7 @@ def part_side(a, work: str, log) -> dict:
             "--embed", "256", "--hidden", "256", "--dec-hidden", "256", "--attn-size", "256",
             "--proj", "256", "--dropout", "0.3", "--label-smoothing", "0.1", "--batch-size",
             "64", "--lr", "2e-3", "--clip", "1.0", "--beam", str(BEAM), "--length-penalty",
-            str(ALPHA), "--decode-batch", str(PEER_DECODE_BATCH)]
+            str(ALPHA), "--decode-batch", str(PEER_DECODE_BATCH), "--warmup", str(warmup)]
     r_ours, r_peer = run_arms([(os.path.join(work, "ours.json"),
                                 ours_cmd(ours, os.path.join(work, "ours.json"))),
                                (os.path.join(work, "peer.json"), peer)], log)
@@ -235,11 +255,17 @@ def machine() -> dict:
                                                                         time.gmtime())}
 
 
-def write_report(path: str, found: dict, a) -> None:
-    from translate_report import render  # noqa: E402  (next to this file)
+def write_report(path: str, found: dict, a, parts: list[str]) -> None:
+    """The whole report from `found`, or (speed alone) its speed section spliced into the
+    report already there, the rest of it kept."""
+    from translate_report import render, splice_speed  # noqa: E402  (next to this file)
 
+    if parts == ["speed"] and os.path.exists(path):
+        text = splice_speed(open(path).read(), found["speed"])
+    else:
+        text = render(found, a)
     with open(path, "w") as f:
-        f.write(render(found, a))
+        f.write(text)
 
 
 def main(argv=None) -> int:
@@ -264,14 +290,16 @@ def main(argv=None) -> int:
             log(f"part {name} (load {before['load']})")
             t0 = time.time()
             found[name] = {"result": {"side": part_side, "goal": part_goal,
-                                      "dates": part_dates}[name](a, work, log),
+                                      "dates": part_dates, "speed": part_speed}[name](
+                                          a, work, log),
                            "machine": before, "load_after": machine()["load"],
                            "wall": round(time.time() - t0, 1),
                            "args": {"minutes": a.minutes, "goal_minutes": a.goal_minutes,
-                                    "dates_seconds": a.dates_seconds}}
+                                    "dates_seconds": a.dates_seconds,
+                                    "speed_minutes": a.speed_minutes, "warmup": a.warmup}}
             with open(raw, "w") as f:
                 json.dump(found, f, indent=1, default=str)
-    write_report(a.out, found, a)
+    write_report(a.out, found, a, parts)
     log(f"wrote {a.out}")
     return 0
 

@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--length-penalty", type=float, default=1.0)
     p.add_argument("--decode-limit", type=int, default=0, help="decode this many test sources")
     p.add_argument("--decode-batch", type=int, default=128, help="sources a greedy batch")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="decode this many test sources untimed first (greedy and beam)")
     return p.parse_args(argv)
 
 
@@ -198,6 +200,9 @@ def main(argv=None):
               "tokens_per_sec": tokens / max(t_train, 1e-9),
               "train_loss_last": float(np.mean(losses[-50:])) if losses else None}
     with torch.no_grad():
+        if a.warmup:
+            greedy(net, test_src[:a.warmup], eos, pad, torch, np, a.decode_batch)
+            [beam(net, s, eos, a.beam, a.length_penalty, torch) for s in test_src[:a.warmup]]
         t0 = time.perf_counter()
         result["greedy"] = greedy(net, test_src, eos, pad, torch, np, a.decode_batch)
         result["greedy_seconds"] = time.perf_counter() - t0

@@ -14,12 +14,59 @@ def _load(m: dict) -> str:
     return ", ".join(f"{x:g}" for x in m["load"])
 
 
+SPEED_TITLE = "## Speed check"
+
+
+def render_speed(speed: dict) -> str:
+    """The speed part's section: ratios of arms trained and decoding at the same time."""
+    r, m, a = speed["result"], speed["machine"], speed["args"]
+    o, t = r["rnn-cli"], r["torch"]
+    out = [f"{SPEED_TITLE}: {a['speed_minutes']:g} minutes of training each, 1 thread each, "
+           "at the same time", "",
+           f"{m['when']}, git {r.get('git', '?')}; load average {_load(m)} at the start, "
+           f"{', '.join(f'{x:g}' for x in speed['load_after'])} at the end. "
+           "`bench/translate.py --parts speed`: the network and training rules of the 30-minute "
+           "run below, trained for a few minutes (speed only: the BLEU of so short a run says "
+           "little), then both arms translate test2016 at the same time, each after an untimed "
+           f"warm-up on its first {a['warmup']} sources.", "",
+           "| | rnn-cli | torch | ratio | target |", "|---|---:|---:|---:|---|"]
+    ratio = o["tokens_per_sec"] / t["tokens_per_sec"]
+    out.append(f"| training target tokens/s | {o['tokens_per_sec']:,.0f} | "
+               f"{t['tokens_per_sec']:,.0f} | {ratio:.2f}x | ≥ 2x: {_ok(ratio >= 2)} |")
+    out.append(f"| optimizer steps | {o['steps']:,} | {t['steps']:,} | | |")
+    for what, label in (("greedy", "greedy"), ("beam", "beam 5")):
+        ro = o[f"{what}_sent_s"] / t[f"{what}_sent_s"]
+        out.append(f"| {label} translation, sentences/s | {o[f'{what}_sent_s']:.1f} | "
+                   f"{t[f'{what}_sent_s']:.1f} | {ro:.2f}x | ≥ 2x: {_ok(ro >= 2)} |")
+    for what, label in (("greedy", "greedy"), ("beam", "beam 5")):
+        out.append(f"| test2016 BLEU after the short run, {label} (cased) | "
+                   f"{o[what]['bleu']:.2f} | {t[what]['bleu']:.2f} | | |")
+    return "\n".join(out + [""])
+
+
+def splice_speed(text: str, speed: dict) -> str:
+    """`text` (a report) with its speed section replaced by this one, or this one put before
+    the first other section; everything else kept."""
+    section = render_speed(speed)
+    lines = text.split("\n")
+    heads = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    mine = [i for i in heads if lines[i].startswith(SPEED_TITLE)]
+    if mine:
+        nxt = [i for i in heads if i > mine[0]]
+        end = nxt[0] if nxt else len(lines)
+        return "\n".join(lines[:mine[0]] + section.split("\n") + lines[end:])
+    at = heads[0] if heads else len(lines)
+    return "\n".join(lines[:at] + section.split("\n") + lines[at:])
+
+
 def render(found: dict, args) -> str:
     out = ["# Translation (issue 28): Multi30k de→en beside PyTorch, and the dates task", "",
            "Written by `bench/translate.py` (its docstring says how each part runs). Every "
            "figure of a ratio comes from arms trained **at the same time**, one thread each, in "
            "one run, because this 2-core machine is shared: the load average at the start of "
            "each part is given with it.", ""]
+    if found.get("speed"):
+        out += [render_speed(found["speed"])]
     side = found.get("side")
     if side:
         r, m = side["result"], side["machine"]

@@ -6,8 +6,9 @@ rows or sorting them.
     lower token id;   logp[l, j] = z[l, tok[l, j]] - lse[l]
 
 Per row, one pass of exponentials (`output.exp_shifted`) and one pass that keeps a sorted list of
-K: an element enters only when it beats the list's last, so most cost one comparison. A row with
-fewer than K tokens fills the rest with token -1 and log-probability -inf.
+K: an element enters only when it beats the list's last, so most cost one comparison (K = 1, greedy
+decoding: a scan for the first position equal to the row's maximum). A row with fewer than K
+tokens fills the rest with token -1 and log-probability -inf.
 
 Layouts: logits (L, V) float32 (float64 in the tests), tok (L, K) int32, logp (L, K) float64,
 lse (L,) float64.
@@ -38,7 +39,14 @@ def _topk_rows(tok, logp, lse, logits):
         best = np.empty(K, np.float64)
         ids = tok[r]
         n = 0
-        for v in range(V):
+        if K == 1:  # greedy: the first position of the maximum
+            for v in range(V):
+                if row[v] == m:
+                    best[0] = row[v]
+                    ids[0] = v
+                    n = 1
+                    break
+        for v in range(V if n == 0 else 0):
             x = row[v]
             if n == K and x <= best[K - 1]:
                 continue
