@@ -208,6 +208,9 @@ def part_side(a, work: str, log, minutes: float | None = None, warmup: int = 0) 
         out[label] = {"tokens_per_sec": tok_s, "steps": steps, "sentences": r["sentences"],
                       "greedy_sent_s": r["sentences"] / r["greedy_seconds"],
                       "beam_sent_s": r["sentences"] / r["beam_seconds"],
+                      # the words written: a weaker model's longer outputs take longer to decode
+                      **{f"{n}_words_s": sum(len(x.split()) for x in r[n]) / r[f"{n}_seconds"]
+                         for n in ("greedy", "beam")},
                       "greedy": bleu(r["greedy"], test.tgt), "beam": bleu(r["beam"], test.tgt),
                       "samples": r["greedy"][:3]}
     return out

@@ -38,6 +38,10 @@ def render_speed(speed: dict) -> str:
         ro = o[f"{what}_sent_s"] / t[f"{what}_sent_s"]
         out.append(f"| {label} translation, sentences/s | {o[f'{what}_sent_s']:.1f} | "
                    f"{t[f'{what}_sent_s']:.1f} | {ro:.2f}x | ≥ 2x: {_ok(ro >= 2)} |")
+        if f"{what}_words_s" in o:  # output words/s: the same work whatever each model writes
+            rw = o[f"{what}_words_s"] / t[f"{what}_words_s"]
+            out.append(f"| {label} translation, output words/s | {o[f'{what}_words_s']:,.0f} | "
+                       f"{t[f'{what}_words_s']:,.0f} | {rw:.2f}x | |")
     for what, label in (("greedy", "greedy"), ("beam", "beam 5")):
         out.append(f"| test2016 BLEU after the short run, {label} (cased) | "
                    f"{o[what]['bleu']:.2f} | {t[what]['bleu']:.2f} | | |")
