@@ -24,6 +24,7 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=0.0, help="training seconds (0: defaults)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--opts", default="{}")
+    p.add_argument("--passes", type=int, default=PASSES, help="tagging passes (the median)")
     a = p.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(a.threads)  # as `rnn-cli --threads` sets them: before numpy
@@ -47,12 +48,12 @@ def main(argv=None):
                 sents.append(" ".join(toks))
                 toks = []
     runs = []  # PASSES passes, each by a fresh Tagger (its per-string cache empty): the median
-    for _ in range(PASSES):
+    for _ in range(a.passes):
         tagger = Tagger.load(a.out)
         t0 = time.perf_counter()
         n = sum(1 for _ in tagger.tag(sents))
         runs.append(time.perf_counter() - t0)
-    tag_seconds = sorted(runs)[PASSES // 2]
+    tag_seconds = sorted(runs)[a.passes // 2]
     m = tagger.test(a.test)
     out = {"impl": "rnn-cli", "steps": summary["steps"], "epochs": round(summary["epochs"], 2),
            "train_seconds": summary["seconds"], "tokens_per_sec": summary["tokens_per_sec"],
