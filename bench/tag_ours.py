@@ -2,7 +2,7 @@
 """rnn-cli's arm of bench/tag.py: train a tagger with `rnn_cli.train` (what `rnn-cli train
 --task tag` runs: the same defaults), then time tagging the test file's sentences as raw text
 through `rnn_cli.Tagger` (streamed, one result per sentence, in order: what `rnn-cli tag` does
-without the process start-up; the median of 3 passes, each by a freshly loaded Tagger), score the test file (`Tagger.test`: conlleval), print one JSON
+without the process start-up; the median of --passes (3) passes, each by a freshly loaded Tagger), score the test file (`Tagger.test`: conlleval), print one JSON
 line. Run from the project root with PYTHONPATH=.; --opts JSON: extra training options
 (`{"crf": true}`, `{"char_hidden": 0}`).
 """

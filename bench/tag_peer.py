@@ -17,7 +17,7 @@ cosine schedule over the time budget, gradient-norm clipping at 5, validation at
 end keeping the best parameters by the same metric, and the same decoding: Viterbi over the
 allowed BIO transitions (with the CRF's learned ones with --crf), each token's best tag for a
 tag set without a scheme. Trains for --minutes of wall time (validation included, as ours),
-then tags the test file (batched, sorted by length; the median of 3 timed passes) and writes `token gold pred` rows
+then tags the test file (batched, sorted by length; the median of --passes (3) timed passes) and writes `token gold pred` rows
 to --pred for bench/tag.py to score with the same scorer as ours; prints one JSON line.
 
 Threads: --threads sets torch's intra-op threads (and OMP/MKL before the import).
