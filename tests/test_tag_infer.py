@@ -2,8 +2,8 @@
 once, batched by length, with layer 0's input terms from its per-string cache and the character
 encoder over folded character tables. The tags and the probabilities it prints (6 decimals) are
 those of sentence-at-a-time tagging and of the plain forward (no cache, no folding): mixed
-lengths, unseen words and characters, repeated strings, an empty sentence; softmax and --crf;
-the gemm and the loop recurrences; a cold cache, a warm one, and one too small to hold them."""
+lengths, unseen words and characters, repeated strings, an empty sentence; softmax and --crf
+(LSTM), a GRU; the gemm and the loop recurrences; a cold cache, a warm one, and one too small to hold them."""
 
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ def models(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("infer")
     train = write_corpus(tmp / "train.tsv", n=60)
     out = {}
-    for crf in (False, True):
-        run = TagRun.start(train, steps=12, crf=crf, **TINY)
+    for kind, kw in (("softmax", {}), ("crf", {"crf": True}), ("gru", {"cell": "gru"})):
+        run = TagRun.start(train, steps=12, **kw, **TINY)
         run.run()
-        out[crf] = str(tmp / f"m{int(crf)}.npz")
-        run.save(out[crf])
+        out[kind] = str(tmp / f"{kind}.npz")
+        run.save(out[kind])
     return out
 
 
@@ -63,12 +63,12 @@ def same(got, tags, probs):
         assert np.abs(np.array(t.probs) - np.array(p)).max(initial=0.0) <= PRINTED
 
 
-@pytest.mark.parametrize("crf", [False, True])
+@pytest.mark.parametrize("kind", ["softmax", "crf", "gru"])
 @pytest.mark.parametrize("recurrence", ["gemm", "loops"])
-def test_block_tagging_equals_sentence_at_a_time(models, crf, recurrence, monkeypatch):
+def test_block_tagging_equals_sentence_at_a_time(models, kind, recurrence, monkeypatch):
     monkeypatch.setenv("RNN_CLI_RECURRENCE", recurrence)
     sents = sentences()
-    tagger = Tagger.load(models[crf])
+    tagger = Tagger.load(models[kind])
     assert tagger.net.enc.recurrence == recurrence
     tags, probs = plain(tagger, sents)
     assert any(len(t) for t in tags) and [len(t) for t in tags] == [len(s) for s in sents]
@@ -76,11 +76,11 @@ def test_block_tagging_equals_sentence_at_a_time(models, crf, recurrence, monkey
     same(block, tags, probs)
     assert len(tagger.net.cache) == len({w for s in sents for w in s})
     same(tagger.tag_tokens(sents, probs=True), tags, probs)
-    one = Tagger.load(models[crf])  # sentence at a time, from a cold cache
+    one = Tagger.load(models[kind])  # sentence at a time, from a cold cache
     same(list(one.tag_sentences((Sentence(s, None, 0) for s in sents), probs=True,
                                 batch_size=1)), tags, probs)
     monkeypatch.setattr(infer, "CACHE_BYTES", 1)  # room for one string: the rest each block
-    small = Tagger.load(models[crf])
+    small = Tagger.load(models[kind])
     assert small.net.cache.cap == 1
     same(small.tag_tokens(sents, probs=True), tags, probs)
     same(small.tag_tokens(sents, probs=True), tags, probs)
@@ -88,7 +88,7 @@ def test_block_tagging_equals_sentence_at_a_time(models, crf, recurrence, monkey
 
 
 def test_char_vectors_over_folded_tables_equal_the_plain_encoder(models):
-    tagger = Tagger.load(models[False])
+    tagger = Tagger.load(models["softmax"])
     names = list(dict.fromkeys(WORDS))
     infer.prepare(tagger.net)
     got = infer.char_vectors(tagger.net, names, tagger.chars)
