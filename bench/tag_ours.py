@@ -25,6 +25,10 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--opts", default="{}")
     p.add_argument("--passes", type=int, default=PASSES, help="tagging passes (the median)")
+    p.add_argument("--tag-seconds", type=float, default=0.0,
+                   help="keep making passes until this many seconds have gone")
+    p.add_argument("--barrier", default=None,
+                   help="a path prefix: start tagging when the peer is ready too (tag_sync.py)")
     a = p.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(a.threads)  # as `rnn-cli --threads` sets them: before numpy
@@ -47,13 +51,22 @@ def main(argv=None):
             elif toks:
                 sents.append(" ".join(toks))
                 toks = []
-    runs = []  # PASSES passes, each by a fresh Tagger (its per-string cache empty): the median
-    for _ in range(a.passes):
-        tagger = Tagger.load(a.out)
+    import tag_sync
+
+    count = []
+
+    def one_pass():  # each by a fresh Tagger (its per-string cache empty)
+        nonlocal tagger
+        tagger = Tagger.load(a.out, threads=a.threads)
         t0 = time.perf_counter()
-        n = sum(1 for _ in tagger.tag(sents))
-        runs.append(time.perf_counter() - t0)
-    tag_seconds = sorted(runs)[a.passes // 2]
+        count.append(sum(1 for _ in tagger.tag(sents)))
+        return time.perf_counter() - t0
+
+    tagger = None
+    tag_sync.wait_for(a.barrier, "ours", "peer")
+    runs = tag_sync.passes(one_pass, a.passes, a.tag_seconds)
+    n = count[-1]
+    tag_seconds = sorted(runs)[len(runs) // 2]
     m = tagger.test(a.test)
     out = {"impl": "rnn-cli", "steps": summary["steps"], "epochs": round(summary["epochs"], 2),
            "train_seconds": summary["seconds"], "tokens_per_sec": summary["tokens_per_sec"],
