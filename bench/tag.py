@@ -11,6 +11,12 @@ bench/TAG.md (and the raw rows to bench/results/tag.json).
               default network (softmax, constrained decoding), --crf, and no character encoder
               (--char-hidden 0): test entity F1 beside the shared task's winner (41.86) and
               flair (49.59), both with pretrained resources; ours is from scratch
+    speed     tagging speed alone: UD EWT, both arms trained at the same time for
+              --speed-minutes (2); then both start tagging the test file together (a barrier,
+              bench/tag_sync.py) and each makes passes for --tag-seconds (15; at least
+              --tag-passes): the median pass; written as its own section of --out
+              ("## Tagging speed"), the other sections kept, the rows to
+              bench/results/tag_speed.json
 
 Every pair runs under `flock /work/bench.lock` (fcntl, the same lock), both arms started
 together with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset. Both arms count validation inside
@@ -20,6 +26,7 @@ scorer (`rnn_cli.tasks.tag.metrics`), which tests/test_tag_metrics.py checks aga
 
     make bench-tag                                         # all: ~10 + 20 + 3 x 5 minutes
     python bench/tag.py --peer-python P --runs wnut --wnut-minutes 0.5 --out /tmp/t.md  # smoke
+    python bench/tag.py --peer-python P --runs speed                  # ~3 minutes
 """
 
 from __future__ import annotations
@@ -80,16 +87,22 @@ def corpus(shared: str, name: str) -> dict:
     return {k: os.path.join(d, f"{k}.tsv") for k in ("train", "dev", "test")}
 
 
+TAG_PASSES = 3  # tagging passes of each arm (the median is reported); --tag-passes
+SYNC: list[str] = []  # --runs speed: the arms start tagging together, for the same seconds
+
+
 def ours_cmd(c, tmp, tag, seconds, threads, opts):
     return [sys.executable, os.path.join(ROOT, "bench", "tag_ours.py"), "--train", c["train"],
             "--dev", c["dev"], "--test", c["test"], "--out", os.path.join(tmp, tag + ".npz"),
-            "--seconds", str(seconds), "--threads", str(threads), "--opts", json.dumps(opts)]
+            "--seconds", str(seconds), "--threads", str(threads), "--opts", json.dumps(opts),
+            "--passes", str(TAG_PASSES), *SYNC]
 
 
 def peer_cmd(c, tmp, tag, minutes, args):
     return [PEER_PY, os.path.join(ROOT, "bench", "tag_peer.py"), "--train", c["train"], "--dev",
             c["dev"], "--test", c["test"], "--pred", os.path.join(tmp, tag + ".pred"),
-            "--minutes", str(minutes), "--threads", "1", *args]
+            "--minutes", str(minutes), "--threads", "1", "--passes", str(TAG_PASSES), *SYNC,
+            *args]
 
 
 def run_together(cmds: dict) -> dict:
@@ -158,10 +171,17 @@ def pair(label, c, tmp, minutes, ours_opts, peer_args) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    global PEER_PY
+    global PEER_PY, TAG_PASSES
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="+", default=["ud", "ud-goal", "wnut"],
-                   choices=["ud", "ud-goal", "wnut"])
+                   choices=["ud", "ud-goal", "wnut", "speed"])
+    p.add_argument("--speed-minutes", type=float, default=2.0)
+    p.add_argument("--tag-seconds", type=float, default=15.0,
+                   help="--runs speed: each arm keeps tagging for this many seconds, both "
+                        "starting together (at least --tag-passes passes)")
+    p.add_argument("--tag-passes", type=int, default=None,
+                   help="tagging passes of each arm, the median reported (default: 3; 5 for "
+                        "--runs speed)")
     p.add_argument("--ud-minutes", type=float, default=10.0)
     p.add_argument("--goal-minutes", type=float, default=20.0)
     p.add_argument("--wnut-minutes", type=float, default=5.0)
@@ -183,6 +203,12 @@ def main(argv=None) -> int:
             f.write(report(saved["rows"], saved["meta"], a))
         return 0
     PEER_PY = a.peer_python
+    if a.runs == ["speed"]:
+        TAG_PASSES = a.tag_passes or 5
+        return speed(a)
+    if "speed" in a.runs:
+        p.error("--runs speed runs alone")
+    TAG_PASSES = a.tag_passes or 3
     shared = a.shared if os.path.isdir(os.path.join(a.shared, "corpora")) else "/work/shared"
     ud, wnut = corpus(shared, "ud-ewt-pos"), corpus(shared, "ner-wnut17")
     rows = []
@@ -217,6 +243,52 @@ def main(argv=None) -> int:
     with open(a.out, "w") as f:
         f.write(report(rows, meta, a))
     log("wrote", a.out)
+    return 0
+
+
+SPEED_HEAD = "## Tagging speed (bench/tag.py --runs speed)"
+
+
+def speed(a) -> int:
+    """Tagging sentences/s of both arms on UD EWT after --speed-minutes of training each (at
+    the same time), written as the SPEED_HEAD section of --out (the rest of the file kept)."""
+    shared = a.shared if os.path.isdir(os.path.join(a.shared, "corpora")) else "/work/shared"
+    ud = corpus(shared, "ud-ewt-pos")
+    with tempfile.TemporaryDirectory() as tmp:
+        SYNC[:] = ["--barrier", os.path.join(tmp, "ready"), "--tag-seconds", str(a.tag_seconds)]
+        rows = pair("UD EWT UPOS", ud, tmp, a.speed_minutes, {}, [])
+    meta = machine()
+    path = os.path.join(os.path.dirname(a.results), "tag_speed.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    o, t = rows
+    section = [SPEED_HEAD, "",
+               f"{meta['date']}, git {meta['git']}, {meta['cpu']} ({meta['cores']} cores, shared; "
+               f"load average {o['load'][0]} at the start, {o['load'][1]} at the end). Both arms "
+               f"trained at the same time for {a.speed_minutes} minutes, 1 thread each, then "
+               f"both start tagging the UD EWT test file together and keep at it for "
+               f"{a.tag_seconds:g} s (the median pass; ours: raw text "
+               "through `rnn_cli.Tagger`, a fresh one each pass, its per-string cache empty; "
+               "the peer: batches of 128 sorted by length).", "",
+               "| arm | tag sentences/s | passes | pass seconds: median (min – max) | "
+               "test accuracy % | train tokens/s |",
+               "|---|---:|---:|---|---:|---:|"]
+    for r in rows:
+        ps = sorted(r["tag_passes"])
+        section.append(f"| {r['arm']} | {r['sentences_per_sec']:,.0f} | {len(ps)} | "
+                       f"{r['tag_seconds']:.3f} ({ps[0]:.3f} – {ps[-1]:.3f}) | "
+                       f"{pct(r['test_accuracy'])} | {r['tokens_per_sec']:,.0f} |")
+    section += ["", f"Tagging sentences/s, rnn-cli / torch: "
+                    f"{o['sentences_per_sec'] / t['sentences_per_sec']:.2f}x.", ""]
+    text = open(a.out).read() if os.path.exists(a.out) else ""
+    if SPEED_HEAD in text:  # the section of an earlier speed run goes
+        head, rest = text.split(SPEED_HEAD, 1)
+        nxt = rest.find("\n## ")
+        text = head + (rest[nxt + 1:] if nxt >= 0 else "")
+    with open(a.out, "w") as f:
+        f.write(text.rstrip("\n") + "\n\n" + "\n".join(section))
+    log("wrote", a.out, f"{o['sentences_per_sec'] / t['sentences_per_sec']:.2f}x")
     return 0
 
 

@@ -2,7 +2,7 @@
 """rnn-cli's arm of bench/tag.py: train a tagger with `rnn_cli.train` (what `rnn-cli train
 --task tag` runs: the same defaults), then time tagging the test file's sentences as raw text
 through `rnn_cli.Tagger` (streamed, one result per sentence, in order: what `rnn-cli tag` does
-without the process start-up; the median of 3 passes, each by a freshly loaded Tagger), score the test file (`Tagger.test`: conlleval), print one JSON
+without the process start-up; the median of --passes (3) passes, each by a freshly loaded Tagger), score the test file (`Tagger.test`: conlleval), print one JSON
 line. Run from the project root with PYTHONPATH=.; --opts JSON: extra training options
 (`{"crf": true}`, `{"char_hidden": 0}`).
 """
@@ -24,6 +24,11 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=0.0, help="training seconds (0: defaults)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--opts", default="{}")
+    p.add_argument("--passes", type=int, default=PASSES, help="tagging passes (the median)")
+    p.add_argument("--tag-seconds", type=float, default=0.0,
+                   help="keep making passes until this many seconds have gone")
+    p.add_argument("--barrier", default=None,
+                   help="a path prefix: start tagging when the peer is ready too (tag_sync.py)")
     a = p.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(a.threads)  # as `rnn-cli --threads` sets them: before numpy
@@ -46,13 +51,22 @@ def main(argv=None):
             elif toks:
                 sents.append(" ".join(toks))
                 toks = []
-    runs = []  # PASSES passes, each by a fresh Tagger (its per-string cache empty): the median
-    for _ in range(PASSES):
-        tagger = Tagger.load(a.out)
+    import tag_sync
+
+    count = []
+
+    def one_pass():  # each by a fresh Tagger (its per-string cache empty)
+        nonlocal tagger
+        tagger = Tagger.load(a.out, threads=a.threads)
         t0 = time.perf_counter()
-        n = sum(1 for _ in tagger.tag(sents))
-        runs.append(time.perf_counter() - t0)
-    tag_seconds = sorted(runs)[PASSES // 2]
+        count.append(sum(1 for _ in tagger.tag(sents)))
+        return time.perf_counter() - t0
+
+    tagger = None
+    tag_sync.wait_for(a.barrier, "ours", "peer")
+    runs = tag_sync.passes(one_pass, a.passes, a.tag_seconds)
+    n = count[-1]
+    tag_seconds = sorted(runs)[len(runs) // 2]
     m = tagger.test(a.test)
     out = {"impl": "rnn-cli", "steps": summary["steps"], "epochs": round(summary["epochs"], 2),
            "train_seconds": summary["seconds"], "tokens_per_sec": summary["tokens_per_sec"],

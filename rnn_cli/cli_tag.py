@@ -4,7 +4,8 @@ Input: raw text (one sentence a line, tokens split on whitespace or by `--tokeni
 CoNLL column file (the token in the first column; its gold tag, if any, in the last or
 `--column`) or CoNLL-U; the format is sniffed from the first 64 KiB (`--input-format` to say
 it). Output, one block per input sentence (an empty line of raw text gives an empty block), a
-blank line after each, flushed per sentence:
+blank line after each, written and flushed once per block of sentences tagged together
+(`--batch-size` x 8; `--batch-size 1`: each sentence as soon as it is read):
 
     token<TAB>tag                   the default
     token<TAB>gold<TAB>tag          --gold: the column file's gold tag kept (conlleval's input)
@@ -105,17 +106,23 @@ def run(args, ui) -> int:
     out = sys.stdout
     with stream:
         lines = (raw for _, raw in streams.read_lines(name, stream))
-        for s in tagger.tag(lines, fmt=fmt, tokenizer=args.tokenizer or "space",
-                            column=column if fmt == "conll" else None,
-                            field=field if fmt == "conllu" else None,
-                            probs=args.probs or args.spans, batch_size=args.batch_size or BATCH,
-                            name=name, report=report):
-            if args.gold and s.gold is None:
-                raise UsageError(f"--gold: {name}, line {s.line}: no gold tag column",
-                                 hint="give a column file with tags (token<TAB>tag), or drop "
-                                      "--gold")
-            out.write(_spans(s, args.gold) if args.spans else _rows(s, args.probs, args.gold))
-            out.flush()  # one record per input sentence, as it comes (a pipe is not line-buffered)
+        for block in tagger.tag_lines(lines, fmt=fmt, tokenizer=args.tokenizer or "space",
+                                      column=column if fmt == "conll" else None,
+                                      field=field if fmt == "conllu" else None,
+                                      probs=args.probs or args.spans,
+                                      batch_size=args.batch_size or BATCH, name=name,
+                                      report=report):
+            text = []
+            for s in block:
+                if args.gold and s.gold is None:
+                    out.write("".join(text))  # the sentences before it, as without the error
+                    raise UsageError(f"--gold: {name}, line {s.line}: no gold tag column",
+                                     hint="give a column file with tags (token<TAB>tag), or "
+                                          "drop --gold")
+                text.append(_spans(s, args.gold) if args.spans else
+                            _rows(s, args.probs, args.gold))
+            out.write("".join(text))  # one write per block, flushed as it comes (a pipe is
+            out.flush()  # not line-buffered); --batch-size 1: each sentence as soon as read
     for message in report.messages():
         ui.warn(message)
     return 0

@@ -138,6 +138,7 @@ class Encoder:
         self.WT = np.zeros((H, GH), self.dtype)  # (H, G*H) W_aa^T of the block being run
         self.no_table = np.zeros((0, GH), self.dtype)  # the BLAS kernels then read xa
         self.no_ids = np.zeros((1, 1), np.int32)
+        self.frozen_wt: dict | None = None  # {(layer, d): W_aa^T} when the parameters are fixed
         self._T = self._B = 0
         self._x: dict[int, np.ndarray] = {}  # each layer's (dropped) input of the last forward
         self._fold: list | None = None  # [(table, ids)] per direction: a folded forward
@@ -219,7 +220,8 @@ class Encoder:
 
     def forward(self, inp: np.ndarray | None, lengths: np.ndarray, masks: list | None = None,
                 ids: np.ndarray | None = None, tables: list | None = None,
-                split_top: bool = False) -> np.ndarray | list[np.ndarray]:
+                split_top: bool = False, states: bool = True
+                ) -> np.ndarray | list[np.ndarray] | None:
         """The top layer's states (T, B, dirs*H) for inputs (T, B, D) and lengths (B,); the
         final states are left in `self.final_h` / `self.final_c` (L, dirs, B, H). masks: from
         `draw_masks` (training), None (evaluation). `inp` must stay unchanged until backward.
@@ -228,7 +230,8 @@ class Encoder:
         (any value past a lane's end); no masks, no backward after it. split_top (inference):
         a bidirectional encoder returns its top layer's states per direction, [forward,
         reverse] (T, B, H) each in its own time order (the reverse one: position len_b - 1 - t
-        at row t), without joining them into one array."""
+        at row t), without joining them into one array. states=False: the top layer's states
+        are not written (returns None; the final states only)."""
         s = self.spec
         T, B, D = inp.shape if tables is None else (*ids.shape, s.input_size)
         if D != s.input_size or lengths.shape != (B,) or getattr(inp, "dtype", self.dtype) \
@@ -260,7 +263,9 @@ class Encoder:
                     src = v[f"rev{layer}"]
                     ragged.reverse_within(src, x, lens, False)
                 a = self._run(layer, d, src, T, B)
-                if apart:
+                if not states and layer == s.layers - 1:
+                    out = None
+                elif apart:
                     out.append(a[1:])
                 elif s.bidirectional:
                     half = out[:, :, d * s.hidden:(d + 1) * s.hidden]
@@ -303,7 +308,9 @@ class Encoder:
             ragged.copy_within(xa, xa, lens)
         chunks = min(self.threads, B)
         kind = "" if chunks > 1 else "_serial"
-        if gemm:
+        if gemm and self.frozen_wt is not None:  # fixed parameters: W_aa^T made once
+            WT = self.frozen_wt[layer, d]
+        elif gemm:
             WT = self.WT
             cell.transpose_into(WT, W)
         if s.cell == "rnn":

@@ -18,16 +18,18 @@ from rnn_cli.kernels._jit import njit, njit_parallel, prange
 from rnn_cli.kernels.blas import step_gemm
 from rnn_cli.kernels.cell import _active_end_jit, _chunk_bounds, input_row, tanh32
 
+_HALF = np.float32(0.5)  # a float32 constant: a Python 0.5 would make the gate math float64
+
 
 @njit
 def _gates_forward(g, c_prev, c_out, h_out, H):
     """g (5H,) holds the 4 pre-activations; writes the gates, tanh(c), c<t>, h<t> (one stream)."""
     if g.itemsize == 4:
         for i in range(H):
-            ig = 0.5 + 0.5 * tanh32(0.5 * g[i])
-            fg = 0.5 + 0.5 * tanh32(0.5 * g[H + i])
+            ig = _HALF + _HALF * tanh32(_HALF * g[i])
+            fg = _HALF + _HALF * tanh32(_HALF * g[H + i])
             gg = tanh32(g[2 * H + i])
-            og = 0.5 + 0.5 * tanh32(0.5 * g[3 * H + i])
+            og = _HALF + _HALF * tanh32(_HALF * g[3 * H + i])
             cc = fg * c_prev[i] + ig * gg
             tc = tanh32(cc)
             g[i] = ig

@@ -31,6 +31,7 @@ from rnn_cli.vocab import EOS, UNK, Vocab
 
 _SPECIAL = {"<unk>", "<eos>", UNK, EOS}  # word-level symbols of their own (vocab.py)
 CHAR_MIN_COUNT = 2  # characters seen once are <UNK> (which then gets trained)
+CHAR_GROUPS = (2, 4, 6, 9, 14)  # the character encoder's runs: words of at most 2, 3-4, ... chars
 
 
 def word_key(token: str, lower: bool) -> str:
@@ -61,6 +62,14 @@ def build_char_vocab(sentences: list[Sentence]) -> Vocab:
             counts.update(t)
     kept = sorted(c for c, n in counts.items() if n >= CHAR_MIN_COUNT) or sorted(counts)
     return Vocab("char", kept + [UNK])
+
+
+def char_groups(clens: np.ndarray) -> list[tuple[int, int]]:
+    """[(start, stop)] of the runs of `clens` (sorted longest first) whose lengths fall in the
+    same CHAR_GROUPS range; the longest words first."""
+    bounds = [0] + [int(np.count_nonzero(clens > t)) for t in reversed(CHAR_GROUPS)] + \
+        [clens.shape[0]]
+    return [(a, z) for a, z in zip(bounds[:-1], bounds[1:]) if z > a]
 
 
 @dataclass

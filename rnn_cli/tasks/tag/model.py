@@ -43,21 +43,10 @@ from rnn_cli.errors import UsageError
 from rnn_cli.kernels import crf, embed, token_softmax
 from rnn_cli.params import ParamSet
 from rnn_cli.tasks.tag import options as O
-from rnn_cli.tasks.tag.data import Batch
+from rnn_cli.tasks.tag.data import CHAR_GROUPS, Batch, char_groups
 from rnn_cli.tasks.tag.evaluate import evaluate, run_all
 from rnn_cli.tasks.tag.infer import cached_scores
 from rnn_cli.tasks.tag.tagset import SCHEMES, TagSet
-
-CHAR_GROUPS = (2, 4, 6, 9, 14)  # the character encoder's runs: words of at most 2, 3-4, ... chars
-
-
-def char_groups(clens: np.ndarray) -> list[tuple[int, int]]:
-    """[(start, stop)] of the runs of `clens` (sorted longest first) whose lengths fall in the
-    same CHAR_GROUPS range; the longest words first."""
-    bounds = [0] + [int(np.count_nonzero(clens > t)) for t in reversed(CHAR_GROUPS)] + \
-        [clens.shape[0]]
-    return [(a, z) for a, z in zip(bounds[:-1], bounds[1:]) if z > a]
-
 
 @dataclass(frozen=True)
 class TagConfig:

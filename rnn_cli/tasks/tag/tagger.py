@@ -27,7 +27,7 @@ from rnn_cli.errors import UsageError
 from rnn_cli.store import resolve_model_path
 from rnn_cli.taskfile import TaskModel, load_task
 from rnn_cli.tasks.tag import data as tagdata
-from rnn_cli.tasks.tag.infer import TypeCache
+from rnn_cli.tasks.tag.infer import TypeCache, tag_block
 from rnn_cli.tasks.tag.metrics import TagScorer
 from rnn_cli.tasks.tag.model import FORMAT, TagConfig, TaggerNet
 from rnn_cli.tasks.tag.reader import (ReadReport, Sentence, parse_conll, parse_conllu,
@@ -105,24 +105,27 @@ class Tagger:
 
     # ------------------------------------------------------------------ tagging
     def _tag_block(self, sents: list[Sentence], probs: bool) -> list[Tagged]:
-        data = tagdata.encode(sents, self.words, self.chars, self.tagset)
-        paths, chosen, _ = self.net.run_all(data, probs=probs)
-        out = []
-        for i, s in enumerate(sents):
-            tags = [self.tags[k] for k in paths[i].tolist()]
-            p = [float(v) for v in chosen[i]] if chosen is not None else None
-            out.append(Tagged(list(s.tokens), tags, p, s.tags, s.line))
-        return out
+        paths, chosen = tag_block(self.net, sents, self.words, self.chars, probs)
+        tags = self.tags
+        return [Tagged(list(s.tokens), [tags[k] for k in paths[i].tolist()],
+                       chosen[i].tolist() if chosen is not None else None, s.tags, s.line)
+                for i, s in enumerate(sents)]
 
-    def tag_sentences(self, sentences: Iterable[Sentence], probs: bool = False,
-                      batch_size: int = 32) -> Iterator[Tagged]:
-        """One Tagged per sentence, in order (see the module docstring for the read-ahead)."""
+    def tag_blocks(self, sentences: Iterable[Sentence], probs: bool = False,
+                   batch_size: int = 32) -> Iterator[list[Tagged]]:
+        """`tag_sentences`, a block (a list of Tagged, in order) at a time: batch_size *
+        READ_AHEAD sentences (batch_size 1: one)."""
         if batch_size < 1:
             raise UsageError(f"the batch size must be >= 1 (got {batch_size})")
         it = iter(sentences)
         block = batch_size if batch_size == 1 else batch_size * READ_AHEAD
         while sents := list(itertools.islice(it, block)):
-            yield from self._tag_block(sents, probs)
+            yield self._tag_block(sents, probs)
+
+    def tag_sentences(self, sentences: Iterable[Sentence], probs: bool = False,
+                      batch_size: int = 32) -> Iterator[Tagged]:
+        """One Tagged per sentence, in order (see the module docstring for the read-ahead)."""
+        return itertools.chain.from_iterable(self.tag_blocks(sentences, probs, batch_size))
 
     def tag(self, lines: Iterable[str], fmt: str = "raw", tokenizer: str = "space",
             column: int | None = None, field: str | None = None, probs: bool = False,
@@ -130,6 +133,14 @@ class Tagger:
             report: ReadReport | None = None) -> Iterator[Tagged]:
         """Tag the sentences of `lines` (raw text, a CoNLL column file or CoNLL-U: `fmt`),
         streamed: each block of sentences is read only when the one before is out."""
+        return itertools.chain.from_iterable(self.tag_lines(
+            lines, fmt, tokenizer, column, field, probs, batch_size, name, report))
+
+    def tag_lines(self, lines: Iterable[str], fmt: str = "raw", tokenizer: str = "space",
+                  column: int | None = None, field: str | None = None, probs: bool = False,
+                  batch_size: int = 32, name: str = "<input>",
+                  report: ReadReport | None = None) -> Iterator[list[Tagged]]:
+        """`tag`, a block (a list of Tagged) at a time (`tag_blocks`)."""
         if fmt not in FORMATS:
             raise UsageError(f"unknown input format {fmt!r} (expected one of "
                              f"{', '.join(FORMATS)})")
@@ -140,7 +151,7 @@ class Tagger:
                                 require_tags=False)
         else:
             sents = parse_conllu(lines, field=field, name=name, report=report)
-        return self.tag_sentences(sents, probs, batch_size)
+        return self.tag_blocks(sents, probs, batch_size)
 
     def tag_tokens(self, sentences: Sequence[Sequence[str]], probs: bool = False
                    ) -> list[Tagged]:
