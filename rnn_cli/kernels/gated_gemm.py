@@ -18,7 +18,9 @@ from rnn_cli.kernels._jit import njit, njit_parallel, prange
 from rnn_cli.kernels.blas import step_gemm
 from rnn_cli.kernels.cell import _active_end_jit, _chunk_bounds, input_row, tanh32
 
-_HALF = np.float32(0.5)  # a float32 constant: a Python 0.5 would make the gate math float64
+# float32 constants: a Python float literal is a float64 in numba, and would promote the float32
+# gate math to float64 (twice the vector width's work, and a float64 division in tanh32)
+_HALF32, _ONE32 = np.float32(0.5), np.float32(1.0)
 
 
 @njit
@@ -26,10 +28,10 @@ def _gates_forward(g, c_prev, c_out, h_out, H):
     """g (5H,) holds the 4 pre-activations; writes the gates, tanh(c), c<t>, h<t> (one stream)."""
     if g.itemsize == 4:
         for i in range(H):
-            ig = _HALF + _HALF * tanh32(_HALF * g[i])
-            fg = _HALF + _HALF * tanh32(_HALF * g[H + i])
+            ig = _HALF32 + _HALF32 * tanh32(_HALF32 * g[i])
+            fg = _HALF32 + _HALF32 * tanh32(_HALF32 * g[H + i])
             gg = tanh32(g[2 * H + i])
-            og = _HALF + _HALF * tanh32(_HALF * g[3 * H + i])
+            og = _HALF32 + _HALF32 * tanh32(_HALF32 * g[3 * H + i])
             cc = fg * c_prev[i] + ig * gg
             tc = tanh32(cc)
             g[i] = ig
@@ -125,11 +127,6 @@ lstm_forward_gemm = njit_parallel(_lstm_forward_gemm)
 lstm_backward_gemm = njit_parallel(_lstm_backward_gemm)
 lstm_forward_gemm_serial = njit(_lstm_forward_gemm)
 lstm_backward_gemm_serial = njit(_lstm_backward_gemm)
-
-
-# float32 constants: a Python float literal is a float64 in numba, and would promote the float32
-# gate math below to float64 (twice the vector width's work, and a float64 division in tanh32)
-_HALF32, _ONE32 = np.float32(0.5), np.float32(1.0)
 
 
 @njit
