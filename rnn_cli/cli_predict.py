@@ -18,7 +18,7 @@ import json
 import sys
 
 from rnn_cli.errors import CorpusError, UsageError
-from rnn_cli.flags import finite_float, positive_int
+from rnn_cli.flags import finite_float, input_source, positive_int
 
 BATCH_LINES = 256  # classifier: lines classified together (rows still stream in input order)
 READ_AHEAD = 8  # classifier: batches of lines read at most before their rows are written
@@ -158,12 +158,8 @@ def _predict_classify(args, ui, path) -> int:
     if args.json and args.format:
         raise UsageError("--json and --format are two output formats; choose one",
                          hint="drop --format, or drop --json")
-    source = args.input
-    if source is None:
-        if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("nothing to classify: give FILE, or pipe lines in",
-                             hint=f"e.g. `echo \"a fine film\" | rnn-cli predict -m {path}`")
-        source = "-"
+    source = input_source(args.input, "nothing to classify: give FILE, or pipe lines in",
+                          f'e.g. `echo "a fine film" | rnn-cli predict -m {path}`')
     if args.device == "cuda":
         ui.warn("the classifier runs on the CPU (its CUDA kernels are not written yet)")
     clf = Classifier.load(path, threads=args.threads)

@@ -21,7 +21,7 @@ import json
 import sys
 
 from rnn_cli.errors import UsageError
-from rnn_cli.flags import positive_int
+from rnn_cli.flags import input_source, positive_int
 
 BATCH = 32  # sentences tagged at once (rows still stream in order, a block of 8 batches at a time)
 FORMATS = ("auto", "raw", "conll", "conllu")
@@ -81,13 +81,8 @@ def run(args, ui) -> int:
     from rnn_cli.tasks.tag.tagger import Tagger
 
     path, _ = resolve_model(args.model, args.level, args.task)
-    source = args.input
-    if source is None:
-        if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("nothing to tag: give FILE, or pipe sentences in",
-                             hint=f"e.g. `echo \"Harry Potter met Hermione\" | rnn-cli tag -m "
-                                  f"{path}`")
-        source = "-"
+    source = input_source(args.input, "nothing to tag: give FILE, or pipe sentences in",
+                          f'e.g. `echo "Harry Potter met Hermione" | rnn-cli tag -m {path}`')
     encoding, errors = args.encoding or "utf-8", args.errors or "strict"
     fmt = args.input_format or "auto"
     if fmt == "auto":

@@ -18,7 +18,7 @@ import json
 import sys
 
 from rnn_cli.errors import CorpusError, UsageError
-from rnn_cli.flags import finite_float, nonneg_int, positive_int
+from rnn_cli.flags import finite_float, input_source, nonneg_int, positive_int
 
 BATCH_LINES = 128  # lines translated together (rows still stream in input order)
 
@@ -99,15 +99,8 @@ def run(args, ui) -> int:
                                                                          else 0.0)
     if args.json and args.with_score:
         raise UsageError("--json already holds the scores", hint="drop --with-score")
-    source = args.input
-    if source is None or source == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            if source == "-":
-                raise CorpusError("'-' expects piped input, but standard input is a terminal",
-                                  hint=f'e.g. echo "ein Haus" | rnn-cli translate -m {path}')
-            raise UsageError("nothing to translate: give FILE, or pipe lines in",
-                             hint=f'e.g. echo "ein Haus" | rnn-cli translate -m {path}')
-        source = "-"
+    source = input_source(args.input, "nothing to translate: give FILE, or pipe lines in",
+                          f'e.g. echo "ein Haus" | rnn-cli translate -m {path}')
     if args.device == "cuda":
         ui.warn("the translator runs on the CPU (its CUDA kernels are not written yet)")
     tr = Translator.load(path, threads=args.threads)

@@ -5,11 +5,15 @@
 cli -> cli_<command> -> flags. Nothing here prints, exits, or imports numpy, numba (`--help`
 stays fast) or rich (the help formatter is cli.py's); a bad value raises
 `argparse.ArgumentTypeError`, which argparse reports as a usage error (exit 2).
+`input_source` resolves a command's FILE|- argument against standard input.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from rnn_cli.errors import CorpusError, UsageError
 
 
 def _int_at_least(low: int, kind: str, bound: str):
@@ -145,3 +149,17 @@ def add_task_groups(p: argparse.ArgumentParser) -> None:
                    help="train towards 1 - EPS on the right token and EPS spread over the "
                         "vocabulary (Szegedy et al. 2016); the loss shown in training is that "
                         f"objective, validation's the plain one (default: {TR.LABEL_SMOOTHING:g})")
+
+
+def input_source(source: str | None, nothing: str, example: str) -> str:
+    """A command's input: FILE, or "-" (standard input) when FILE is "-" or absent and standard
+    input is piped. With a terminal on standard input, no FILE is a usage error (`nothing`, the
+    words; `example`, its hint) and "-" an input error (a terminal is no input to read)."""
+    if source is not None and source != "-":
+        return source
+    if sys.stdin is None or sys.stdin.isatty():
+        if source == "-":
+            raise CorpusError("'-' expects piped input, but standard input is a terminal",
+                              hint=example)
+        raise UsageError(nothing, hint=example)
+    return "-"

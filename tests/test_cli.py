@@ -121,3 +121,31 @@ def test_help_does_not_import_numba():
            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n" \
            "assert 'numba' not in sys.modules and 'numpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT)
+
+
+class _Stdin:
+    def __init__(self, tty: bool):
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_input_source_reads_a_pipe_and_refuses_a_terminal(monkeypatch):
+    """predict, tag and translate resolve FILE|- alike (flags.input_source)."""
+    from rnn_cli.errors import CorpusError, ExitStatus, UsageError
+    from rnn_cli.flags import input_source
+
+    monkeypatch.setattr(sys, "stdin", _Stdin(tty=False))
+    assert input_source(None, "nothing", "e.g.") == input_source("-", "nothing", "e.g.") == "-"
+    assert input_source("in.txt", "nothing", "e.g.") == "in.txt"
+    monkeypatch.setattr(sys, "stdin", _Stdin(tty=True))
+    assert input_source("in.txt", "nothing", "e.g.") == "in.txt"
+    with pytest.raises(UsageError, match="nothing") as e:
+        input_source(None, "nothing", "e.g. this")
+    assert e.value.hint == "e.g. this" and e.value.exit_code == ExitStatus.USAGE
+    with pytest.raises(CorpusError, match="expects piped input"):
+        input_source("-", "nothing", "e.g. this")
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(UsageError):
+        input_source(None, "nothing", "e.g.")
