@@ -18,7 +18,7 @@ import json
 import sys
 
 from rnn_cli.errors import CorpusError, UsageError
-from rnn_cli.flags import finite_float, input_source, positive_int
+from rnn_cli.flags import add_decoding, finite_float, input_source, positive_int
 
 BATCH_LINES = 256  # classifier: lines classified together (rows still stream in input order)
 READ_AHEAD = 8  # classifier: batches of lines read at most before their rows are written
@@ -60,10 +60,7 @@ def add_parser(sub, formatter, common, model_choice) -> None:
                         f"still come in input order, a block at a time: {READ_AHEAD} batches "
                         "of lines, or from a pipe the lines at hand (a line is answered "
                         "without waiting for the next); 1: a line at a time")
-    g.add_argument("--encoding", default=None, help="classifier: text encoding of FILE "
-                                                    "(default: utf-8)")
-    g.add_argument("--errors", choices=("strict", "replace", "ignore"), default=None,
-                   help="classifier: what to do with undecodable bytes (default: strict)")
+    add_decoding(g, prefix="classifier: ")
     common(p)
 
 

@@ -18,7 +18,7 @@ import math
 import sys
 
 from rnn_cli.errors import RnnCliError, UsageError
-from rnn_cli.flags import positive_int
+from rnn_cli.flags import add_decoding, positive_int
 from rnn_cli.tasks import KINDS
 
 LN10 = math.log(10.0)
@@ -59,9 +59,7 @@ def add_score_parser(sub, formatter, common, model_choice) -> None:
                         "The model goes once to each worker, the lines in chunks; the rows are "
                         "those of a single-process run, in input order. Not with --total. Needs "
                         "the dask extra: pip install 'rnn-cli\\[dask]'")  # \\[: not rich markup
-    g.add_argument("--encoding", default="utf-8", help="text encoding of FILE (default: utf-8)")
-    g.add_argument("--errors", choices=("strict", "replace", "ignore"), default="strict",
-                   help="what to do with undecodable bytes (default: strict)")
+    add_decoding(g, defaults=True)
     common(p)
 
 

@@ -21,7 +21,7 @@ import json
 import sys
 
 from rnn_cli.errors import UsageError
-from rnn_cli.flags import input_source, positive_int
+from rnn_cli.flags import add_decoding, input_source, positive_int
 
 BATCH = 32  # sentences tagged at once (rows still stream in order, a block of 8 batches at a time)
 FORMATS = ("auto", "raw", "conll", "conllu")
@@ -52,9 +52,7 @@ def add_parser(sub, formatter, common, model_choice) -> None:
                         "was trained on, or the last)")
     g.add_argument("--field", choices=("upos", "xpos"), default=None,
                    help="conllu: the gold tags for --gold (default: the model's, or upos)")
-    g.add_argument("--encoding", default=None, help="text encoding of FILE (default: utf-8)")
-    g.add_argument("--errors", choices=("strict", "replace", "ignore"), default=None,
-                   help="what to do with undecodable bytes (default: strict)")
+    add_decoding(g)
     g = p.add_argument_group("output")
     g.add_argument("--probs", action="store_true",
                    help="add each tag's probability (with --crf models, the marginal "

@@ -16,6 +16,8 @@ import json
 import math
 import sys
 
+from rnn_cli.flags import add_decoding
+
 
 def add_parser(sub, formatter, common, model_choice) -> None:
     from rnn_cli.tasks import KINDS
@@ -40,9 +42,7 @@ def add_parser(sub, formatter, common, model_choice) -> None:
     g.add_argument("--bad-lines", choices=("fail", "skip"), default=None,
                    help="a gold line that cannot be read: fail names the lines (one error), "
                         "skip leaves them out with a warning that counts them (default: fail)")
-    g.add_argument("--encoding", default=None, help="text encoding of FILE (default: utf-8)")
-    g.add_argument("--errors", choices=("strict", "replace", "ignore"), default=None,
-                   help="what to do with undecodable bytes (default: strict)")
+    add_decoding(g)
     common(p)
 
 

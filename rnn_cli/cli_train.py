@@ -14,7 +14,7 @@ import signal
 import sys
 
 from rnn_cli.config import DROPOUT_MASKS, LR_SCHEDULES, UPDATES, ModelConfig, TrainConfig
-from rnn_cli.flags import add_task_groups, finite_float, nonneg_int, positive_int
+from rnn_cli.flags import add_decoding, add_task_groups, finite_float, nonneg_int, positive_int
 from rnn_cli.tasks import KINDS
 from rnn_cli.tasks.classify import options as C
 from rnn_cli.tasks.lm.options import (DEFAULT_CELL, DEFAULT_EPOCHS, LADDER, TOKENS_PER_PARAM,
@@ -56,9 +56,7 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--resume", action="store_true",
                    help="continue training the model at --out (steps, optimizer, data position; "
                         "its task is the file's)")
-    g.add_argument("--encoding", help="text encoding of CORPUS (default: utf-8)")
-    g.add_argument("--errors", choices=("strict", "replace", "ignore"),
-                   help="what to do with undecodable bytes (default: strict)")
+    add_decoding(g, "CORPUS")
     g.add_argument("--bad-lines", choices=("fail", "skip"),
                    help="classify: a line without a label or without text; translate: a line "
                         "without exactly one TAB, or with an empty side: fail names the lines "

@@ -18,7 +18,7 @@ import json
 import sys
 
 from rnn_cli.errors import CorpusError, UsageError
-from rnn_cli.flags import finite_float, input_source, nonneg_int, positive_int
+from rnn_cli.flags import add_decoding, finite_float, input_source, nonneg_int, positive_int
 
 BATCH_LINES = 128  # lines translated together (rows still stream in input order)
 
@@ -67,9 +67,7 @@ def add_parser(sub, formatter, common, model_choice) -> None:
                    help=f"lines translated at once (default: {BATCH_LINES}): each is written "
                         "when its batch is done; 1 answers each line as soon as it is read "
                         "(input from a process that waits for the answers)")
-    g.add_argument("--encoding", default=None, help="text encoding of FILE (default: utf-8)")
-    g.add_argument("--errors", choices=("strict", "replace", "ignore"), default=None,
-                   help="what to do with undecodable bytes (default: strict)")
+    add_decoding(g)
     common(p)
 
 

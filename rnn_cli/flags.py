@@ -49,6 +49,18 @@ def finite_float(low: float = 0.0, low_open: bool = True, high: float = float("i
     return parse
 
 
+def add_decoding(g, what: str = "FILE", prefix: str = "", defaults: bool = False) -> None:
+    """--encoding and --errors, how a command decodes its input `what` (every command that reads
+    text has both, in the same words; `prefix` e.g. "classifier: " when they apply to one kind
+    of model). defaults: the values themselves as the defaults, not None (None: "not given", so
+    that a command can tell)."""
+    g.add_argument("--encoding", default="utf-8" if defaults else None,
+                   help=f"{prefix}text encoding of {what} (default: utf-8)")
+    g.add_argument("--errors", choices=("strict", "replace", "ignore"),
+                   default="strict" if defaults else None,
+                   help=f"{prefix}what to do with undecodable bytes (default: strict)")
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
     """The "output and system" flags every command takes."""
     g = p.add_argument_group("output and system")
