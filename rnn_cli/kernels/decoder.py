@@ -41,12 +41,14 @@ from __future__ import annotations
 
 import math
 
-from rnn_cli.kernels._jit import njit, njit_parallel, prange
+from rnn_cli.kernels._jit import njit_parallel, prange
 from rnn_cli.kernels.attention import ADDITIVE, NONE, attend_lane, attend_lane_backward
 from rnn_cli.kernels.blas import gemm, step_gemm
 from rnn_cli.kernels.cell import _active_end_jit, _chunk_bounds
 from rnn_cli.kernels.gated_gemm import _gates_forward, _gru_gates_forward
 from rnn_cli.kernels.generate import GRU, LSTM
+from rnn_cli.kernels.gru import gru_lane_backward
+from rnn_cli.kernels.lstm import lstm_lane_backward
 from rnn_cli.kernels.output import row_max
 
 __all__ = ["GRU", "LSTM", "decoder_forward", "decoder_backward", "decoder_step",
@@ -106,47 +108,6 @@ def _decoder_forward(feat, gates, cs, alpha, q, xi, xc, enc, keys, src_len, step
                         cs[t + 1, b, :] = 0.0
 
 
-@njit
-def _gru_lane_backward(d, dh2, nxt, up, prev, gt, H):
-    """GRU pointwise backward of one lane and step (as `gated_gemm._gru_backward_gemm`): writes
-    d = dLoss/d(input terms), dh2 = dLoss/d(W_aa s<t-1>), nxt = the direct path dh * z."""
-    for i in range(H):
-        r = gt[i]
-        z = gt[H + i]
-        n = gt[2 * H + i]
-        hn = gt[3 * H + i]
-        dh = up[i] + nxt[i]
-        dn = dh * (1.0 - z) * (1.0 - n * n)
-        dr = dn * hn * r * (1.0 - r)
-        dzg = dh * (prev[i] - n) * z * (1.0 - z)
-        d[i] = dr
-        d[H + i] = dzg
-        d[2 * H + i] = dn
-        dh2[i] = dr
-        dh2[H + i] = dzg
-        dh2[2 * H + i] = dn * r
-        nxt[i] = dh * z
-
-
-@njit
-def _lstm_lane_backward(d, nxt, cnx, up, cp, gt, H):
-    """LSTM pointwise backward of one lane and step (as `gated_gemm._lstm_backward_gemm`):
-    writes d = dLoss/d(pre-activations) and cnx = dLoss/dc<t-1>; reads nxt = dLoss/ds<t>."""
-    for i in range(H):
-        ig = gt[i]
-        fg = gt[H + i]
-        gg = gt[2 * H + i]
-        og = gt[3 * H + i]
-        tc = gt[4 * H + i]
-        dh = up[i] + nxt[i]
-        dc = cnx[i] + dh * og * (1.0 - tc * tc)
-        d[i] = dc * gg * ig * (1.0 - ig)
-        d[H + i] = dc * cp[i] * fg * (1.0 - fg)
-        d[2 * H + i] = dc * ig * (1.0 - gg * gg)
-        d[3 * H + i] = dh * tc * og * (1.0 - og)
-        cnx[i] = dc * fg
-
-
 def _decoder_backward(dfeat, dxi, dhh, dq, dnext, dcnext, dkeys, denc, dv, feat, gates, cs, alpha,
                       q, enc, keys, src_len, steps, W_aa, W_cx, W_q, v, cell, kind, nchunks):
     """Backpropagate through the window (module docstring). Per step and slice: the gates, then
@@ -177,10 +138,10 @@ def _decoder_backward(dfeat, dxi, dhh, dq, dnext, dcnext, dkeys, denc, dv, feat,
                     if cell == GRU:
                         dhh[t, b, :] = 0.0
                 elif cell == GRU:
-                    _gru_lane_backward(dxi[t, b], dhh[t, b], dnext[b], dfeat[t + 1, b, :H],
+                    gru_lane_backward(dxi[t, b], dhh[t, b], dnext[b], dfeat[t + 1, b, :H],
                                        feat[t, b, :H], gates[t, b], H)
                 else:
-                    _lstm_lane_backward(dxi[t, b], dnext[b], dcnext[b], dfeat[t + 1, b, :H],
+                    lstm_lane_backward(dxi[t, b], dnext[b], dcnext[b], dfeat[t + 1, b, :H],
                                         cs[t, b], gates[t, b], H)
             if M <= 0:
                 continue

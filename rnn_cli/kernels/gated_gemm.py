@@ -17,6 +17,8 @@ import numpy as np
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
 from rnn_cli.kernels.blas import step_gemm
 from rnn_cli.kernels.cell import _active_end_jit, _chunk_bounds, input_row, tanh32
+from rnn_cli.kernels.gru import gru_lane_backward
+from rnn_cli.kernels.lstm import lstm_lane_backward
 
 # float32 constants: a Python float literal is a float64 in numba, and would promote the float32
 # gate math to float64 (twice the vector width's work, and a float64 division in tanh32)
@@ -105,19 +107,7 @@ def _lstm_backward_gemm(dz, dnext, dcnext, da, c, gates, W_aa, nchunks):
                     nxt = dnext[b]
                     cnx = dcnext[b]
                     cp = c[t, b]
-                    for i in range(H):
-                        ig = gt[i]
-                        fg = gt[H + i]
-                        gg = gt[2 * H + i]
-                        og = gt[3 * H + i]
-                        tc = gt[4 * H + i]
-                        dh = up[i] + nxt[i]
-                        dc = cnx[i] + dh * og * (1.0 - tc * tc)
-                        d[i] = dc * gg * ig * (1.0 - ig)
-                        d[H + i] = dc * cp[i] * fg * (1.0 - fg)
-                        d[2 * H + i] = dc * ig * (1.0 - gg * gg)
-                        d[3 * H + i] = dh * tc * og * (1.0 - og)
-                        cnx[i] = dc * fg
+                    lstm_lane_backward(d, nxt, cnx, up, cp, gt, H)
                 if t > 0:
                     step_gemm(single, b1 - b0, H, 4 * H, zp + (t * B + b0) * 4 * H * isz, 4 * H,
                               w, H, 0.0, npp + b0 * H * isz, H)
@@ -203,22 +193,7 @@ def _gru_backward_gemm(dz, dhh, dnext, da, a, gates, W_aa, nchunks):
                     d = dz[t, b]
                     dh2 = dhh[t, b]
                     nxt = dnext[b]
-                    for i in range(H):
-                        r = gt[i]
-                        z = gt[H + i]
-                        n = gt[2 * H + i]
-                        hn = gt[3 * H + i]
-                        dh = up[i] + nxt[i]
-                        dn = dh * (1.0 - z) * (1.0 - n * n)
-                        dr = dn * hn * r * (1.0 - r)
-                        dzg = dh * (prev[i] - n) * z * (1.0 - z)
-                        d[i] = dr
-                        d[H + i] = dzg
-                        d[2 * H + i] = dn
-                        dh2[i] = dr
-                        dh2[H + i] = dzg
-                        dh2[2 * H + i] = dn * r
-                        nxt[i] = dh * z  # the direct path h<t-1> -> h<t>
+                    gru_lane_backward(d, dh2, nxt, up, prev, gt, H)
                 if t > 0:
                     step_gemm(single, b1 - b0, H, 3 * H, hp + (t * B + b0) * 3 * H * isz, 3 * H,
                               w, H, 1.0, npp + b0 * H * isz, H)

@@ -30,6 +30,31 @@ import math
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
 
 
+@njit
+def gru_lane_backward(d, dh2, nxt, up, prev, gt, H):
+    """The GRU's pointwise backward of one lane at one step (every GRU backward: this
+    module's loops, `gated_gemm`'s BLAS recurrence, the translator's decoder): from up =
+    dLoss/dh<t> (the layer above) and nxt = dLoss/dh<t> (through the recurrence), prev = h<t-1>
+    and gt = [r, z, n, hn], writes d = dLoss/d(input terms), dh2 = dLoss/d(W_aa h<t-1>) and
+    nxt = the direct path dh * z."""
+    for i in range(H):
+        r = gt[i]
+        z = gt[H + i]
+        n = gt[2 * H + i]
+        hn = gt[3 * H + i]
+        dh = up[i] + nxt[i]
+        dn = dh * (1.0 - z) * (1.0 - n * n)
+        dr = dn * hn * r * (1.0 - r)
+        dzg = dh * (prev[i] - n) * z * (1.0 - z)
+        d[i] = dr
+        d[H + i] = dzg
+        d[2 * H + i] = dn
+        dh2[i] = dr
+        dh2[H + i] = dzg
+        dh2[2 * H + i] = dn * r
+        nxt[i] = dh * z  # the direct path h<t-1> -> h<t>
+
+
 def _gru_forward(a, gates, xa, W_aa, b_hn):
     """Run the GRU over one window; writes a[1:] and gates."""
     T = xa.shape[0]
@@ -83,22 +108,7 @@ def _gru_backward(dz, dhh, dnext, da, a, gates, W_aa):
             up = da[t, b]
             d = dz[t, b]
             dh2 = dhh[t, b]
-            for i in range(H):
-                r = gt[i]
-                z = gt[H + i]
-                n = gt[2 * H + i]
-                hn = gt[3 * H + i]
-                dh = up[i] + nxt[i]
-                dn = dh * (1.0 - z) * (1.0 - n * n)
-                dr = dn * hn * r * (1.0 - r)
-                dzg = dh * (prev[i] - n) * z * (1.0 - z)
-                d[i] = dr
-                d[H + i] = dzg
-                d[2 * H + i] = dn
-                dh2[i] = dr
-                dh2[H + i] = dzg
-                dh2[2 * H + i] = dn * r
-                nxt[i] = dh * z  # the direct path h<t-1> -> h<t>
+            gru_lane_backward(d, dh2, nxt, up, prev, gt, H)
             if t == 0:
                 break
             # nxt += W_aa^T dhh, row by row so the inner loop runs over contiguous memory

@@ -28,6 +28,27 @@ import math
 from rnn_cli.kernels._jit import njit, njit_parallel, prange
 
 
+@njit
+def lstm_lane_backward(d, nxt, cnx, up, cp, gt, H):
+    """The LSTM's pointwise backward of one lane at one step (every LSTM backward: this module's
+    loops, `gated_gemm`'s BLAS recurrence, the translator's decoder): from up = dLoss/dh<t> (the
+    layer above), nxt = dLoss/dh<t> (through the recurrence), cnx = dLoss/dc<t>, cp = c<t-1> and
+    gt = [i, f, g, o, tanh(c<t>)], writes d = dLoss/d(pre-activations) and cnx = dLoss/dc<t-1>."""
+    for i in range(H):
+        ig = gt[i]
+        fg = gt[H + i]
+        gg = gt[2 * H + i]
+        og = gt[3 * H + i]
+        tc = gt[4 * H + i]
+        dh = up[i] + nxt[i]
+        dc = cnx[i] + dh * og * (1.0 - tc * tc)
+        d[i] = dc * gg * ig * (1.0 - ig)
+        d[H + i] = dc * cp[i] * fg * (1.0 - fg)
+        d[2 * H + i] = dc * ig * (1.0 - gg * gg)
+        d[3 * H + i] = dh * tc * og * (1.0 - og)
+        cnx[i] = dc * fg
+
+
 def _lstm_forward(a, c, gates, xa, W_aa):
     """Run the LSTM over one window; writes a[1:], c[1:] and gates."""
     T = xa.shape[0]
@@ -89,19 +110,7 @@ def _lstm_backward(dz, dnext, dcnext, da, c, gates, W_aa):
             gt = gates[t, b]
             up = da[t, b]
             d = dz[t, b]
-            for i in range(H):
-                ig = gt[i]
-                fg = gt[H + i]
-                gg = gt[2 * H + i]
-                og = gt[3 * H + i]
-                tc = gt[4 * H + i]
-                dh = up[i] + nxt[i]
-                dc = cnx[i] + dh * og * (1.0 - tc * tc)
-                d[i] = dc * gg * ig * (1.0 - ig)
-                d[H + i] = dc * c[t, b, i] * fg * (1.0 - fg)
-                d[2 * H + i] = dc * ig * (1.0 - gg * gg)
-                d[3 * H + i] = dh * tc * og * (1.0 - og)
-                cnx[i] = dc * fg
+            lstm_lane_backward(d, nxt, cnx, up, c[t, b], gt, H)
             if t == 0:
                 break
             for j in range(H):
