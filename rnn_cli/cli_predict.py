@@ -4,8 +4,9 @@
                      probabilities (token<TAB>probability rows)
     classifier       one line per input line of FILE or standard input, in order, classified
                      and written a block of the lines at hand at a time (a line typed into a
-                     pipe is answered at once): label<TAB>probability (the k most probable, side by side), or
-                     `__label__X prob` (--format fasttext), or one JSON object a line (--json)
+                     pipe is answered at once): label<TAB>probability (the k most probable,
+                     side by side), or `__label__X prob` (--format fasttext), or one JSON
+                     object a line (--json)
 
 The numbers come from the Python API (`rnn_cli.Model.predict`, `rnn_cli.Classifier.predict`);
 this module parses flags and writes rows. A model of another kind (a tagger, a translator) is
@@ -80,29 +81,24 @@ def _dump(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
-def _kept(r, j, labels, threshold) -> list[tuple[str, float]]:
-    return [(labels[c], p) for c, p in zip(r.top[j], r.probs[j]) if p >= threshold]
-
-
 def _tsv_rows(r, labels, threshold, first) -> str:
     """A block's rows: label<TAB>probability, the k kept side by side ("" when none)."""
     if threshold == 0.0 and all(len(t) == 1 for t in r.top):  # the usual case: one label a row
-        rows = [f"{labels[t[0]]}\t{p[0]:.6f}" if p[0] >= 0.0 else "" for t, p in
-                zip(r.top, r.probs)]
+        rows = [f"{labels[t[0]]}\t{p[0]:.6f}" for t, p in zip(r.top, r.probs)]
         return "".join(rows[j] + "\n" if j >= 0 else "\n" for j in r.rows)
-    return "".join("\t".join(f"{lab}\t{p:.6f}" for lab, p in _kept(r, j, labels, threshold))
+    return "".join("\t".join(f"{lab}\t{p:.6f}" for lab, p in r.kept(j, labels, threshold))
                    + "\n" if j >= 0 else "\n" for j in r.rows)
 
 
 def _fasttext_rows(r, labels, threshold, first) -> str:
-    return "".join(" ".join(f"__label__{lab} {p:.6f}" for lab, p in _kept(r, j, labels, threshold))
+    return "".join(" ".join(f"__label__{lab} {p:.6f}" for lab, p in r.kept(j, labels, threshold))
                    + "\n" if j >= 0 else "\n" for j in r.rows)
 
 
 def _json_rows(r, labels, threshold, first) -> str:
     out = []
     for i, j in enumerate(r.rows):
-        kept = _kept(r, j, labels, threshold) if j >= 0 else []
+        kept = r.kept(j, labels, threshold) if j >= 0 else []
         top = kept[0] if kept else (None, None)
         out.append(_dump({"line": first + i, "label": top[0], "prob": top[1],
                           "labels": [{"label": lab, "prob": p} for lab, p in kept]}) + "\n")

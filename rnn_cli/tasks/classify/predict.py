@@ -57,6 +57,10 @@ class Block:
     unknown: list[int]
     cut: list[bool]
 
+    def kept(self, j: int, labels: list[str], threshold: float) -> list[tuple[str, float]]:
+        """[(label, probability)] of result j, most probable first, down to `threshold`."""
+        return [(labels[c], p) for c, p in zip(self.top[j], self.probs[j]) if p >= threshold]
+
 
 class Classifier:
     """A loaded classification model (`Classifier.load`). Not thread-safe: one per thread."""
@@ -137,8 +141,8 @@ class Classifier:
                 if j < 0:
                     yield Prediction(lineno + i, [], blank=True)
                     continue
-                kept = [(labels[c], p) for c, p in zip(r.top[j], r.probs[j]) if p >= threshold]
-                yield Prediction(lineno + i, kept, r.unknown[j], r.cut[j])
+                yield Prediction(lineno + i, r.kept(j, labels, threshold), r.unknown[j],
+                                 r.cut[j])
             lineno += len(block)
 
     def predict_block(self, block: list[str], k: int = 1, batch_size: int = 256,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnn_cli.batching import eval_batches
+from rnn_cli.kernels import ragged
 from rnn_cli.tasks.tag.data import char_groups, word_key
 
 CACHE_BYTES = 32 << 20  # the rows of this many bytes are kept at most (the first strings seen)
@@ -77,7 +78,7 @@ def char_vectors(net, names: list[str], chars) -> np.ndarray:
     values as `TaggerNet.char_vectors`), run over the folded character tables."""
     n, Hc = len(names), net.cfg.char_hidden
     lens = np.fromiter(map(len, names), np.int32, n)
-    flat = chars.encode("".join(names))[0]
+    flat = chars.encode("".join(names))[0].astype(np.int32, copy=False)
     starts = np.zeros(n, np.int64)
     np.cumsum(lens[:-1], out=starts[1:])
     order = np.argsort(-lens, kind="stable")
@@ -88,11 +89,10 @@ def char_vectors(net, names: list[str], chars) -> np.ndarray:
         for a in range(a0, z0, CHAR_LANES):
             z = min(z0, a + CHAR_LANES)
             sel, cl = order[a:z], slens[a:z]
-            steps = np.arange(int(cl[0]))[:, None]
-            valid = steps < cl[None, :]
-            cx = np.where(valid, flat[np.where(valid, starts[sel][None, :] + steps, 0)], -1)
+            cx = np.empty((int(cl[0]), z - a), np.int32)
+            ragged.fill_lanes(cx, flat, starts, sel, cl)
             enc = net.cencs[g]
-            enc.forward(None, cl, ids=cx.astype(np.int32), tables=tables, states=False)
+            enc.forward(None, cl, ids=cx, tables=tables, states=False)
             out[sel, :Hc], out[sel, Hc:] = enc.final_h[0, 0], enc.final_h[0, 1]
     return out
 
@@ -156,10 +156,9 @@ def tag_block(net, sentences, words, chars, probs: bool = False, batch: int = BA
     for sub in eval_batches(lengths[full], batch, tokens):
         idx = full[sub]
         lens = lengths[idx].astype(np.int32)
-        steps = np.arange(int(lens.max()))[:, None]
-        valid = steps < lens[None, :]
-        ids = np.where(valid, rows[np.where(valid, offsets[idx][None, :] + steps, 0)], -1)
-        em = net.output(net.enc.forward(None, lens, ids=ids.astype(np.int32), tables=tabs))
+        ids = np.empty((int(lens.max()), idx.shape[0]), np.int32)
+        ragged.fill_lanes(ids, rows, offsets, idx, lens)
+        em = net.output(net.enc.forward(None, lens, ids=ids, tables=tabs))
         path = net.decode(em, lens)
         P = net.tag_probs(em, lens) if probs else None
         for j, i in enumerate(idx.tolist()):
