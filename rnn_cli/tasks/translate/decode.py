@@ -104,12 +104,7 @@ class Stepper:
                         self.W["W_aa"], self.W["W_cx"], self.W["W_q"], self.b_hn, self.v,
                         dec.cell, dec.kind, nch)
         logits = get("logits", (L, dec.V))
-        top = feat[1]
-        if dec.P:  # o = tanh(feat W_o^T + b_o), as `Decoder._project` without dropout
-            top = get("o", (L, dec.P))
-            cell.pgemm(top, feat[1], self.W_oT, False, False, 1.0, 0.0, nch)
-            top += self.p("b_o")
-            np.tanh(top, out=top)
+        top = dec._project(self.params, feat[1], None, nch, self.W_oT)
         cell.pgemm(logits, top, self.W_outT, False, False, 1.0, 0.0, nch)
         logits += self.p("b_y")
         return logits, feat[1, :, :H].copy(), (cs[1].copy() if dec.G == 4 else c), alpha
