@@ -18,7 +18,7 @@ from rnn_cli.flags import add_decoding, add_task_groups, finite_float, nonneg_in
 from rnn_cli.tasks import KINDS
 from rnn_cli.tasks.classify import options as C
 from rnn_cli.tasks.lm.options import (DEFAULT_CELL, DEFAULT_EPOCHS, LADDER, TOKENS_PER_PARAM,
-                                      WORD_LR)
+                                      WORD_LRS)
 from rnn_cli.tasks.tag import options as G
 from rnn_cli.tasks.translate import options as TR
 
@@ -101,7 +101,8 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--dropout", type=finite_float(0.0, False, 0.99),
                    help="inverted dropout on the embedding output, between layers and before "
                         "the output layer, during training only (default at word level: by the "
-                        "epochs the run will see, 0.1 below 1 up to 0.4 from 6; at char level "
+                        "epochs the run will see, 0.1 below 1 up to 0.4 from 6, a step more from "
+                        "H 384; at char level "
                         f"0.3 from 500k training tokens, else 0; classify: {C.DROPOUT:g}, also "
                         f"on the embeddings; tag: {G.DROPOUT:g}, on the word encoder's input "
                         "(word embedding and character vector), between its layers and before the "
@@ -162,6 +163,7 @@ def add_parser(sub, formatter, common) -> None:
                         "(default: words)")
     add_task_groups(p)  # classification, tagging, translation
     g = p.add_argument_group("optimisation")
+    word_rates = ", ".join(f"{lr:g} from {h}" if h else f"{lr:g}" for h, lr in WORD_LRS)
     g.add_argument("--batch-size", type=positive_int,
                    help=f"B, parallel streams of a language model; examples per batch of the "
                         f"other tasks (default: {t.batch_size}; tag: {G.BATCH_SIZE} sentences; "
@@ -169,8 +171,8 @@ def add_parser(sub, formatter, common) -> None:
     g.add_argument("--seq-len", type=positive_int,
                    help=f"T, steps of backpropagation through time (default: {t.seq_len})")
     g.add_argument("--lr", type=finite_float(0.0, True, 1e3),
-                   help=f"learning rate (default: {t.lr:g}; {WORD_LR:g} for a new word-level "
-                        "model with Adam)")
+                   help=f"learning rate (default: {t.lr:g}; for a new word-level model with "
+                        f"Adam, by H: {word_rates})")
     g.add_argument("--optim", choices=("adam", "sgd", "adagrad", "rmsprop"),
                    help=f"update rule (default: {t.optim})")
     g.add_argument("--clip", type=finite_float(0.0, False),

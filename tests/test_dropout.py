@@ -250,24 +250,31 @@ def test_word_defaults_follow_the_tokens_the_run_will_see():
     assert out == {"hidden": 128, "embed": 128, "dropout": 0.1, "dropout_mask": "locked",
                    "lr": WORD_LR}
     assert "0.661 epochs" in why
-    # ten epochs: the largest of the ladder, H 256 (384 and 512 left it: they diverged at
-    # WORD_LR, bench/WORDLM.md), and the most dropout
+    # ten epochs: H 384 (512 would see fewer than 10 tokens per parameter), at its own rate,
+    # and the most dropout, one step more from H 384
     out, _, _ = plan(epochs=10.0)
-    assert (out["hidden"], out["dropout"]) == (256, 0.4)
-    assert plan(epochs=5.0)[0]["dropout"] == 0.3
-    assert plan(epochs=40.0)[0]["hidden"] == 256
+    assert (out["hidden"], out["dropout"], out["lr"]) == (384, 0.5, 4e-3)
+    out = plan(epochs=5.0)[0]  # fewer tokens: H 256, less dropout
+    assert (out["hidden"], out["dropout"], out["lr"]) == (256, 0.3, WORD_LR)
+    out = plan(epochs=40.0)[0]
+    assert (out["hidden"], out["lr"]) == (512, 3e-3)
     # ... unless no stopping rule was given: the corpus-size H caps it
     assert plan(epochs=10.0, cap=128)[0]["hidden"] == 128
+    assert plan(epochs=10.0, cap=256)[0] == {"hidden": 256, "embed": 256, "dropout": 0.4,
+                                             "dropout_mask": "locked", "lr": WORD_LR}
     # a time budget: H 256 is timed once, the other sizes scaled by their FLOPs per token
     out, why, called = plan(max_seconds=900.0, rate=20_000.0)
     assert called == [256] and out["hidden"] == 256 and out["dropout"] == 0.4
     assert "20,000 tok/s" in why
+    out, _, _ = plan(max_seconds=1800.0, rate=28_000.0)  # a quiet machine, 30 minutes: H 384
+    assert (out["hidden"], out["dropout"], out["lr"]) == (384, 0.5, 4e-3)
     out, _, _ = plan(max_seconds=900.0, rate=8_000.0)  # a busy machine: fewer epochs
     assert (out["hidden"], out["dropout"]) == (256, 0.4)
     assert plan(max_seconds=900.0, rate=4_000.0)[0]["hidden"] == 128  # fewer still: smaller
-    assert plan(max_seconds=7200.0, rate=20_000.0)[0]["hidden"] == 256
-    # a larger H given by hand: one step more dropout from H 512
-    assert budget.dropout_for(40.0, 512) == 0.5 and budget.dropout_for(40.0, 256) == 0.4
+    assert plan(max_seconds=7200.0, rate=20_000.0)[0]["hidden"] == 512
+    assert budget.dropout_for(40.0, 384) == 0.5 and budget.dropout_for(40.0, 256) == 0.4
+    assert [budget.word_lr(h) for h in (128, 200, 256, 384, 500, 512, 1024)] == [
+        8e-3, 8e-3, 8e-3, 4e-3, 4e-3, 3e-3, 3e-3]
 
 
 def test_word_defaults_leave_given_flags_alone():

@@ -16,10 +16,11 @@ is regularised. So for a new word-level model, with the flags given winning:
                 a stopping rule given, at most the corpus-size H of `options.scaled_defaults`
                 (so a plain `train` of a large corpus does not run 10 epochs of a far larger
                 network)
-    dropout     by the epochs the run will see at that H, one step more from H 512
+    dropout     by the epochs the run will see at that H, one step more from H 384
                 (`dropout_for`), locked over time (--dropout-mask locked)
-    lr          WORD_LR with Adam (the default optimizer), on the cosine schedule that ends
-                at the budget's end
+    lr          Adam's (the default optimizer) rate of that H, `options.word_lr` (8e-3 up to
+                H 256, 4e-3 at 384, 3e-3 from 512), on the cosine schedule that ends at the
+                budget's end
 
 `-v` prints the choice and the figures behind it. Character level keeps the corpus-size defaults
 of `options.scaled_defaults` (bench/QUALITY.md).
@@ -35,8 +36,8 @@ import numpy as np
 
 from rnn_cli.config import ModelConfig, TrainConfig
 from rnn_cli.params import param_shapes
-from rnn_cli.tasks.lm.options import (DROPOUT_MAX, DROPOUT_STEPS, LADDER, TOKENS_PER_PARAM,
-                                      WORD_LR)
+from rnn_cli.tasks.lm.options import (DROPOUT_LARGE_H, DROPOUT_MAX, DROPOUT_STEPS, LADDER,
+                                      TOKENS_PER_PARAM, word_lr)
 
 RATE_H = 256  # the H timed for --max-seconds
 EVAL_SHARE = 0.1  # train.EVAL_BUDGET: validation's share of the wall time
@@ -88,7 +89,7 @@ def dropout_for(epochs: float, hidden: int) -> float:
     """The dropout of a run that sees `epochs` of its corpus with `hidden` units."""
     steps = [r for below, r in DROPOUT_STEPS if epochs < below] + [DROPOUT_MAX]
     rate = steps[0]
-    if hidden >= 512:  # a larger network memorises sooner (Zaremba et al. 2014: 0.5 at H 650)
+    if hidden >= DROPOUT_LARGE_H:  # a larger network memorises sooner (Zaremba et al.: 0.5, H 650)
         rate = min(rate + 0.1, DROPOUT_MAX + 0.1)
     return rate
 
@@ -128,7 +129,7 @@ def word_defaults(cfg: ModelConfig, tcfg: TrainConfig, n_train: int, B: int, T: 
     if "dropout_mask" not in given:
         out["dropout_mask"] = "locked"
     if "lr" not in given and tcfg.optim == "adam":
-        out["lr"] = WORD_LR  # a TrainConfig field (the caller splits them)
+        out["lr"] = word_lr(H)  # a TrainConfig field (the caller splits them)
     notes.append(f"the run will see ~{tok / 1e6:.3g}M tokens = {epochs:.3g} epochs"
                  + (f" at ~{r:,.0f} tok/s" if r else "")
                  + f", {tok / n_core(c):.3g} per network parameter of H {H}")

@@ -18,16 +18,25 @@ OPTIONS = frozenset(ARCH + TRAIN_FLAGS + tuple(VOCAB_FLAGS) + READ_FLAGS)
 DEFAULT_EPOCHS = 10  # when no stopping rule is given
 DEFAULT_CELL = "gru"  # what `rnn-cli train` uses without --cell (README "Cells, layers and ...")
 # Word-level defaults by budget (`budget.py`, docs/training.md "What train picks"):
-# H candidates of a word model. 384 and 512 are out: on a quiet machine the 30-minute PTB run
-# picked H 384, which at WORD_LR learned slower than H 256 and diverged in its 8th epoch
-# (bench/WORDLM.md, 2026-12-05 08:32); a larger H needs a rate of its own, not yet measured.
-LADDER = (128, 256)
+# H candidates of a word model, each with its Adam rate (WORD_LRS: the rate of the largest H
+# listed at or below it). At 8e-3 H 384 diverged in its 8th epoch (bench/WORDLM.md, 2026-12-05
+# 08:32); at 4e-3 (H 384) and 3e-3 (H 512) 30-minute runs trained to the end and beat H 256
+# (the same file, "Larger H at rates of their own").
+LADDER = (128, 256, 384, 512)
+WORD_LR = 8e-3  # Adam's rate of a new word model up to H 256 (issue 30: 2e-3 learned far slower)
+WORD_LRS = ((0, WORD_LR), (384, 4e-3), (512, 3e-3))
 TOKENS_PER_PARAM = 10.0  # the least a run must train per network parameter for its H to be chosen
-# dropout by epochs seen: (fewer than this many epochs, rate); from the last on: DROPOUT_MAX
-# (bench/WORDLM.md: 0.5 from 12 epochs held the 30-minute H 256 run back, 0.4 is the rate now)
+# dropout by epochs seen: (fewer than this many epochs, rate); from the last on: DROPOUT_MAX,
+# one step more from H 384 (bench/WORDLM.md: 0.5 from 12 epochs held the 30-minute H 256 run
+# back; H 384 and 512 ran at 0.5)
 DROPOUT_STEPS = ((1.0, 0.1), (3.0, 0.2), (6.0, 0.3))
 DROPOUT_MAX = 0.4
-WORD_LR = 8e-3  # Adam's rate of a new word model (issue 30: 2e-3 learned far slower on PTB)
+DROPOUT_LARGE_H = 384
+
+
+def word_lr(hidden: int) -> float:
+    """Adam's default rate of a new word model of `hidden` units."""
+    return [lr for h, lr in WORD_LRS if hidden >= h][-1]
 
 
 def scaled_defaults(level: str, n_train: int, given: dict) -> dict:

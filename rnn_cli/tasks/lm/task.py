@@ -223,8 +223,9 @@ def _plan_word(mcfg, tcfg, train_ids, B, T, given, scaled, device, word_class, e
     planned, why = budget.word_defaults(
         mcfg, tcfg, len(train_ids), B, T, given, rate_of if device == "cpu" else None,
         cap=None if explicit else scaled.get("hidden", mcfg.hidden))
+    timed_h = mcfg.hidden if "hidden" in given else budget.RATE_H  # what rate_of timed
     emit("detail", {"message": "word defaults by budget: " + why
-                               + (f" (H {budget.RATE_H} timed at {timed[0]:,.0f} tok/s)"
+                               + (f" (H {timed_h} timed at {timed[0]:,.0f} tok/s)"
                                   if timed else "")})
     return planned
 
