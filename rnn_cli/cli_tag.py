@@ -5,7 +5,8 @@ CoNLL column file (the token in the first column; its gold tag, if any, in the l
 `--column`) or CoNLL-U; the format is sniffed from the first 64 KiB (`--input-format` to say
 it). Output, one block per input sentence (an empty line of raw text gives an empty block), a
 blank line after each, written and flushed once per block of sentences tagged together
-(`--batch-size` x 8; `--batch-size 1`: each sentence as soon as it is read):
+(`--batch-size` x 8; from a pipe, the sentences that have arrived, so each is answered without
+waiting for the next):
 
     token<TAB>tag                   the default
     token<TAB>gold<TAB>tag          --gold: the column file's gold tag kept (conlleval's input)
@@ -24,6 +25,7 @@ from rnn_cli.errors import UsageError
 from rnn_cli.flags import add_decoding, input_source, positive_int
 
 BATCH = 32  # sentences tagged at once (rows still stream in order, a block of 8 batches at a time)
+READ_LINES = 1 << 14  # input lines read at most at once (from a pipe: those that have arrived)
 FORMATS = ("auto", "raw", "conll", "conllu")
 
 
@@ -67,8 +69,9 @@ def add_parser(sub, formatter, common, model_choice) -> None:
                         "tokens' tags)}]} (with --gold, \"gold\": the gold spans)")
     g.add_argument("--batch-size", type=positive_int, default=None,
                    help=f"sentences tagged at once (default: {BATCH}); output still comes in "
-                        "input order, a block of 8 batches at a time; 1: each sentence as soon "
-                        "as it is read")
+                        "input order, a block of 8 batches at a time, or from a pipe the "
+                        "sentences that have arrived, so a sentence is answered without "
+                        "waiting for the next")
     common(p)
 
 
@@ -98,13 +101,13 @@ def run(args, ui) -> int:
     report = ReadReport(name, fmt)
     out = sys.stdout
     with stream:
-        lines = (raw for _, raw in streams.read_lines(name, stream))
+        lines = streams.Lines(name, stream, READ_LINES)
         for block in tagger.tag_lines(lines, fmt=fmt, tokenizer=args.tokenizer or "space",
                                       column=column if fmt == "conll" else None,
                                       field=field if fmt == "conllu" else None,
                                       probs=args.probs or args.spans,
                                       batch_size=args.batch_size or BATCH, name=name,
-                                      report=report):
+                                      report=report, idle=lines.idle):
             text = []
             for s in block:
                 if args.gold and s.gold is None:
@@ -115,7 +118,7 @@ def run(args, ui) -> int:
                 text.append(_spans(s, args.gold) if args.spans else
                             _rows(s, args.probs, args.gold))
             out.write("".join(text))  # one write per block, flushed as it comes (a pipe is
-            out.flush()  # not line-buffered); --batch-size 1: each sentence as soon as read
+            out.flush()  # not line-buffered); from a pipe: each sentence once it has arrived
     for message in report.messages():
         ui.warn(message)
     return 0

@@ -6,10 +6,11 @@
     {"line", "translations": [{"text", "score", "logprob", "finished"}, ...]}   (--json)
 
 A blank input line is answered by a blank line (no model call), so the output stays aligned
-with the input. Lines are read and translated --batch-size at a time (1: each line answered as
-soon as it is read). `--attention-out FILE` writes the attention of the
-first non-blank line's best translation: an SVG heatmap for FILE.svg, else TSV. The numbers come
-from the Python API (`rnn_cli.Translator`); this module parses flags and writes lines.
+with the input. Lines are translated --batch-size at a time; from a pipe, the lines that have
+arrived are translated without waiting for more (a line piped in is answered at once, while a
+fast writer fills whole batches). `--attention-out FILE` writes the attention of the first
+non-blank line's best translation: an SVG heatmap for FILE.svg, else TSV. The numbers come from
+the Python API (`rnn_cli.Translator`); this module parses flags and writes lines.
 """
 
 from __future__ import annotations
@@ -64,23 +65,25 @@ def add_parser(sub, formatter, common, model_choice) -> None:
                         "SVG heatmap when FILE ends in .svg, else TSV (a row per output token, "
                         "a column per source token)")
     g.add_argument("--batch-size", type=positive_int, default=None,
-                   help=f"lines translated at once (default: {BATCH_LINES}): each is written "
-                        "when its batch is done; 1 answers each line as soon as it is read "
-                        "(input from a process that waits for the answers)")
+                   help=f"lines translated at once (default: {BATCH_LINES}), each written when "
+                        "its batch is done; from a pipe a batch is at most the lines that have "
+                        "arrived, so a line is answered without waiting for the next")
     add_decoding(g)
     common(p)
 
 
-def _lines(name, stream):
-    """The input lines without their line ends; a NUL byte is binary input, refused."""
-    from rnn_cli import streams
-
-    for lineno, raw in streams.read_lines(name, stream):
-        line = raw.rstrip("\n").rstrip("\r")
-        if "\x00" in line:
-            raise CorpusError(f"{name} line {lineno} holds a NUL byte: the input looks like "
-                              "binary data, not text", hint="give text, one sentence a line")
-        yield line
+def _blocks(lines):
+    """Blocks of the input lines without their line ends (`streams.Lines`: from a pipe, the
+    lines that have arrived); a NUL byte is binary input, refused."""
+    for block in lines.blocks():
+        first = lines.lineno - len(block) + 1
+        block = [raw.rstrip("\n").rstrip("\r") for raw in block]
+        for i, line in enumerate(block):
+            if "\x00" in line:
+                raise CorpusError(f"{lines.name} line {first + i} holds a NUL byte: the input "
+                                  "looks like binary data, not text",
+                                  hint="give text, one sentence a line")
+        yield block
 
 
 def run(args, ui) -> int:
@@ -108,9 +111,11 @@ def run(args, ui) -> int:
     n = cut_out = 0
     attention_done = False
     with stream:
-        for answers in tr.translate(_lines(name, stream), beam=beam, n_best=n_best,
-                                    length_penalty=alpha, max_len=args.max_len or 0,
-                                    read_ahead=batch):
+        answered = (answers for block in _blocks(streams.Lines(name, stream, batch))
+                    for answers in tr.translate_batch(block, beam=beam, n_best=n_best,
+                                                      length_penalty=alpha,
+                                                      max_len=args.max_len or 0))
+        for answers in answered:
             n += 1
             if not answers[0].source_tokens:  # a blank line
                 out.write(_dump({"line": n, "translations": []}) + "\n" if args.json else "\n")

@@ -68,19 +68,68 @@ def read_blocks(name: str, stream, max_lines: int) -> Iterator[list[str]]:
     and no more bytes are waiting: a line written to the pipe is answered without waiting for
     the next one, or for the end of the input, while a fast writer fills whole blocks. The
     stream must not have been read from yet (its descriptor is read directly)."""
-    fd, regular = None, True
-    if isinstance(stream, io.TextIOWrapper):
-        try:
-            fd = stream.fileno()
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)  # a file never waits
-        except (OSError, ValueError):
-            fd = None
+    fd, regular = _descriptor(stream)
     if fd is None or regular:
         yield from _stream_blocks(name, stream, max_lines)
     elif os.name != "posix":  # no select() on pipes: a line at a time
         yield from _stream_blocks(name, stream, 1)
     else:
         yield from _pipe_blocks(name, stream, fd, max_lines)
+
+
+def _descriptor(stream) -> tuple[int | None, bool]:
+    """(the descriptor read_blocks may read directly, or None; whether it is a regular file,
+    which never waits)."""
+    if isinstance(stream, io.TextIOWrapper):
+        try:
+            fd = stream.fileno()
+            return fd, stat.S_ISREG(os.fstat(fd).st_mode)
+        except (OSError, ValueError):
+            pass
+    return None, True
+
+
+def _buffered(stream) -> bytes | None:
+    """The bytes a peek at the stream (a format sniff) left in its binary buffer, to be read
+    before the descriptor (peek(0) returns them, or when there are none reads once, as
+    os.read would); None when there are none."""
+    buf = getattr(stream, "buffer", None)
+    try:
+        n = len(buf.peek(0)) if buf is not None else 0
+    except (AttributeError, OSError, ValueError):
+        return None
+    return buf.read1(n) if n else None
+
+
+class Lines:
+    """The lines of `stream` (from `open_input`, not read from yet) through `read_blocks`: a
+    block at a time (`blocks`) or one at a time (iterating), each with its "\n" and a leading
+    BOM dropped. `idle()` is True when every line that has arrived from a pipe has been handed
+    out (never for a file): a reader of sentences may answer what it holds then, instead of
+    waiting for lines that are not written yet."""
+
+    def __init__(self, name: str, stream, max_lines: int):
+        self.name, self.lineno = name, 0  # lineno: lines handed out in blocks so far
+        self._blocks = read_blocks(name, stream, max_lines)
+        self._waits = not _descriptor(stream)[1]
+        self._left = 0
+
+    def blocks(self) -> Iterator[list[str]]:
+        for block in self._blocks:
+            if not self.lineno:
+                block[0] = block[0].removeprefix("\ufeff")
+            self.lineno += len(block)
+            yield block
+
+    def __iter__(self) -> Iterator[str]:
+        for block in self.blocks():
+            self._left = len(block)
+            for line in block:
+                self._left -= 1
+                yield line
+
+    def idle(self) -> bool:
+        return self._waits and not self._left
 
 
 def _decode_error(name: str, e: UnicodeDecodeError, lineno: int) -> CorpusError:
@@ -114,9 +163,10 @@ def _pipe_blocks(name: str, stream, fd: int, max_lines: int) -> Iterator[list[st
     decoder = io.IncrementalNewlineDecoder(
         codecs.getincrementaldecoder(stream.encoding)(stream.errors or "strict"), translate=True)
     lineno, lines, rest = 0, [], []  # rest: the pieces of an unfinished line
+    buffered = _buffered(stream)
     while True:
         try:
-            chunk = os.read(fd, PIPE_CHUNK)
+            chunk, buffered = (buffered, None) if buffered else (os.read(fd, PIPE_CHUNK), None)
         except BlockingIOError:  # a non-blocking descriptor: wait for bytes
             select.select([fd], [], [])
             continue

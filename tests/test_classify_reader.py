@@ -166,3 +166,29 @@ def test_read_blocks_of_a_pipe_and_of_a_file(tmp_path):
     f.write_bytes(data)
     with open(f, encoding="utf-8", newline=None) as s:
         assert [len(b) for b in streams.read_blocks(str(f), s, 4)] == [4, 2]
+
+
+def test_lines_hand_out_what_a_pipe_has_brought_and_what_a_peek_left(tmp_path):
+    """streams.Lines (lines with or without their "\\n"): a leading BOM dropped; idle()
+    once every line that has arrived from a pipe is out (never for a file); the bytes a
+    format sniff peeked at are not lost."""
+    import os
+
+    from rnn_cli import streams
+
+    r, w = os.pipe()
+    os.write(w, "\ufeffa\nb\n".encode())
+    with open(r, encoding="utf-8", newline=None) as f:
+        assert f.buffer.peek(1).startswith(b"\xef\xbb\xbf")  # a sniff's peek
+        lines = streams.Lines("<pipe>", f, 10)
+        it = iter(lines)
+        assert next(it).rstrip("\n") == "a" and not lines.idle()  # the "\n" may be gone
+        assert next(it).rstrip("\n") == "b" and lines.idle()
+        os.write(w, b"c\n")
+        os.close(w)
+        assert [line.rstrip("\n") for line in it] == ["c"] and lines.lineno == 3
+    path = tmp_path / "f.txt"
+    path.write_text("x\ny\n")
+    with open(path, encoding="utf-8", newline=None) as f:
+        lines = streams.Lines(str(path), f, 1)
+        assert [(line, lines.idle()) for line in lines] == [("x\n", False), ("y\n", False)]

@@ -36,12 +36,15 @@ def test_tag_into_head_exits_quietly(data):
     assert proc.returncode == 1  # BrokenPipeError: no message, exit 1 (as `sample | head`)
 
 
-def test_tag_answers_each_sentence_as_it_is_read(data):
-    proc = subprocess.Popen(cmd("tag", "-m", data / "m.npz", "--batch-size", "1"),
+@pytest.mark.parametrize("batch", [(), ("--batch-size", "1")])
+def test_tag_answers_each_sentence_as_it_is_read(data, batch):
+    """From a pipe, the sentences that have arrived: one written is answered while the input
+    stays open, with the default batch size too."""
+    proc = subprocess.Popen(cmd("tag", "-m", data / "m.npz", *batch),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
                             stderr=subprocess.PIPE, env=env(), cwd=ROOT)  # unbuffered: select
     try:
-        for text, first_tag in (("Ada met Oslo", "B-PER"), ("then said", "O")):
+        for text, first_tag in (("\ufeffAda met Oslo", "B-PER"), ("then said", "O")):
             proc.stdin.write(f"{text}\n".encode())
             proc.stdin.flush()  # stdin stays open: the answer must come before the input ends
             rows = []
@@ -49,7 +52,8 @@ def test_tag_answers_each_sentence_as_it_is_read(data):
                 ready, _, _ = select.select([proc.stdout], [], [], 60)
                 assert ready, "no answer to a sentence while its input stayed open"
                 rows.append(proc.stdout.readline().decode())
-            assert rows[-1] == "\n" and rows[0] == f"{text.split()[0]}\t{first_tag}\n"
+            word = text.split()[0].removeprefix("\ufeff")  # a leading BOM is not a token
+            assert rows[-1] == "\n" and rows[0] == f"{word}\t{first_tag}\n"
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)
@@ -58,3 +62,22 @@ def test_tag_answers_each_sentence_as_it_is_read(data):
 
 def test_a_terminal_on_stdin_is_never_waited_on(data):
     terminal_on_stdin_refused("nothing to tag: give FILE, or pipe sentences in", "tag", "-m", data / "m.npz")
+
+
+@pytest.mark.parametrize("fmt", ["raw", "conll"])
+def test_a_fast_pipe_gives_the_rows_of_the_file(data, tmp_path, fmt):
+    """Sentences piped in faster than they are tagged come in blocks: the rows are those of
+    the same input read from a file, in order."""
+    words = ["Ada", "met", "Harry", "Potter", "in", "Oslo", "then", "said"]
+    sents = [[words[(i * 3 + j) % len(words)] for j in range(1 + i % 9)] for i in range(3000)]
+    text = ("".join(" ".join(s) + "\n" for s in sents) if fmt == "raw" else
+            "".join("".join(f"{w}\n" for w in s) + "\n" for s in sents))
+    (tmp_path / "in.txt").write_text(text)
+    fmt_flag = ("--input-format", fmt) if fmt == "conll" else ()  # raw: sniffed (a peek)
+    args = ("tag", "-m", data / "m.npz", "--probs", *fmt_flag, "--threads", "1")
+    from_file = ok(run_cli(*args, tmp_path / "in.txt")).stdout
+    piped = subprocess.run(["bash", "-c", f"cat {tmp_path / 'in.txt'} | "
+                            + " ".join(map(str, cmd(*args)))],
+                           capture_output=True, env=env(), cwd=ROOT, timeout=120)
+    assert piped.returncode == 0 and piped.stdout == from_file
+    assert from_file.count(b"\n\n") == len(sents)

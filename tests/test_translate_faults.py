@@ -35,12 +35,15 @@ def test_translate_into_head_exits_quietly(data):
     assert proc.returncode == 1  # BrokenPipeError: no message, exit 1 (as `sample | head`)
 
 
-def test_translate_answers_each_line_as_it_is_read(data):
-    proc = subprocess.Popen(cmd("translate", "-m", data / "m.npz", "--batch-size", "1"),
+@pytest.mark.parametrize("batch", [(), ("--batch-size", "1")])
+def test_translate_answers_each_line_as_it_is_read(data, batch):
+    """From a pipe, the lines that have arrived: one written is answered while the input stays
+    open, with the default batch size too."""
+    proc = subprocess.Popen(cmd("translate", "-m", data / "m.npz", *batch),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env(), cwd=ROOT)
     try:
-        for text, want in (("one two", "1 2"), ("", ""), ("nine", "9")):
+        for text, want in (("\ufeffone two", "1 2"), ("", ""), ("nine", "9")):
             proc.stdin.write(f"{text}\n".encode())
             proc.stdin.flush()  # stdin stays open: the answer must come before the input ends
             ready, _, _ = select.select([proc.stdout], [], [], 60)
@@ -54,3 +57,20 @@ def test_translate_answers_each_line_as_it_is_read(data):
 
 def test_a_terminal_on_stdin_is_never_waited_on(data):
     terminal_on_stdin_refused("nothing to translate: give FILE, or pipe lines in", "translate", "-m", data / "m.npz")
+
+
+def test_a_fast_pipe_gives_the_lines_of_the_file(data, tmp_path):
+    """Lines piped in faster than they are translated come in blocks: the output is that of
+    the same lines read from a file, in order, blank lines kept."""
+    numbers = ["one", "two", "three", "four", "nine"]
+    text = "".join("\n" if i % 11 == 0 else
+                   " ".join(numbers[(i + j) % 5] for j in range(1 + i % 4)) + "\n"
+                   for i in range(3000))
+    (tmp_path / "in.txt").write_text(text)
+    args = ("translate", "-m", data / "m.npz", "--with-score", "--threads", "1")
+    from_file = ok(run_cli(*args, tmp_path / "in.txt")).stdout
+    piped = subprocess.run(["bash", "-c", f"cat {tmp_path / 'in.txt'} | "
+                            + " ".join(map(str, cmd(*args)))],
+                           capture_output=True, env=env(), cwd=ROOT, timeout=120)
+    assert piped.returncode == 0 and piped.stdout == from_file
+    assert from_file.count(b"\n") == text.count("\n")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from rnn_cli.encoder import GATES
 from rnn_cli.errors import UsageError
@@ -112,14 +112,22 @@ class Tagger:
                 for i, s in enumerate(sents)]
 
     def tag_blocks(self, sentences: Iterable[Sentence], probs: bool = False,
-                   batch_size: int = 32) -> Iterator[list[Tagged]]:
+                   batch_size: int = 32, idle: Callable[[], bool] | None = None
+                   ) -> Iterator[list[Tagged]]:
         """`tag_sentences`, a block (a list of Tagged, in order) at a time: batch_size *
-        READ_AHEAD sentences (batch_size 1: one)."""
+        READ_AHEAD sentences (batch_size 1: one), or fewer when idle() says that no more input
+        has arrived after a sentence (`streams.Lines.idle`: a piped sentence is answered
+        without waiting for the next)."""
         if batch_size < 1:
             raise UsageError(f"the batch size must be >= 1 (got {batch_size})")
-        it = iter(sentences)
-        block = batch_size if batch_size == 1 else batch_size * READ_AHEAD
-        while sents := list(itertools.islice(it, block)):
+        size = batch_size if batch_size == 1 else batch_size * READ_AHEAD
+        sents: list[Sentence] = []
+        for s in sentences:
+            sents.append(s)
+            if len(sents) >= size or (idle is not None and idle()):
+                yield self._tag_block(sents, probs)
+                sents = []
+        if sents:
             yield self._tag_block(sents, probs)
 
     def tag_sentences(self, sentences: Iterable[Sentence], probs: bool = False,
@@ -139,8 +147,9 @@ class Tagger:
     def tag_lines(self, lines: Iterable[str], fmt: str = "raw", tokenizer: str = "space",
                   column: int | None = None, field: str | None = None, probs: bool = False,
                   batch_size: int = 32, name: str = "<input>",
-                  report: ReadReport | None = None) -> Iterator[list[Tagged]]:
-        """`tag`, a block (a list of Tagged) at a time (`tag_blocks`)."""
+                  report: ReadReport | None = None, idle: Callable[[], bool] | None = None
+                  ) -> Iterator[list[Tagged]]:
+        """`tag`, a block (a list of Tagged) at a time (`tag_blocks`, which idle is for)."""
         if fmt not in FORMATS:
             raise UsageError(f"unknown input format {fmt!r} (expected one of "
                              f"{', '.join(FORMATS)})")
@@ -151,7 +160,7 @@ class Tagger:
                                 require_tags=False)
         else:
             sents = parse_conllu(lines, field=field, name=name, report=report)
-        return self.tag_blocks(sents, probs, batch_size)
+        return self.tag_blocks(sents, probs, batch_size, idle)
 
     def tag_tokens(self, sentences: Sequence[Sequence[str]], probs: bool = False
                    ) -> list[Tagged]:
