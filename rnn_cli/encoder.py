@@ -29,7 +29,11 @@ e.g. "enc."; `_reverse` for the reverse direction, PyTorch's suffix; G gate bloc
     <prefix>b_hn_l<l>[_reverse]   (H,)         GRU only: the candidate's recurrent bias
 
 Backward takes d_out (and optionally d_final_h / d_final_c), writes (overwrites) the encoder's
-blocks of a gradient ParamSet, and returns d_inp (T, B, D) for the layers below. Padding
+blocks of a gradient ParamSet, and returns d_inp (T, B, D) for the layers below. Layer 0 can
+also read its input terms from tables folded from a small embedding (`fold_tables`, `encoder_tables.py`: the LM's
+char-level table); given that embedding (`forward(..., emb=)`), backward
+sums dz into the tables' rows and returns d(loss)/d(emb) (V, D) instead of d_inp: the same
+sums in another order, V-sized products instead of (T*B)-sized ones. Padding
 positions carry exactly zero gradient whatever d_out holds there. Buffers grow to the largest
 batch seen (`reserve` sizes them up front); each batch uses contiguous views of their prefixes
 (the BLAS kernels compute offsets from the array shapes). Never prints.
@@ -41,11 +45,12 @@ import numpy as np
 
 from rnn_cli.encoder_spec import (  # noqa: F401 (EncoderSpec: the tasks import it from here)
     ACTIVATIONS, GATES, EncoderSpec, pick_recurrence)
+from rnn_cli.encoder_tables import FoldedInput, reversed_ids
 from rnn_cli.kernels import _jit, cell, embed, gated_gemm, gru, lstm, ragged
 from rnn_cli.params import Buffers, ParamSet  # noqa: F401 (Buffers: for the tasks too)
 
 
-class Encoder:
+class Encoder(FoldedInput):
     """Forward and backward passes of an EncoderSpec over the blocks of `params`."""
 
     def __init__(self, spec: EncoderSpec, params: ParamSet, dropout: float = 0.0,
@@ -68,6 +73,8 @@ class Encoder:
         self._T = self._B = 0
         self._x: dict[int, np.ndarray] = {}  # each layer's (dropped) input of the last forward
         self._fold: list | None = None  # [(table, ids)] per direction: a folded forward
+        self._fold_emb: np.ndarray | None = None  # the embedding folded, when backward follows
+        self._sums: list | None = None  # backward's table_sums
         self.final_h: np.ndarray | None = None  # (L, dirs, B, H) after forward
         self.final_c: np.ndarray | None = None  # (L, dirs, B, H) after forward, LSTM only
 
@@ -128,25 +135,9 @@ class Encoder:
         return masks
 
     # ------------------------------------------------------------------ forward
-    def fold_tables(self, emb: np.ndarray) -> list[np.ndarray]:
-        """Layer 0's input terms of every token for inference on embeddings `emb` (V, D): per
-        direction a (V+1, G*H) table, rows emb[v] W_ax^T + b_a and a last row b_a (ids < 0),
-        read by `forward(None, lengths, ids=..., tables=...)` instead of multiplying each
-        position's input (the LM's folded table). Stale once the parameters change."""
-        s, p, GH = self.spec, self.params, GATES[self.spec.cell] * self.spec.hidden
-        out = []
-        for d in range(s.dirs):
-            n = s.names(0, d)
-            tab = np.empty((emb.shape[0] + 1, GH), self.dtype)
-            tab[:] = p[n["b_a"]]
-            self._matmul(tab[:-1], np.ascontiguousarray(emb), p[n["W_ax"]], trans_b=True,
-                         beta=1.0)
-            out.append(tab)
-        return out
-
     def forward(self, inp: np.ndarray | None, lengths: np.ndarray, masks: list | None = None,
                 ids: np.ndarray | None = None, tables: list | None = None,
-                split_top: bool = False, states: bool = True
+                split_top: bool = False, states: bool = True, emb: np.ndarray | None = None
                 ) -> np.ndarray | list[np.ndarray] | None:
         """The top layer's states (T, B, dirs*H) for inputs (T, B, D) and lengths (B,); the
         final states are left in `self.final_h` / `self.final_c` (L, dirs, B, H). masks: from
@@ -157,7 +148,8 @@ class Encoder:
         a bidirectional encoder returns its top layer's states per direction, [forward,
         reverse] (T, B, H) each in its own time order (the reverse one: position len_b - 1 - t
         at row t), without joining them into one array. states=False: the top layer's states
-        are not written (returns None; the final states only)."""
+        are not written (returns None; the final states only). emb: with tables, the (V, D)
+        embedding they were folded from, now, when a backward follows (training on tables)."""
         s = self.spec
         T, B, D = inp.shape if tables is None else (*ids.shape, s.input_size)
         if D != s.input_size or lengths.shape != (B,) or getattr(inp, "dtype", self.dtype) \
@@ -174,8 +166,9 @@ class Encoder:
         if masks is not None and (not self.dropout or tables is not None):
             raise ValueError("dropout masks given to an encoder built without dropout, or "
                              "with folded tables")
+        self._fold_emb = None if tables is None else emb
         self._fold = None if tables is None else [(tables[d], np.ascontiguousarray(
-            ids, np.int32) if d == 0 else _reversed_ids(ids, lens)) for d in range(s.dirs)]
+            ids, np.int32) if d == 0 else reversed_ids(ids, lens)) for d in range(s.dirs)]
         for layer in range(s.layers):
             if masks is not None:
                 np.multiply(x, masks[layer], out=v[f"in{layer}"])
@@ -268,19 +261,23 @@ class Encoder:
 
     # ------------------------------------------------------------------ backward
     def backward(self, grads: ParamSet, d_out: np.ndarray | None,
-                 d_final_h: np.ndarray | None = None, d_final_c: np.ndarray | None = None
-                 ) -> np.ndarray:
+                 d_final_h: np.ndarray | None = None, d_final_c: np.ndarray | None = None,
+                 table_sums: list | None = None) -> np.ndarray | None:
         """Gradients of the last forward: d_out (T, B, dirs*H) at the top layer's states (None:
         zero; values past a lane's end are ignored), d_final_h / d_final_c (L, dirs, B, H) at the
         final states (d_final_c: LSTM only). Writes the encoder's blocks of `grads` (overwrites)
         and returns d_inp (T, B, D), the gradient at the inputs (exactly zero past each lane's
-        end), a view of a buffer the next call reuses."""
-        s, v, T, B = self.spec, self._v, self._T, self._B
-        if self._fold is not None:
-            raise ValueError("no backward after a forward on folded tables (inference only)")
+        end), a view of a buffer the next call reuses. After a forward on tables with `emb`:
+        returns d(loss)/d(emb) (V, D) instead; or, given table_sums (per direction (V, G*H)),
+        adds each row's dz sum to them, leaves layer 0's W_ax blocks at zero and returns None,
+        for one `table_finish` after several passes on the same tables (fewer products)."""
+        s, v = self.spec, self._v
+        self._sums = table_sums if self._fold is not None else None
+        if self._fold is not None and self._fold_emb is None:
+            raise ValueError("no backward after a forward on folded tables without their emb")
         if d_final_c is not None and s.cell != "lstm":
             raise ValueError("d_final_c is the LSTM's cell state; this encoder has none")
-        H, lens = s.hidden, self._lens
+        H = s.hidden
         above = d_out
         for layer in range(s.layers - 1, -1, -1):
             dx = v[f"din{layer}"]
@@ -295,6 +292,8 @@ class Encoder:
             if self._masks is not None:
                 dx *= self._masks[layer]
             above = dx
+        if self._fold is not None:
+            return None if table_sums is not None else v["demb"]
         return above
 
     def _back(self, grads, layer, d, da_top, fh, fc, dx) -> None:
@@ -337,6 +336,8 @@ class Encoder:
             dhh = dz
         dz, dhh = dz[:T], dhh[:T]
         self._matmul(grads[n["W_aa"]], dhh.reshape(R, GH), a[:T].reshape(R, H), trans_a=True)
+        if layer == 0 and self._fold is not None:
+            return self._back_table(grads, n, d, dz)
         src = v[f"rev{layer}"] if d else self._x[layer]
         self._matmul(grads[n["W_ax"]], dz.reshape(R, GH), src.reshape(R, src.shape[2]),
                      trans_a=True)
@@ -367,9 +368,3 @@ class Encoder:
         g[lens, rows] = gl
         da[lens, rows] = fc
 
-
-def _reversed_ids(ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """ids (T, B) reversed within each lane's length, -1 past it."""
-    T, B = ids.shape
-    src = lens[None, :] - 1 - np.arange(T)[:, None]
-    return np.where(src >= 0, ids[np.maximum(src, 0), np.arange(B)], -1).astype(np.int32)

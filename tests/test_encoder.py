@@ -162,6 +162,55 @@ def test_padding_never_reaches_the_gradients(rng, cell):
         assert_allclose(b, a, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
 
 
+@pytest.mark.parametrize("recurrence", ["gemm", "loops"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_training_on_folded_tables_equals_the_embedded_inputs(rng, cell, recurrence):
+    """Layer 0 reading its input terms from tables folded from an embedding (`emb=`): the
+    states, every block's gradient and d(emb) (the sum of d_inp over each id's positions) are
+    those of the embedded inputs; ids past the ends are -1 (the padding row)."""
+    spec, p = make(cell)
+    V = 6
+    emb = rng.uniform(-1, 1, (V, D))
+    ids = rng.integers(0, V, (T, B)).astype(np.int32)
+    for b, n in enumerate(LENGTHS):
+        ids[n:, b] = -1
+    wo, wh, wc = _loss_weights(rng, spec)
+    fc = wc if cell == "lstm" else None
+    enc = Encoder(spec, p, recurrence=recurrence)
+    x = np.where(ids[:, :, None] >= 0, emb[ids], 0.0)
+    want_out = enc.forward(x, LENGTHS).copy()
+    want_h = enc.final_h.copy()
+    want = p.zeros_like()
+    dx = enc.backward(want, wo, wh, fc)
+    want_demb = np.zeros_like(emb)
+    for t in range(T):
+        for b in range(B):
+            if ids[t, b] >= 0:
+                want_demb[ids[t, b]] += dx[t, b]
+    got = p.zeros_like()
+    got.flat[...] = np.nan  # backward must write every element
+    out = enc.forward(None, LENGTHS, ids=ids, tables=enc.fold_tables(emb), emb=emb)
+    assert_allclose(out, want_out, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+    assert_allclose(enc.final_h, want_h, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+    demb = enc.backward(got, wo, wh, fc)
+    assert demb.shape == emb.shape
+    assert_allclose(got.flat, want.flat, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+    assert_allclose(demb, want_demb, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+    # the rows' sums kept over two passes (as the tagger's character groups), finished once
+    sums = [np.zeros((V, p[spec.names(0, d)["W_ax"]].shape[0])) for d in range(spec.dirs)]
+    twice = p.zeros_like()
+    for _ in range(2):
+        enc.forward(None, LENGTHS, ids=ids, tables=enc.fold_tables(emb), emb=emb)
+        assert enc.backward(got, wo, wh, fc, table_sums=sums) is None
+        twice.flat[...] += got.flat
+    demb = enc.table_finish(twice, sums, emb)
+    assert_allclose(twice.flat, 2 * want.flat, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+    assert_allclose(demb, 2 * want_demb, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL)
+    enc.forward(None, LENGTHS, ids=ids, tables=enc.fold_tables(emb))
+    with pytest.raises(ValueError, match="folded"):
+        enc.backward(got, wo)  # inference tables: no backward
+
+
 @requires_jit
 @pytest.mark.parametrize("cell", CELLS)
 def test_parallel_equals_serial(rng, cell):

@@ -40,7 +40,7 @@ import numpy as np
 
 from rnn_cli.encoder import GATES, Buffers, Encoder, EncoderSpec
 from rnn_cli.errors import UsageError
-from rnn_cli.kernels import crf, embed, token_softmax
+from rnn_cli.kernels import cell, crf, embed, token_softmax
 from rnn_cli.params import ParamSet
 from rnn_cli.tasks.tag import options as O
 from rnn_cli.tasks.tag.data import CHAR_GROUPS, Batch, char_groups
@@ -191,17 +191,26 @@ class TaggerNet:
         """(U, 2 Hc): the final character states, forward | reverse, of the words whose
         character ids are the columns of `chars` (Tc, U), of lengths `clens` (longest first).
         They run in groups of similar lengths (CHAR_GROUPS), so that little of the character
-        encoder's work is padding."""
-        p, m, Hc, Ec = self.params, self.mem, self.cfg.char_hidden, self.cfg.char_embed
+        encoder's work is padding. Each character's input terms are rows of tables folded from
+        the character embeddings at each call (`Encoder.fold_tables`: the alphabet is small),
+        and backward sums into those rows, as the char-level language model does; W_aa^T is
+        made once a call for all the groups."""
+        p, m, Hc = self.params, self.mem, self.cfg.char_hidden
         cv = m.view("cv", (chars.shape[1], 2 * Hc))
+        tables = self.cencs[0].fold_tables(p["char_emb"])
+        wt = {}
+        for d in range(self.cspec.dirs):
+            W = p[self.cspec.names(0, d)["W_aa"]]
+            wt[0, d] = m.view(f"cwt{d}", W.shape[::-1])
+            cell.transpose_into(wt[0, d], W)
         self._groups = []
         for g, (a, z) in enumerate(char_groups(clens)):
             L = int(clens[a])
             cx = np.ascontiguousarray(chars[:L, a:z])
-            ce = m.view(f"ce{g}", (L, z - a, Ec))  # kept unchanged until backward
-            embed.embed_forward(ce, p["char_emb"], cx)
             enc = self.cencs[g]
-            enc.forward(ce, clens[a:z], None)
+            enc.frozen_wt = wt
+            enc.forward(None, clens[a:z], ids=cx, tables=tables, states=False,
+                        emb=p["char_emb"])
             cv[a:z, :Hc], cv[a:z, Hc:] = enc.final_h[0, 0], enc.final_h[0, 1]
             self._groups.append((g, a, z, cx))
         return cv
@@ -327,15 +336,19 @@ class TaggerNet:
         embed.embed_backward(dcv, dc, b.slot)  # each word's vector: the sum over its tokens
         for name in cg.shapes:
             grads[name][...] = 0.0
-        grads["char_emb"][...] = 0.0
+        C, GH = self.params["char_emb"].shape[0], GATES[self.cspec.cell] * Hc
+        sums = [m.view(f"dM{d}", (C, GH)) for d in range(self.cspec.dirs)]
+        for dM in sums:
+            dM[...] = 0.0
         for g, a, z, cx in self._groups:
             dfh = m.view("dfh", (1, 2, z - a, Hc))
             dfh[0, 0], dfh[0, 1] = dcv[a:z, :Hc], dcv[a:z, Hc:]
-            dce = self.cencs[g].backward(cg, None, d_final_h=dfh)
+            self.cencs[g].backward(cg, None, d_final_h=dfh, table_sums=sums)
             for name in cg.shapes:
                 view = grads[name]
                 view += cg[name]
-            embed.embed_backward(grads["char_emb"], dce, cx)
+        # the tables' rows summed over the groups: W_ax's blocks and char_emb, one product each
+        grads["char_emb"][...] = self.cencs[0].table_finish(grads, sums, self.params["char_emb"])
 
     # ------------------------------------------------------------------ decoding
     def decode(self, em: np.ndarray, lens: np.ndarray) -> np.ndarray:
