@@ -30,10 +30,10 @@ e.g. "enc."; `_reverse` for the reverse direction, PyTorch's suffix; G gate bloc
 
 Backward takes d_out (and optionally d_final_h / d_final_c), writes (overwrites) the encoder's
 blocks of a gradient ParamSet, and returns d_inp (T, B, D) for the layers below. Layer 0 can
-also read its input terms from tables folded from a small embedding (`fold_tables`, `encoder_tables.py`: the LM's
-char-level table); given that embedding (`forward(..., emb=)`), backward
-sums dz into the tables' rows and returns d(loss)/d(emb) (V, D) instead of d_inp: the same
-sums in another order, V-sized products instead of (T*B)-sized ones. Padding
+also read its input terms from tables folded from a small embedding (`fold_tables` in
+`encoder_tables.py`: the LM's char-level table); given that embedding (`forward(..., emb=)`),
+backward sums dz into the tables' rows and returns d(loss)/d(emb) (V, D) instead of d_inp: the
+same sums in another order, V-sized products instead of (T*B)-sized ones. Padding
 positions carry exactly zero gradient whatever d_out holds there. Buffers grow to the largest
 batch seen (`reserve` sizes them up front); each batch uses contiguous views of their prefixes
 (the BLAS kernels compute offsets from the array shapes). Never prints.
@@ -69,12 +69,13 @@ class Encoder(FoldedInput):
         self.WT = np.zeros((H, GH), self.dtype)  # (H, G*H) W_aa^T of the block being run
         self.no_table = np.zeros((0, GH), self.dtype)  # the BLAS kernels then read xa
         self.no_ids = np.zeros((1, 1), np.int32)
-        self.frozen_wt: dict | None = None  # {(layer, d): W_aa^T} when the parameters are fixed
+        # {(layer, d): W_aa^T} made by the caller: once per model when the parameters are fixed
+        # (inference), or once a batch for encoders sharing them (the tagger's character groups)
+        self.frozen_wt: dict | None = None
         self._T = self._B = 0
         self._x: dict[int, np.ndarray] = {}  # each layer's (dropped) input of the last forward
         self._fold: list | None = None  # [(table, ids)] per direction: a folded forward
         self._fold_emb: np.ndarray | None = None  # the embedding folded, when backward follows
-        self._sums: list | None = None  # backward's table_sums
         self.final_h: np.ndarray | None = None  # (L, dirs, B, H) after forward
         self.final_c: np.ndarray | None = None  # (L, dirs, B, H) after forward, LSTM only
 
@@ -272,7 +273,6 @@ class Encoder(FoldedInput):
         adds each row's dz sum to them, leaves layer 0's W_ax blocks at zero and returns None,
         for one `table_finish` after several passes on the same tables (fewer products)."""
         s, v = self.spec, self._v
-        self._sums = table_sums if self._fold is not None else None
         if self._fold is not None and self._fold_emb is None:
             raise ValueError("no backward after a forward on folded tables without their emb")
         if d_final_c is not None and s.cell != "lstm":
@@ -288,7 +288,7 @@ class Encoder(FoldedInput):
                     da_top = above[:, :, d * H:(d + 1) * H] if s.bidirectional else above
                 fh = None if d_final_h is None else d_final_h[layer, d]
                 fc = None if d_final_c is None else d_final_c[layer, d]
-                self._back(grads, layer, d, da_top, fh, fc, dx)
+                self._back(grads, layer, d, da_top, fh, fc, dx, table_sums)
             if self._masks is not None:
                 dx *= self._masks[layer]
             above = dx
@@ -296,7 +296,7 @@ class Encoder(FoldedInput):
             return None if table_sums is not None else v["demb"]
         return above
 
-    def _back(self, grads, layer, d, da_top, fh, fc, dx) -> None:
+    def _back(self, grads, layer, d, da_top, fh, fc, dx, table_sums) -> None:
         """One direction of one layer: its blocks' gradients, and its share of dx (T, B, D_l):
         written by the forward direction, added (reversed back) by the reverse one."""
         s, v, p, T, B = self.spec, self._v, self.params, self._T, self._B
@@ -337,7 +337,7 @@ class Encoder(FoldedInput):
         dz, dhh = dz[:T], dhh[:T]
         self._matmul(grads[n["W_aa"]], dhh.reshape(R, GH), a[:T].reshape(R, H), trans_a=True)
         if layer == 0 and self._fold is not None:
-            return self._back_table(grads, n, d, dz)
+            return self._back_table(grads, n, d, dz, table_sums)
         src = v[f"rev{layer}"] if d else self._x[layer]
         self._matmul(grads[n["W_ax"]], dz.reshape(R, GH), src.reshape(R, src.shape[2]),
                      trans_a=True)

@@ -18,7 +18,7 @@ from rnn_cli.params import ParamSet
 
 class FoldedInput:
     """fold_tables, the backward through them, and table_finish; mixed into Encoder (which
-    provides spec, params, dtype, mem, _matmul, and the _fold, _fold_emb, _sums, _v state)."""
+    provides spec, params, dtype, mem, _matmul, and the _fold, _fold_emb, _v state)."""
 
     def fold_tables(self, emb: np.ndarray) -> list[np.ndarray]:
         """Layer 0's input terms of every token of embeddings `emb` (V, D): per direction a
@@ -37,16 +37,16 @@ class FoldedInput:
             out.append(tab)
         return out
 
-    def _back_table(self, grads, n: dict, d: int, dz: np.ndarray) -> None:
+    def _back_table(self, grads, n: dict, d: int, dz: np.ndarray, sums: list | None) -> None:
         """Layer 0's input gradients through the folded tables: dM[v] = the sum of dz over the
-        positions reading row v (padding's dz is zero), added to table_sums[d] when given
+        positions reading row v (padding's dz is zero), added to sums[d] when given
         (W_ax's block left at zero for `table_finish`), else finished here."""
         tab, ids = self._fold[d]
         V, GH = self._fold_emb.shape[0], tab.shape[1]
         db = grads[n["b_a"]]
         db[...] = 0.0
-        if self._sums is not None:
-            embed.table_backward(self._sums[d], db, dz, ids)
+        if sums is not None:
+            embed.table_backward(sums[d], db, dz, ids)
             grads[n["W_ax"]][...] = 0.0
             return
         dM = self.mem.view("dM", (V, GH))
