@@ -81,9 +81,42 @@ def _clamp_threads(args, ui) -> None:
         args.threads = cores
 
 
-def _terminate(signum, frame):
-    """SIGTERM is handled as Ctrl-C: training saves the model, every command exits 130."""
-    raise KeyboardInterrupt
+class _Interrupts:
+    """SIGINT (Ctrl-C) and SIGTERM raise KeyboardInterrupt (training saves the model, every
+    command exits 130), and are remembered. An interrupt that lands while a C library calls back
+    into Python (numba compiling a kernel: llvmlite's object-cache callback) is swallowed there,
+    printed as "Exception ignored ...", and the library then fails in its own way (numba: "no
+    compiled object yet"). While installed, that message is silenced and main() reports such a
+    failure as the interrupt it is."""
+
+    def __init__(self):
+        self.signum = 0
+        self._old: dict = {}
+        self._hook = None
+
+    def __call__(self, signum, frame):
+        self.signum = signum
+        raise KeyboardInterrupt
+
+    def _unraisable(self, u) -> None:
+        if not isinstance(u.exc_value, KeyboardInterrupt):
+            self._hook(u)
+
+    def __enter__(self) -> "_Interrupts":
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self)
+        except ValueError:  # not the main thread (main() called from a library): leave them be
+            return self
+        self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        if self._hook is not None:
+            sys.unraisablehook = self._hook
+        return False
 
 
 def _set_thread_env(threads: int | None) -> None:
@@ -101,32 +134,31 @@ def main(argv: list[str] | None = None) -> int:
     ui = UI(quiet=args.quiet, verbose=args.verbose, no_color=args.no_color)
     _clamp_threads(args, ui)
     _set_thread_env(getattr(args, "threads", None))
-    try:
-        old_term = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (main() called from a library): leave signals be
-        old_term = None
-    try:
-        return int(args.handler(args, ui))
-    except RnnCliError as e:
-        if args.traceback:
-            raise
-        ui.error(e.message, e.hint)
-        return int(e.exit_code)
-    except BrokenPipeError:
-        # stdout was closed early (`rnn-cli sample | head`): quietly stop (CPython's SIGPIPE note)
-        _silence_stdout()
-        return int(ExitStatus.ERROR)
-    except KeyboardInterrupt:
-        if args.traceback:
-            raise
-        ui.error("interrupted")
-        return int(ExitStatus.INTERRUPTED)
-    except MemoryError:
-        ui.error("out of memory", hint="use a smaller --hidden, --batch-size or --vocab-size")
-        return int(ExitStatus.ERROR)
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+    with _Interrupts() as interrupts:
+        try:
+            return int(args.handler(args, ui))
+        except RnnCliError as e:
+            if args.traceback:
+                raise
+            ui.error(e.message, e.hint)
+            return int(e.exit_code)
+        except BrokenPipeError:
+            # stdout was closed early (`rnn-cli sample | head`): quietly stop (CPython's note)
+            _silence_stdout()
+            return int(ExitStatus.ERROR)
+        except KeyboardInterrupt:
+            if args.traceback:
+                raise
+            ui.error("interrupted")
+            return int(ExitStatus.INTERRUPTED)
+        except MemoryError:
+            ui.error("out of memory", hint="use a smaller --hidden, --batch-size or --vocab-size")
+            return int(ExitStatus.ERROR)
+        except Exception:
+            if not interrupts.signum or args.traceback:
+                raise
+            ui.error("interrupted")  # a library failed because Ctrl-C landed inside it
+            return int(ExitStatus.INTERRUPTED)
 
 
 def _silence_stdout() -> None:

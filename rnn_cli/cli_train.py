@@ -257,6 +257,12 @@ def run(args, ui) -> int:
         if view.saved is None:  # before training started: nothing to save (cli.main reports it)
             raise
         summary = None
+    except Exception:  # numba failing because the second Ctrl-C landed in its compiler
+        if not stop.signum:
+            raise
+        if view.saved is None:
+            raise KeyboardInterrupt from None
+        summary = None
     if summary is None or summary["reason"] == "interrupted":
         out, step = view.saved["path"], view.saved["step"]
         data = args.corpus if args.corpus is not None else f"--src {args.src} --tgt {args.tgt}"
@@ -310,7 +316,9 @@ def _jsonable(x):
 
 class _StopFlag:
     """SIGINT/SIGTERM set a flag the trainer polls between steps; a second one aborts at once.
-    Until training starts (`armed`), a signal aborts at once, as without the flag."""
+    Until training starts (`armed`), a signal aborts at once, as without the flag, through the
+    handler it replaced (cli.main's, which remembers it). One that a C callback swallowed while
+    kernels compiled (see cli._Interrupts) stops the run when training starts."""
 
     def __init__(self):
         self.signum, self.armed = 0, False
@@ -322,9 +330,13 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        if self.signum or not self.armed:
-            raise KeyboardInterrupt
+        abort = self.signum or not self.armed
         self.signum = signum
+        if abort:
+            old = self._old.get(signum)
+            if callable(old):
+                old(signum, frame)
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -401,6 +413,8 @@ class _View:
         elif kind == "start":
             if self.armed is not None:
                 self.armed.armed = True
+                if self.armed.signum:  # Ctrl-C while compiling, swallowed by the compiler
+                    raise KeyboardInterrupt
             if ui.interactive:
                 self.progress = ui.progress()
                 self.progress.start()

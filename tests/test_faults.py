@@ -86,6 +86,52 @@ def test_signal_saves_and_says_how_to_resume(tmp_path, small_corpus, sig):
     assert checkpoint.load(str(out)).state["step"] == model.state["step"] + 3
 
 
+def run_cli_interrupted_in_compiler(args, case: str):
+    """`rnn-cli ARGS` in a subprocess whose training, instead of running, takes Ctrl-C where
+    numba's compiler does: inside a C library's callback into Python (llvmlite's object cache),
+    where ctypes swallows the KeyboardInterrupt ("Exception ignored on calling ctypes callback").
+    case "fails": then the library fails in its own way (numba: "no compiled object yet");
+    "goes-on": it does not, and training starts; "second": the first Ctrl-C came after a save
+    (a flag the step loop polls), the second lands in the compiler, which fails."""
+    script = textwrap.dedent(f"""
+        import ctypes, signal, sys
+        from rnn_cli import training
+        def compiler_callback():
+            ctypes.CFUNCTYPE(None)(lambda: signal.raise_signal(signal.SIGINT))()
+        def fake_train(corpus, *, on_event, should_stop, out=None, **options):
+            if {case!r} == "second":
+                on_event("start", {{"step": 0}})
+                on_event("saved", {{"path": out, "step": 3}})
+                signal.raise_signal(signal.SIGINT)
+                assert should_stop()
+            compiler_callback()
+            if {case!r} in ("fails", "second"):
+                raise RuntimeError("no compiled object yet for <Library '_gru_backward'>")
+            on_event("start", {{"step": 0}})
+            print("trained on", file=sys.stderr)
+        training.train = fake_train
+        from rnn_cli.cli import main
+        sys.exit(main({[str(a) for a in args]!r}))
+    """)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, env=env(),
+                          cwd=ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("case", ["fails", "goes-on", "second"])
+def test_ctrl_c_inside_the_kernel_compiler_exits_130_without_a_traceback(tmp_path,
+                                                                         small_corpus, case):
+    out = tmp_path / "m.npz"
+    proc = run_cli_interrupted_in_compiler(["train", small_corpus, "-o", out], case)
+    err = proc.stderr.decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err and "trained on" not in err
+    if case == "second":
+        assert re.search(rf"rnn-cli: error: interrupted at step 3; the model is saved in {out}",
+                         err), err
+    else:
+        assert err.strip().splitlines()[-1] == "rnn-cli: error: interrupted", err
+
+
 # ----------------------------------------------------------------- kill -9 and a full disk
 def run_cli_with_fault(args, fault: str, tmp_path):
     """`rnn-cli ARGS` in a subprocess whose np.savez writes 1000 bytes, then hits `fault`:
