@@ -34,30 +34,45 @@ def main(argv=None) -> int:
     p.add_argument("--shared", default=os.path.join(tag.ROOT, "..", "shared"))
     p.add_argument("--peer-python", default=tag.PEER_PY)
     p.add_argument("--out", default=os.path.join(tag.ROOT, "bench", "results", "tag_seeds.md"))
+    p.add_argument("--from", dest="sources", nargs="+", metavar="JSON",
+                   help="write the table from these earlier runs' JSON (each --out's .json) "
+                        "instead of running: their seeds, in order")
     a = p.parse_args(argv)
     tag.PEER_PY = a.peer_python
-    c = tag.corpus(a.shared, "ner-wnut17")
     label = "WNUT-17 --crf" if a.crf else "WNUT-17"
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for s in a.seeds:
-            ours = {"seed": s, **({"crf": True} if a.crf else {})}
-            peer = ["--seed", str(s), *(["--crf"] if a.crf else [])]
-            for r in tag.pair(f"{label} seed {s}", c, tmp, a.minutes, ours, peer):
-                r["seed"] = s
-                rows.append(r)
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tag.ROOT,
                          capture_output=True, text=True).stdout.strip()
+    rows = []
+    if a.sources:
+        for path in a.sources:
+            with open(path, encoding="utf-8") as f:
+                rows += json.load(f)
+        seeds = list(dict.fromkeys(r["seed"] for r in rows))
+        gits = ", ".join(dict.fromkeys(r.get("git", "?") for r in rows))
+        when = (f"Rows of {', '.join(os.path.basename(p) for p in a.sources)} (git {gits}; "
+                f"each run's date is in its own table), put together "
+                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    else:
+        c = tag.corpus(a.shared, "ner-wnut17")
+        seeds = a.seeds
+        with tempfile.TemporaryDirectory() as tmp:
+            for s in seeds:
+                ours = {"seed": s, **({"crf": True} if a.crf else {})}
+                peer = ["--seed", str(s), *(["--crf"] if a.crf else [])]
+                for r in tag.pair(f"{label} seed {s}", c, tmp, a.minutes, ours, peer):
+                    r.update(seed=s, git=git, date=time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                 time.gmtime()))
+                    rows.append(r)
+        when = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, git {git}"
     out = [f"# WNUT-17 test entity F1 over seeds ({label}; bench/tag_seeds.py)", "",
-           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, git {git}, "
-           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with "
-           f"other work. Each seed: both arms trained at the same time for {a.minutes:g} "
-           "minutes, 1 thread each (bench/tag.py's pair), the best parameters by dev F1, scored "
-           "by the same conlleval scorer.", "",
+           f"{when}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+           f"shared with other work. Each seed: both arms trained at the same time for "
+           f"{a.minutes:g} minutes, 1 thread each (bench/tag.py's pair), the best parameters "
+           "by dev F1, scored by the same conlleval scorer.", "",
            "| seed | rnn-cli F1 % | torch F1 % | difference (points) | rnn-cli epochs | torch "
            "epochs | load |", "|---:|---:|---:|---:|---:|---:|---|"]
     f1 = {"rnn-cli": [], "torch": []}
-    for s in a.seeds:
+    for s in seeds:
         o, t = [next(r for r in rows if r["seed"] == s and r["arm"] == arm)
                 for arm in ("rnn-cli", "torch")]
         f1["rnn-cli"].append(100 * o["test_f1"])
@@ -69,6 +84,12 @@ def main(argv=None) -> int:
     mo, mt = statistics.mean(f1["rnn-cli"]), statistics.mean(f1["torch"])
     out.append(f"| mean ± sd | {mo:.2f} ± {sd(f1['rnn-cli']):.2f} | "
                f"{mt:.2f} ± {sd(f1['torch']):.2f} | {mo - mt:+.2f} | | | |")
+    diff = [o - t for o, t in zip(f1["rnn-cli"], f1["torch"])]
+    se = sd(diff) / len(diff) ** 0.5
+    out += ["", f"Paired over the {len(diff)} seeds (each seed's arms trained side by side): the "
+            f"difference rnn-cli - torch is {statistics.mean(diff):+.2f} ± {se:.2f} points "
+            f"(mean ± standard error); rnn-cli is ahead in {sum(d > 0 for d in diff)} of "
+            f"{len(diff)} seeds."]
     with open(a.out, "w", encoding="utf-8") as f:
         f.write("\n".join(out) + "\n")
     with open(os.path.splitext(a.out)[0] + ".json", "w", encoding="utf-8") as f:
