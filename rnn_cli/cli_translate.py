@@ -6,9 +6,9 @@
     {"line", "translations": [{"text", "score", "logprob", "finished"}, ...]}   (--json)
 
 A blank input line is answered by a blank line (no model call), so the output stays aligned
-with the input. Lines are translated --batch-size at a time; from a pipe, the lines that have
-arrived are translated without waiting for more (a line piped in is answered at once, while a
-fast writer fills whole batches). `--attention-out FILE` writes the attention of the first
+with the input. Lines are decoded --batch-size at a time, eight batches' lines read ahead and
+sorted by length across them; from a pipe, the lines that have arrived are translated without
+waiting for more (a line piped in is answered at once, while a fast writer fills whole blocks). `--attention-out FILE` writes the attention of the first
 non-blank line's best translation: an SVG heatmap for FILE.svg, else TSV. The numbers come from
 the Python API (`rnn_cli.Translator`); this module parses flags and writes lines.
 """
@@ -21,7 +21,8 @@ import sys
 from rnn_cli.errors import CorpusError, UsageError
 from rnn_cli.flags import add_decoding, finite_float, input_source, nonneg_int, positive_int
 
-BATCH_LINES = 128  # lines translated together (rows still stream in input order)
+BATCH_LINES = 128  # lines decoded together (= search.DECODE_BATCH; rows stream in input order)
+READ_AHEAD = 8  # batches read ahead (= translator.READ_AHEAD): sorted by length across them
 
 
 def add_parser(sub, formatter, common, model_choice) -> None:
@@ -65,9 +66,11 @@ def add_parser(sub, formatter, common, model_choice) -> None:
                         "SVG heatmap when FILE ends in .svg, else TSV (a row per output token, "
                         "a column per source token)")
     g.add_argument("--batch-size", type=positive_int, default=None,
-                   help=f"lines translated at once (default: {BATCH_LINES}), each written when "
-                        "its batch is done; from a pipe a batch is at most the lines that have "
-                        "arrived, so a line is answered without waiting for the next")
+                   help=f"lines decoded at once (default: {BATCH_LINES}); {READ_AHEAD} batches' "
+                        "lines are read ahead and sorted by length into the batches, each row "
+                        "written in input order when its block is done; from a pipe a block is "
+                        "at most the lines that have arrived, so a line is answered without "
+                        "waiting for the next")
     add_decoding(g)
     common(p)
 
@@ -107,14 +110,15 @@ def run(args, ui) -> int:
     tr = Translator.load(path, threads=args.threads)
     name, stream = streams.open_input(source, args.encoding or "utf-8", args.errors or "strict")
     batch = args.batch_size or BATCH_LINES
+    block = batch if batch == 1 else batch * READ_AHEAD
     out = sys.stdout
     n = cut_out = 0
     attention_done = False
     with stream:
-        answered = (answers for block in _blocks(streams.Lines(name, stream, batch))
-                    for answers in tr.translate_batch(block, beam=beam, n_best=n_best,
+        answered = (answers for lines in _blocks(streams.Lines(name, stream, block))
+                    for answers in tr.translate_batch(lines, beam=beam, n_best=n_best,
                                                       length_penalty=alpha,
-                                                      max_len=args.max_len or 0))
+                                                      max_len=args.max_len or 0, batch=batch))
         for answers in answered:
             n += 1
             if not answers[0].source_tokens:  # a blank line

@@ -32,9 +32,10 @@ from rnn_cli.tasks.translate.decode import Hypothesis
 from rnn_cli.tasks.translate.evaluate import evaluate
 from rnn_cli.tasks.translate.model import FORMAT, TranslateConfig, TranslatorNet
 from rnn_cli.tasks.translate.run import encode
-from rnn_cli.tasks.translate.search import decode_all, to_text
+from rnn_cli.tasks.translate.search import DECODE_BATCH, decode_all, to_text
 
-READ_AHEAD = 128  # lines translated together when the input is not interactive
+READ_AHEAD = 8  # decoding batches of lines read and translated together (sorted by source
+# length across the whole block, so a batch's sources, and its outputs, end at about one time)
 
 
 @dataclass
@@ -104,8 +105,10 @@ class Translator:
             raise UsageError(f"--max-len must be 0 (automatic) or positive (got {max_len})")
 
     def translate_batch(self, lines: list[str], *, beam: int = 1, n_best: int = 1,
-                        length_penalty: float = 0.0, max_len: int = 0) -> list[list[Translation]]:
-        """The n_best translations of each line (a blank line: one empty translation)."""
+                        length_penalty: float = 0.0, max_len: int = 0,
+                        batch: int = DECODE_BATCH) -> list[list[Translation]]:
+        """The n_best translations of each line (a blank line: one empty translation), decoded
+        `batch` sources at a time, sorted by length across all of `lines`."""
         self._check(beam, n_best, length_penalty, max_len)
         net = self.net
         out: list[list[Translation]] = [[] for _ in lines]
@@ -121,7 +124,7 @@ class Translator:
             src.append(ids)
         if src:
             hyps = decode_all(net, src, beam=beam, n_best=n_best, alpha=length_penalty,
-                              max_len=max_len)
+                              max_len=max_len, batch=batch)
             for i, ids, hs in zip(todo, src, hyps):
                 out[i] = [self._translation(h, ids) for h in hs]
         return out
@@ -134,10 +137,10 @@ class Translator:
 
     def translate(self, lines: Iterable[str], *, beam: int = 1, n_best: int = 1,
                   length_penalty: float = 0.0, max_len: int = 0,
-                  read_ahead: int = READ_AHEAD) -> Iterator[list[Translation]]:
+                  read_ahead: int = READ_AHEAD * DECODE_BATCH) -> Iterator[list[Translation]]:
         """Translations of each line of `lines` as they come, in order: up to `read_ahead`
-        lines are read and translated together (1: each line answered before the next is
-        read, for interactive input)."""
+        lines (1,024) are read and translated together, in batches sorted by length (1: each
+        line answered before the next is read, for interactive input)."""
         self._check(beam, n_best, length_penalty, max_len)
         chunk: list[str] = []
         for line in lines:
