@@ -8,9 +8,10 @@
 A blank input line is answered by a blank line (no model call), so the output stays aligned
 with the input. Lines are decoded --batch-size at a time, eight batches' lines read ahead and
 sorted by length across them; from a pipe, the lines that have arrived are translated without
-waiting for more (a line piped in is answered at once, while a fast writer fills whole blocks). `--attention-out FILE` writes the attention of the first
-non-blank line's best translation: an SVG heatmap for FILE.svg, else TSV. The numbers come from
-the Python API (`rnn_cli.Translator`); this module parses flags and writes lines.
+waiting for more (a line piped in is answered at once, while a fast writer fills whole blocks).
+`--attention-out FILE` writes the attention of the first non-blank line's best translation: an
+SVG heatmap for FILE.svg, else TSV. The numbers come from the Python API (`rnn_cli.Translator`);
+this module parses flags and writes lines.
 """
 
 from __future__ import annotations

@@ -79,6 +79,8 @@ def test_a_block_is_decoded_in_batches_sorted_by_length_and_answered_in_order(tr
     for batch in (1, 2, 3, 128):
         assert [a[0].text for a in tr.translate_batch(lines, batch=batch)] == alone, batch
     assert [a[0].text for a in tr.translate(iter(lines))] == alone
+    with pytest.raises(UsageError, match="--batch-size"):
+        tr.translate_batch(lines, batch=0)
     assert alone[0] == "1 2 3" and alone[4] == "5 6 7"
 
 

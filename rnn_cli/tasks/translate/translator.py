@@ -110,6 +110,8 @@ class Translator:
         """The n_best translations of each line (a blank line: one empty translation), decoded
         `batch` sources at a time, sorted by length across all of `lines`."""
         self._check(beam, n_best, length_penalty, max_len)
+        if batch < 1:
+            raise UsageError(f"--batch-size must be a positive integer (got {batch})")
         net = self.net
         out: list[list[Translation]] = [[] for _ in lines]
         todo, src = [], []
