@@ -40,8 +40,6 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     tag.PEER_PY = a.peer_python
     label = "WNUT-17 --crf" if a.crf else "WNUT-17"
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tag.ROOT,
-                         capture_output=True, text=True).stdout.strip()
     rows = []
     if a.sources:
         for path in a.sources:
@@ -53,6 +51,8 @@ def main(argv=None) -> int:
                 f"each run's date is in its own table), put together "
                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     else:
+        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tag.ROOT,
+                             capture_output=True, text=True).stdout.strip()
         c = tag.corpus(a.shared, "ner-wnut17")
         seeds = a.seeds
         with tempfile.TemporaryDirectory() as tmp:

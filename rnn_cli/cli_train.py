@@ -316,9 +316,10 @@ def _jsonable(x):
 
 class _StopFlag:
     """SIGINT/SIGTERM set a flag the trainer polls between steps; a second one aborts at once.
-    Until training starts (`armed`), a signal aborts at once, as without the flag, through the
-    handler it replaced (cli.main's, which remembers it). One that a C callback swallowed while
-    kernels compiled (see cli._Interrupts) stops the run when training starts."""
+    Until training starts (`armed`), a signal aborts at once, as without the flag. Either way
+    `signum` remembers it: run() reports a library's failure after it as the interrupt, and one
+    that a C callback swallowed while kernels compiled (see cli._Interrupts) stops the run when
+    training starts."""
 
     def __init__(self):
         self.signum, self.armed = 0, False
@@ -333,9 +334,6 @@ class _StopFlag:
         abort = self.signum or not self.armed
         self.signum = signum
         if abort:
-            old = self._old.get(signum)
-            if callable(old):
-                old(signum, frame)
             raise KeyboardInterrupt
 
     def __exit__(self, *exc):
